@@ -1,0 +1,25 @@
+"""``rkt plugins``: what is installed, what it provides, and what failed to load."""
+
+import click
+
+from .main import RktCommand, get_context
+from .output import print_json, print_table
+
+
+@click.command(cls=RktCommand)
+@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
+              help="choose the output format")
+def plugins(no_legend: bool, fmt: str) -> None:
+    """List installed plugins: name, version, hooks and load errors."""
+    infos = get_context().plugins.infos()
+    if fmt:
+        print_json([i.as_json() for i in infos], pretty=fmt == "json-pretty")
+        return
+    rows = []
+    for info in infos:
+        status = info.status if not info.errors else f"{info.status}: " + "; ".join(info.errors)
+        version = f"{info.distribution} {info.version}".strip() or "-"
+        rows.append([info.name, version, ",".join(h.removeprefix("rkt_") for h in info.hooks) or "-",
+                     status])
+    print_table(["NAME", "DISTRIBUTION", "HOOKS", "STATUS"], rows, legend=not no_legend)

@@ -1,0 +1,73 @@
+"""The global state of one ``rkt`` invocation: flags, configuration, plugins and the store.
+
+Everything is built lazily, on first use, so that cheap commands stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from .config import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG, Config, load_config
+from .insecure import Insecure
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+    from .store.imagestore import ImageStore
+
+
+class Context:
+    """Global options of a command and the services built from them."""
+
+    def __init__(self, *, dir: str | None = None, system_config: str = DEFAULT_SYSTEM_CONFIG,
+                 local_config: str = DEFAULT_LOCAL_CONFIG, user_config: str = "",
+                 debug: bool = False, insecure: Insecure = Insecure.NONE,
+                 trust_keys_from_https: bool = False, disabled_plugins: tuple[str, ...] = ()):
+        self.dir_flag = dir
+        self.system_config = system_config
+        self.local_config = local_config
+        self.user_config = user_config
+        self.debug = debug
+        self.insecure = insecure
+        self.trust_keys_from_https = trust_keys_from_https
+        self.disabled_plugins = disabled_plugins
+
+    @cached_property
+    def config(self) -> Config:
+        """The merged configuration (system < local < user)."""
+        return load_config(self.system_config, self.local_config, self.user_config)
+
+    @cached_property
+    def data_dir(self) -> str:
+        """The data directory: ``--dir``, else ``paths.d`` ``data``, else ``/var/lib/rkt``."""
+        path = self.dir_flag or self.config.data_dir or DEFAULT_DATA_DIR
+        return os.path.realpath(path)
+
+    @cached_property
+    def plugins(self) -> "Plugins":
+        """Every installed plugin, discovered on first use."""
+        from .plugins import Plugins
+
+        return Plugins(self.disabled_plugins, warn=self.warn)
+
+    @cached_property
+    def store(self) -> "ImageStore":
+        """The image store in the data directory (created on first use)."""
+        from .store.imagestore import ImageStore
+
+        return ImageStore(self.data_dir, log=self.log)
+
+    def insecure_for(self, flag: Insecure) -> bool:
+        """Whether the user switched off the check ``flag``."""
+        return bool(self.insecure & flag)
+
+    def log(self, message: str) -> None:
+        """A debug message, shown only with ``--debug``."""
+        if self.debug:
+            print(message, file=sys.stderr)
+
+    def warn(self, message: str) -> None:
+        """A warning, always shown on stderr."""
+        print(f"rkt: {message}", file=sys.stderr)

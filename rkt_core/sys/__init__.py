@@ -1,0 +1,1 @@
+"""Thin wrappers over Linux calls. Unit tests replace these, and only these, with fakes."""

@@ -1,0 +1,53 @@
+"""Crash-safe file operations: temp file, fsync, rename, fsync of the directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so that renames and new entries in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rename_durable(src: str, dst: str) -> None:
+    """rename(2) ``src`` to ``dst`` and fsync both parent directories."""
+    os.rename(src, dst)
+    dst_dir, src_dir = os.path.dirname(dst) or ".", os.path.dirname(src) or "."
+    fsync_dir(dst_dir)
+    if os.path.realpath(src_dir) != os.path.realpath(dst_dir):
+        fsync_dir(src_dir)
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` durably; never follows a symlink at ``path``.
+
+    Written to a temp file in the same directory, fsynced, renamed over ``path``, then the
+    directory is fsynced. A symlink at ``path`` is replaced, not followed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def makedirs(path: str, mode: int = 0o755) -> None:
+    """Create ``path`` and its parents if missing (like ``mkdir -p``)."""
+    os.makedirs(path, mode=mode, exist_ok=True)

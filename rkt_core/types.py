@@ -1,0 +1,179 @@
+"""Records that plugins declare through the *declare* hooks.
+
+Each record names one capability and carries a factory or callable that does the work; the facade
+(``rkt_core.plugins``) checks them (types, unique names) before core code uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Optional, Protocol
+
+
+# --- stage1 flavors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage1Features:
+    """What a flavor supports; stage0 refuses options outside this set instead of dropping them."""
+
+    isolators: frozenset[str] = frozenset()
+    contained_network: bool = False
+    interactive: bool = False
+    private_users: bool = False
+    multi_app: bool = False
+
+
+class Stage1(Protocol):
+    """The object a flavor's factory returns. Stage0 calls it with a prepared, locked pod."""
+
+    features: Stage1Features
+
+    def run(self, pod: Any, options: Any) -> int:
+        """Run the prepared pod; return the exit status of the first failing app (else 0)."""
+
+    def enter(self, pod: Any, app: str, argv: list[str]) -> int:
+        """Run ``argv`` inside the running app ``app``; return its exit status."""
+
+    def stop(self, pod: Any, force: bool) -> None:
+        """Ask the running pod to stop (``force``: kill it)."""
+
+    def gc(self, pod: Any) -> None:
+        """Release what the flavor set up for an exited pod (idempotent)."""
+
+
+@dataclass(frozen=True)
+class Stage1Flavor:
+    """A way to run pods, chosen with ``--stage1-name``.
+
+    ``factory`` is called lazily, only when the flavor is used, and returns a :class:`Stage1`.
+    ``interface_version`` lets stage0 know which arguments the flavor understands.
+    """
+
+    name: str
+    factory: Callable[[], Stage1]
+    interface_version: int = 1
+    description: str = ""
+
+
+# --- fetching and verifying images -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What stage0 asks a fetcher for.
+
+    ``ref`` is the image argument as the user gave it (a path, URL or appc name); ``context`` is the
+    command's :class:`rkt_core.context.Context` (configuration, insecure options, store, debug log).
+    ``signature`` is an explicit ``--signature`` path, if any.
+    """
+
+    ref: str
+    context: Any
+    signature: Optional[str] = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RemoteInfo:
+    """Where an image came from, kept in the store's ``remote`` table for caching."""
+
+    aci_url: str
+    sig_url: str = ""
+    etag: str = ""
+    cache_max_age: int = 0
+
+
+@dataclass
+class FetchedImage:
+    """What a fetcher hands back.
+
+    Either ``aci`` (an open, seekable file with the image as downloaded, possibly compressed) and,
+    when the source has one, ``signature``; or ``store_key`` when the store's copy is still current.
+    ``signable`` is False for sources that cannot carry appc signatures (docker images): those are
+    accepted only with ``--insecure-options=image``. ``expected_name`` and ``expected_labels`` are
+    checked against the manifest (appc discovery).
+    """
+
+    aci: Optional[BinaryIO] = None
+    signature: Optional[BinaryIO] = None
+    store_key: Optional[str] = None
+    remote: Optional[RemoteInfo] = None
+    signable: bool = True
+    expected_name: Optional[str] = None
+    expected_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fetcher:
+    """Fetches images whose argument has one of ``schemes``.
+
+    Paths and ``file://`` URLs use scheme ``file``; appc names (``example.com/app:1.0``) use
+    ``appc``; URLs use their own scheme (``http``, ``https``, ``docker``, ...).
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    fetch: Callable[[FetchRequest], FetchedImage]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signed an image: the key's fingerprint and its user ids."""
+
+    fingerprint: str
+    uids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """An image, its detached signature and the manifest name whose trusted keys apply.
+
+    ``image`` is the same open file that will be imported; verifiers read it from offset 0 and
+    must not reopen it by name.
+    """
+
+    image: BinaryIO
+    signature: BinaryIO
+    image_name: str
+    context: Any
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Checks detached signatures. ``accepts`` sees the signature's first bytes."""
+
+    name: str
+    verify: Callable[[VerifyRequest], Signer]
+    accepts: Callable[[bytes], bool] = lambda head: True
+    description: str = ""
+
+
+# --- networking and isolators ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkBackend:
+    """Sets up pod networks named in ``--net``.
+
+    ``handles(name)`` says whether a network name is this backend's; ``factory`` returns the object
+    that sets networks up and tears them down.
+    """
+
+    name: str
+    handles: Callable[[str], bool]
+    factory: Callable[[], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Isolator:
+    """An isolator name that rkt accepts in manifests, with a validator for its value.
+
+    ``validate(value)`` raises ``ValueError`` with a message when the value is wrong.
+    """
+
+    name: str
+    validate: Callable[[Any], None]
+    description: str = ""
