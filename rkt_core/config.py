@@ -128,7 +128,8 @@ def _parse_file(config: Config, path: str, kinds: tuple[str, ...]) -> None:
     if kind not in kinds:
         raise ConfigError(f'"{path}" has kind "{kind}", but its directory holds kinds {", ".join(kinds)}')
     if version != "v1":
-        raise ConfigError(f'no parser available for configuration of kind "{kind}" and version "{version}"')
+        raise ConfigError(f'"{path}": no parser available for configuration of kind "{kind}" '
+                          f'and version "{version}"')
     try:
         _PARSERS[kind](config, doc)
     except ConfigError as e:

@@ -33,6 +33,7 @@ class Context:
         self.insecure = insecure
         self.trust_keys_from_https = trust_keys_from_https
         self.disabled_plugins = disabled_plugins
+        self._warned: set[str] = set()
 
     @cached_property
     def config(self) -> Config:
@@ -71,3 +72,9 @@ class Context:
     def warn(self, message: str) -> None:
         """A warning, always shown on stderr."""
         print(f"rkt: {message}", file=sys.stderr)
+
+    def warn_once(self, message: str) -> None:
+        """A warning shown at most once per command."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self.warn(message)

@@ -174,8 +174,7 @@ class Plugins:
             return self._declared[hook]
         expected = _DECLARE[hook]
         records: dict[str, tuple[Any, str]] = {}
-        # pluggy keeps implementations in LIFO order; declarations go in registration order.
-        for impl in reversed(self._impls(hook)):
+        for impl in self._impls(hook):
             try:
                 result = list(self._call_one(impl, hook, {}) or ())
             except Exception as e:  # a broken plugin must not break the others
@@ -261,7 +260,7 @@ class Plugins:
 
     def add_commands(self, cli: Any) -> None:
         """Let plugins add their commands to the ``rkt`` click group."""
-        for impl in reversed(self._impls("rkt_add_commands")):
+        for impl in self._impls("rkt_add_commands"):
             try:
                 self._call_one(impl, "rkt_add_commands", {"cli": cli})
             except Exception as e:
@@ -272,7 +271,7 @@ class Plugins:
         spec = getattr(self._pm.hook, event, None)
         if spec is None or not spec.has_spec():
             raise RktError(f"unknown plugin event {event}")
-        for impl in reversed(spec.get_hookimpls()):
+        for impl in spec.get_hookimpls():
             try:
                 self._call_one(impl, event, kwargs)
             except Exception as e:

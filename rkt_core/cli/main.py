@@ -206,6 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"rkt: {e.strerror or e}{where}", file=sys.stderr)
+        code = EXIT_RKT_ERROR
+    except Exception as e:  # a bug: say so plainly, with the traceback under --debug
+        if "--debug" in (argv if argv is not None else sys.argv):
+            import traceback
+
+            traceback.print_exc()
+        print(f"rkt: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+        code = EXIT_RKT_ERROR
     if isinstance(code, int):
         sys.exit(code)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -51,3 +51,17 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
 def makedirs(path: str, mode: int = 0o755) -> None:
     """Create ``path`` and its parents if missing (like ``mkdir -p``)."""
     os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def syncfs(path: str) -> None:
+    """syncfs(2): flush every dirty page of the filesystem holding ``path`` (one call, not a walk)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)

@@ -1,0 +1,283 @@
+"""``rkt image``: list, remove, garbage-collect, extract, render, export, inspect and verify images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import click
+
+from ..errors import RktError
+from .main import RktGroup, get_context
+from .output import full_time, human_size, humanize_time, print_json, print_table
+from .params import DURATION
+
+_FIELDS = {"id": "ID", "name": "NAME", "size": "SIZE", "importtime": "IMPORT TIME",
+           "lastused": "LAST USED"}
+_SORT_COLUMNS = {"name": "name", "importtime": "importtime", "lastused": "lastused", "size": "size"}
+
+
+@click.group(cls=RktGroup)
+def image() -> None:
+    """Operate on image(s) in the local store."""
+
+
+def _option_list(value: str, allowed, flag: str) -> list[str]:
+    items = [v.strip().lower() for v in value.split(",") if v.strip()]
+    for item in items:
+        if item not in allowed:
+            raise click.UsageError(f'unknown {flag} "{item}": accepted values are {", ".join(allowed)}')
+    return items
+
+
+@image.command("list")
+@click.option("--fields", default=",".join(_FIELDS), show_default=True,
+              help="comma-separated list of fields to display")
+@click.option("--sort", "sort_fields", default="importtime", show_default=True,
+              help="sort the output according to the provided comma-separated list of fields")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
+              help="choose the sorting order if at least one sort field is provided")
+@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@click.option("--full/--no-full", default=False, help="use long output format")
+@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
+              help="choose the output format: json or json-pretty")
+def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
+    """List images in the local store."""
+    fields = _option_list(fields, _FIELDS, "field")
+    sort = tuple(_SORT_COLUMNS[f] for f in _option_list(sort_fields, _SORT_COLUMNS, "sort field"))
+    images = get_context().store.list_images(sort, ascending=order == "asc")
+    if fmt:
+        print_json([{"id": i.key, "name": i.display_name, "import_time": int(i.import_time * 1e9),
+                     "last_used_time": int(i.last_used * 1e9), "size": i.size + i.treestore_size}
+                    for i in images], pretty=fmt == "json-pretty")
+        return
+    now = time.time()
+    rows = []
+    for i in images:
+        total = i.size + i.treestore_size
+        cells = {
+            "id": i.key if full else i.key[:19],
+            "name": i.display_name,
+            "size": str(total) if full else human_size(total),
+            "importtime": full_time(i.import_time) if full else humanize_time(i.import_time, now),
+            "lastused": full_time(i.last_used) if full else humanize_time(i.last_used, now),
+        }
+        rows.append([cells[f] for f in fields])
+    print_table([_FIELDS[f] for f in fields], rows, legend=not no_legend)
+
+
+def remove_images(ctx, refs: list[str]) -> int:
+    """Remove images by ID or name, printing rkt's messages; return how many failed."""
+    from ..pod.references import referenced_tree_ids
+    from ..store.treestore import TreeStore
+
+    store = ctx.store
+    failed = done = stale_count = 0
+    keys: dict[str, str] = {}
+    for ref in refs:
+        try:
+            key = store.resolve(ref)
+            keys[key] = store.get_info(key).name
+        except RktError as e:
+            print(f"rkt: {e}", file=sys.stderr)
+            failed += 1
+    trees = TreeStore(store)
+    in_use = referenced_tree_ids(ctx.data_dir)
+    for key, name in keys.items():
+        try:
+            stale = store.remove(key)
+        except RktError as e:
+            print(f'rkt: error removing aci for image "{key}" ("{name}"): {e}', file=sys.stderr)
+            failed += 1
+            continue
+        # Trees rendered for this image go too, unless a pod still uses them (rkt left them).
+        for tree in trees.ids():
+            if trees.image_of(tree) == key and tree not in in_use:
+                trees.remove(tree)
+        if stale:
+            stale_count += 1
+            print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
+                  + "; ".join(stale), file=sys.stderr)
+        click.echo(f'successfully removed aci for image: "{key}"')
+        ctx.plugins.notify("rkt_image_removed", image_id=key)
+        done += 1
+    if done:
+        print(f"rkt: {done} image(s) successfully removed", file=sys.stderr)
+    if stale_count:
+        print(f"rkt: {stale_count} image(s) removed but left some stale files", file=sys.stderr)
+    if failed:
+        print(f"rkt: {failed} image(s) cannot be removed", file=sys.stderr)
+    return failed + stale_count
+
+
+@image.command("rm")
+@click.argument("images", nargs=-1, required=True)
+def image_rm(images) -> None:
+    """Remove one or more images with the given IDs or names from the local store."""
+    if remove_images(get_context(), list(images)):
+        raise RktError("error(s) found while removing images")
+
+
+@image.command("gc")
+@click.option("--grace-period", type=DURATION, default="24h", show_default=True,
+              help="duration to wait since an image was last used before removing it")
+def image_gc(grace_period: float) -> None:
+    """Garbage collect local store: unused trees, images unused for a grace period, orphans."""
+    from ..pod.references import prepare_lock, referenced_tree_ids, running_image_keys
+    from ..store.treestore import TreeStore
+
+    ctx = get_context()
+    store = ctx.store
+    trees = TreeStore(store)
+    with prepare_lock(ctx.data_dir).exclusive():
+        in_use = referenced_tree_ids(ctx.data_dir)
+        for tree in trees.ids():
+            if tree not in in_use:
+                trees.remove(tree)
+                print(f'rkt: removed treestore "{tree}"', file=sys.stderr)
+    running = running_image_keys(ctx.data_dir)
+    now = time.time()
+    expired = [i.key for i in store.list_images(("lastused",))
+               if now - i.last_used > grace_period and i.key not in running]
+    failed = remove_images(ctx, expired) if expired else 0
+    for path in store.orphan_files():
+        key = os.path.basename(path)
+        with store.lock(key).exclusive():
+            if store.find_info(key) is None and os.path.exists(path):
+                os.unlink(path)
+                ctx.log(f"image: removed orphan {path}")
+    if failed:
+        raise RktError("error(s) found while removing images")
+
+
+def _prepare_output_dir(target: str, overwrite: bool) -> str:
+    target = os.path.abspath(target)
+    if os.path.realpath(target) == "/":
+        raise RktError("this would delete your root filesystem. Refusing.")
+    if os.path.lexists(target) and not overwrite:
+        raise RktError("output directory exists (try --overwrite)")
+    return target
+
+
+def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, with_deps: bool) -> None:
+    from ..store.render import Layer, render_layers
+    from ..store.treestore import dependency_list
+
+    store = ctx.store
+    target = _prepare_output_dir(target, overwrite)
+    key = store.resolve(ref)
+    if with_deps:
+        layers = [Layer(store.blob_path(d.key), d.key, list(d.manifest.path_whitelist), d.level)
+                  for d in dependency_list(store, key)]
+    else:
+        layers = [Layer(store.blob_path(key), key, [], 0)]
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(dir=parent, prefix=".rkt-extract-")
+    try:
+        rootfs = work if rootfs_only else os.path.join(work, "rootfs")
+        if not rootfs_only:
+            os.mkdir(rootfs, 0o755)
+            with open(os.path.join(work, "manifest"), "wb") as f:
+                f.write(store.manifest_json(key))
+        os.chmod(work, 0o755)
+        render_layers(layers, rootfs, warn=ctx.warn)
+        if os.path.lexists(target):
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
+        os.rename(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+@image.command("extract")
+@click.argument("image_ref", metavar="IMAGE")
+@click.argument("output_dir", metavar="DIR")
+@click.option("--rootfs-only/--no-rootfs-only", default=False, help="extract rootfs only")
+@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
+def image_extract(image_ref, output_dir, rootfs_only, overwrite) -> None:
+    """Extract a stored image (without its dependencies) to a directory."""
+    _write_tree(get_context(), image_ref, output_dir, rootfs_only, overwrite, with_deps=False)
+
+
+@image.command("render")
+@click.argument("image_ref", metavar="IMAGE")
+@click.argument("output_dir", metavar="DIR")
+@click.option("--rootfs-only/--no-rootfs-only", default=False, help="render rootfs only")
+@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
+def image_render(image_ref, output_dir, rootfs_only, overwrite) -> None:
+    """Render a stored image with its dependencies to a directory."""
+    _write_tree(get_context(), image_ref, output_dir, rootfs_only, overwrite, with_deps=True)
+
+
+@image.command("export")
+@click.argument("image_ref", metavar="IMAGE")
+@click.argument("output", metavar="OUTPUT_ACI_FILE")
+@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output ACI")
+def image_export(image_ref, output, overwrite) -> None:
+    """Export a stored image to an (uncompressed) ACI file."""
+    from ..sys.fs import fsync_dir
+
+    store = get_context().store
+    key = store.resolve(image_ref)
+    output = os.path.abspath(output)
+    if os.path.lexists(output) and not overwrite:
+        raise RktError("output ACI file exists (try --overwrite)")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(output), prefix=".rkt-export-")
+    try:
+        with os.fdopen(fd, "wb") as out, store.open_blob(key) as blob:
+            shutil.copyfileobj(blob, out, 1 << 20)
+            out.flush()
+            os.fchmod(out.fileno(), 0o644)
+            os.fsync(out.fileno())
+        os.rename(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(os.path.dirname(output))
+
+
+@image.command("cat-manifest")
+@click.argument("image_ref", metavar="IMAGE")
+@click.option("--pretty-print/--no-pretty-print", default=True, help="apply indent to format the output")
+def image_cat_manifest(image_ref, pretty_print) -> None:
+    """Inspect and print the image manifest."""
+    store = get_context().store
+    click.echo(store.manifest(store.resolve(image_ref)).to_json(pretty=pretty_print))
+
+
+@image.command("verify")
+@click.argument("images", nargs=-1, required=True)
+def image_verify(images) -> None:
+    """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
+    from ..store.treestore import TreeStore, TreeVerificationError
+
+    store = get_context().store
+    trees = TreeStore(store)
+    for ref in images:
+        key = store.resolve(ref)
+        with store.open_blob(key) as blob:
+            digest = "sha512-" + hashlib.file_digest(blob, "sha512").hexdigest()[:64]
+        if digest != key:
+            raise RktError(f'the stored image "{ref}" is corrupted: its content hashes to {digest}',
+                           hint=f'remove it with "rkt image rm {key}" and fetch it again')
+        tree = trees.id_for(key)
+        if not trees.is_rendered(tree):
+            click.echo(f'image "{ref}" not rendered; no verification needed')
+            continue
+        try:
+            trees.verify(tree)
+        except TreeVerificationError as e:
+            click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
+            trees.remove(tree)
+            trees.render(key)
+            continue
+        click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')

@@ -1,0 +1,125 @@
+"""Getting images into the store: pull policy, fetcher choice, signature check, import.
+
+The fetcher hands back an open file; the signature is checked on that file and the same file is
+decompressed into the store, so the bytes verified are the bytes imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..appc.reference import parse_app_string
+from ..errors import ImageError, NotFoundError, PluginMissingError, SignatureError, UsageError
+from ..insecure import Insecure
+from ..types import FetchedImage, FetchRequest, VerifyRequest
+from .imageref import HASH, NAME, URL, classify
+
+PULL_POLICIES = ("new", "update", "never")
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to get one image: pull policy (``new``, ``update``, ``never``) and ``--signature``."""
+
+    pull_policy: str = "new"
+    signature: str | None = None
+
+
+def pull_policy_from_flags(policy: str | None, store_only: bool, no_store: bool, default: str) -> str:
+    """The pull policy from ``--pull-policy`` and the v0.14 aliases ``--store-only``/``--no-store``."""
+    if store_only and no_store:
+        raise UsageError("--store-only and --no-store are mutually exclusive")
+    alias = "never" if store_only else "update" if no_store else None
+    if policy and alias and policy != alias:
+        raise UsageError("--pull-policy conflicts with --store-only/--no-store")
+    chosen = policy or alias or default
+    if chosen not in PULL_POLICIES:
+        raise UsageError(f'invalid pull policy "{chosen}": valid values are {", ".join(PULL_POLICIES)}')
+    return chosen
+
+
+def fetch_image(ctx, text: str, options: FetchOptions = FetchOptions()) -> str:
+    """Make sure the image ``text`` is in the store and return its full key."""
+    store = ctx.store
+    ref = classify(text)
+    if ref.kind == HASH:
+        return store.resolve_key(text)
+    if ref.kind == NAME and options.pull_policy in ("new", "never"):
+        name, labels = parse_app_string(text)
+        found = store.find_by_name(name, labels)
+        if found is not None:
+            return found.key
+    if ref.kind == URL and options.pull_policy in ("new", "never"):
+        remote = store.get_remote(text)
+        if remote is not None:
+            return remote[1]
+    if options.pull_policy == "never" and ref.kind != "path":
+        raise NotFoundError(f'image "{text}" is not in the store and the pull policy is "never"')
+    fetcher = ctx.plugins.fetcher_for(ref.scheme)
+    labels = parse_app_string(text)[1] if ref.kind == NAME else {}
+    ctx.log(f'image: using fetcher "{fetcher.name}" for "{text}"')
+    fetched = fetcher.fetch(FetchRequest(text, ctx, options.signature, labels))
+    try:
+        return _import(ctx, text, fetched)
+    finally:
+        for f in (fetched.aci, fetched.signature):
+            if f is not None:
+                f.close()
+
+
+def _import(ctx, text: str, fetched: FetchedImage) -> str:
+    store = ctx.store
+    if fetched.store_key is not None:
+        if fetched.aci is not None and _signature_required(ctx, fetched):
+            verify_signature(ctx, text, fetched, store.manifest(fetched.store_key).name)
+        return fetched.store_key
+    if fetched.aci is None:
+        raise ImageError(f'fetcher returned nothing for "{text}"')
+    fetched.aci.seek(0)
+    with store.staging(fetched.aci) as staged:
+        _check_expected(text, fetched, staged.manifest)
+        if _signature_required(ctx, fetched):
+            verify_signature(ctx, text, fetched, staged.manifest.name)
+        info = store.commit(staged, remote=fetched.remote,
+                            latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
+    ctx.plugins.notify("rkt_image_fetched", image=info)
+    return info.key
+
+
+def _signature_required(ctx, fetched: FetchedImage) -> bool:
+    if ctx.insecure_for(Insecure.IMAGE):
+        ctx.warn_once("warning: image signature verification is disabled (--insecure-options=image)")
+        return False
+    if not fetched.signable:
+        raise SignatureError("this kind of image carries no signature that rkt can verify",
+                             hint="run it with --insecure-options=image if you trust its source")
+    return True
+
+
+def verify_signature(ctx, text: str, fetched: FetchedImage, name: str) -> None:
+    """Check the detached signature of a fetched image against the keys trusted for ``name``."""
+    if fetched.signature is None:
+        raise SignatureError(f'image "{text}" has no signature',
+                             hint="provide one with --signature, or skip verification with "
+                                  "--insecure-options=image")
+    head = fetched.signature.read(64)
+    fetched.signature.seek(0)
+    for verifier in ctx.plugins.verifiers():
+        if verifier.accepts(head):
+            fetched.aci.seek(0)
+            signer = verifier.verify(VerifyRequest(fetched.aci, fetched.signature, name, ctx))
+            ctx.log(f'image: signature of "{text}" verified: key {signer.fingerprint} '
+                    f'{", ".join(signer.uids)}')
+            return
+    raise PluginMissingError("no installed signature verifier accepts this signature",
+                             hint="pip install rkt-core (the openpgp verifier is built in)")
+
+
+def _check_expected(text: str, fetched: FetchedImage, manifest) -> None:
+    if fetched.expected_name and manifest.name != fetched.expected_name:
+        raise ImageError(f'image "{text}": the manifest names "{manifest.name}", '
+                         f'expected "{fetched.expected_name}"')
+    for label, value in fetched.expected_labels.items():
+        if manifest.labels.get(label) != value:
+            raise ImageError(f'image "{text}": label {label}={manifest.labels.get(label)!r} '
+                             f'does not match the requested {label}={value}')

@@ -1,0 +1,343 @@
+"""The content-addressed image store under ``<data dir>/cas``.
+
+Each image is kept as its uncompressed ACI tar in ``blob/sha512/<2 hex>/<key>`` with its manifest
+in ``imageManifest/sha512/<2 hex>/<key>``, where the key is ``sha512-`` and the first 64 hex digits of
+the tar's sha512 (rkt's layout). Imports are staged in ``tmp/``, made durable, renamed into place,
+and only then recorded in the database, all under the image's lock in ``imagelocks/``: a crash can
+leave an orphan file for ``image gc`` to remove, never a database row without its blob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterator
+
+from sqlalchemy import delete, insert, select, update
+
+from ..appc import ImageManifest
+from ..appc.reference import parse_app_string
+from ..errors import NotFoundError, RktError
+from ..sys.fs import fsync_dir, write_atomic
+from ..sys.lock import FileLock
+from ..types import RemoteInfo
+from . import db
+from .aci import Limits, StagedACI, stage_aci
+
+KEY_PREFIX = "sha512-"
+KEY_LEN = len(KEY_PREFIX) + 64
+MIN_KEY_LEN = len(KEY_PREFIX) + 2
+
+
+@dataclass
+class ImageInfo:
+    """One image of the store, as ``image list`` and the observers see it."""
+
+    key: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    import_time: float = 0.0
+    last_used: float = 0.0
+    latest: bool = False
+    size: int = 0
+    treestore_size: int = 0
+
+    @property
+    def version(self) -> str | None:
+        """The ``version`` label, if the image has one."""
+        return self.labels.get("version")
+
+    @property
+    def display_name(self) -> str:
+        """``name:version`` (just the name when there is no version label), as rkt prints it."""
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+
+@dataclass
+class StagedImage:
+    """An image decompressed into ``cas/tmp`` and checked, not yet part of the store."""
+
+    path: str
+    key: str
+    size: int
+    manifest_json: bytes
+    manifest: ImageManifest
+
+
+def short_key(key: str) -> str:
+    """The 12-hex-digit form ``image list`` prints (``sha512-9485936ecf06``)."""
+    return key[: len(KEY_PREFIX) + 12]
+
+
+def fetch_key(key: str) -> str:
+    """The 32-hex-digit form ``rkt fetch`` prints (rkt's ShortHash)."""
+    return key[: len(KEY_PREFIX) + 32]
+
+
+def _info(row) -> ImageInfo:
+    return ImageInfo(key=row.blobkey, name=row.name, labels=json.loads(row.labels),
+                     import_time=row.importtime, last_used=row.lastused, latest=row.latest,
+                     size=row.size, treestore_size=row.treestoresize)
+
+
+class ImageStore:
+    """Images by key and by name; imports, removal and lookups."""
+
+    def __init__(self, data_dir: str, log: Callable[[str], None] | None = None):
+        self.data_dir = data_dir
+        self.cas = os.path.join(data_dir, "cas")
+        self.tmp_dir = os.path.join(self.cas, "tmp")
+        self.locks_dir = os.path.join(self.cas, "imagelocks")
+        self.log = log or (lambda message: None)
+        for path, mode in ((data_dir, 0o2750), (self.cas, 0o2770), (self.tmp_dir, 0o2770),
+                           (self.locks_dir, 0o2770)):
+            os.makedirs(path, mode=mode, exist_ok=True)
+        self.db = db.Database(self.cas)
+
+    # --- paths and locks ------------------------------------------------------------------------
+
+    def blob_path(self, key: str) -> str:
+        """Where the uncompressed ACI of ``key`` lives."""
+        return os.path.join(self.cas, "blob", "sha512", key[7:9], key)
+
+    def manifest_path(self, key: str) -> str:
+        """Where the image manifest of ``key`` lives."""
+        return os.path.join(self.cas, "imageManifest", "sha512", key[7:9], key)
+
+    def lock(self, key: str) -> FileLock:
+        """The per-image lock (take ``.exclusive()`` to import or remove, ``.shared()`` to read)."""
+        return FileLock(os.path.join(self.locks_dir, key), create=True)
+
+    # --- importing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def staging(self, source: BinaryIO, limits: Limits | None = None) -> Iterator[StagedImage]:
+        """Decompress and check ``source`` into ``cas/tmp``; the temp file is removed on exit
+        unless :meth:`commit` moved it into the store."""
+        fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix="import-")
+        try:
+            with os.fdopen(fd, "w+b") as dest:
+                staged: StagedACI = stage_aci(source, dest, limits or Limits())
+                dest.flush()
+                os.fsync(dest.fileno())
+            manifest = ImageManifest.from_json(staged.manifest)
+            yield StagedImage(path, staged.key, staged.size, staged.manifest, manifest)
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def commit(self, staged: StagedImage, remote: RemoteInfo | None = None,
+               latest: bool = False) -> ImageInfo:
+        """Move a staged image into the store (blob, manifest, then database row)."""
+        key = staged.key
+        with self.lock(key).exclusive():
+            existing = self.find_info(key)
+            if existing is None or not os.path.exists(self.blob_path(key)):
+                blob = self.blob_path(key)
+                self._makedirs_durable(os.path.dirname(blob))
+                os.rename(staged.path, blob)
+                fsync_dir(os.path.dirname(blob))
+                manifest_path = self.manifest_path(key)
+                self._makedirs_durable(os.path.dirname(manifest_path))
+                write_atomic(manifest_path, staged.manifest_json, mode=0o640)
+            now = time.time()
+            labels = json.dumps(dict(staged.manifest.labels))
+            with self.db.write() as conn:
+                if existing is None:
+                    conn.execute(insert(db.aciinfo).values(
+                        blobkey=key, name=staged.manifest.name, labels=labels, importtime=now,
+                        lastused=now, latest=latest, size=staged.size, treestoresize=0))
+                elif latest and not existing.latest:
+                    conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
+                                 .values(latest=True))
+                if remote is not None:
+                    self._save_remote(conn, remote, key, now)
+        info = self.find_info(key)
+        assert info is not None
+        return info
+
+    def _save_remote(self, conn, remote: RemoteInfo, key: str, now: float) -> None:
+        conn.execute(delete(db.remote).where(db.remote.c.aciurl == remote.aci_url))
+        conn.execute(insert(db.remote).values(
+            aciurl=remote.aci_url, sigurl=remote.sig_url, etag=remote.etag, blobkey=key,
+            cachemaxage=remote.cache_max_age, downloadtime=now))
+
+    @staticmethod
+    def _makedirs_durable(path: str) -> None:
+        missing = []
+        while not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, 0o2770)
+            except FileExistsError:
+                pass
+            fsync_dir(os.path.dirname(directory))
+
+    # --- remote records -----------------------------------------------------------------------
+
+    def get_remote(self, aci_url: str) -> tuple[RemoteInfo, str, float] | None:
+        """The remote record of a URL: (info, blob key, download time), if the image is stored."""
+        with self.db.read() as conn:
+            row = conn.execute(select(db.remote).where(db.remote.c.aciurl == aci_url)).first()
+        if row is None or self.find_info(row.blobkey) is None:
+            return None
+        return (RemoteInfo(row.aciurl, row.sigurl, row.etag, row.cachemaxage), row.blobkey,
+                row.downloadtime)
+
+    def save_remote(self, remote: RemoteInfo, key: str) -> None:
+        """Record (or refresh) where ``key`` was downloaded from."""
+        with self.db.write() as conn:
+            self._save_remote(conn, remote, key, time.time())
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def find_info(self, key: str) -> ImageInfo | None:
+        """The image with exactly this full key, or None."""
+        with self.db.read() as conn:
+            row = conn.execute(select(db.aciinfo).where(db.aciinfo.c.blobkey == key)).first()
+        return _info(row) if row else None
+
+    def get_info(self, key: str) -> ImageInfo:
+        """The image with this full key, or NotFoundError."""
+        info = self.find_info(key)
+        if info is None:
+            raise NotFoundError(f'image "{key}" is not in the store')
+        return info
+
+    def list_images(self, sort: tuple[str, ...] = ("importtime",), ascending: bool = True) -> list[ImageInfo]:
+        """All images, sorted by the given aciinfo columns."""
+        columns = [getattr(db.aciinfo.c, name) for name in sort]
+        order = [c.asc() if ascending else c.desc() for c in columns]
+        with self.db.read() as conn:
+            rows = conn.execute(select(db.aciinfo).order_by(*order)).all()
+        return [_info(r) for r in rows]
+
+    def resolve_key(self, prefix: str) -> str:
+        """The full key starting with ``prefix`` (``sha512-`` and at least 2 hex digits)."""
+        if not prefix.startswith(KEY_PREFIX):
+            raise RktError(f'"{prefix}": wrong image ID prefix (expected "{KEY_PREFIX}")')
+        if len(prefix) < MIN_KEY_LEN:
+            raise RktError(f'image ID "{prefix}" too short')
+        prefix = prefix[:KEY_LEN].lower()
+        with self.db.read() as conn:
+            keys = conn.execute(select(db.aciinfo.c.blobkey)
+                                .where(db.aciinfo.c.blobkey.startswith(prefix, autoescape=True))
+                                .limit(2)).scalars().all()
+        if not keys:
+            raise NotFoundError(f'no image with ID "{prefix}" in the store')
+        if len(keys) > 1:
+            raise RktError(f'ambiguous image ID: "{prefix}"')
+        return keys[0]
+
+    def find_by_name(self, name: str, labels: dict[str, str] | None = None) -> ImageInfo | None:
+        """The best stored image called ``name`` whose manifest has all ``labels`` (rkt's rules:
+        without a requested version prefer images marked latest, then the latest imported)."""
+        labels = labels or {}
+        with self.db.read() as conn:
+            rows = conn.execute(select(db.aciinfo).where(db.aciinfo.c.name == name)).all()
+        best: ImageInfo | None = None
+        version_requested = "version" in labels
+        for info in map(_info, rows):
+            if any(info.labels.get(k) != v for k, v in labels.items()):
+                continue
+            if best is None:
+                best = info
+                continue
+            if not version_requested and info.latest != best.latest:
+                if info.latest:
+                    best = info
+                continue
+            if info.import_time > best.import_time:
+                best = info
+        return best
+
+    def resolve(self, ref: str) -> str:
+        """The key of an image given as an ID prefix or as ``name[:version][,label=value]``."""
+        if ref.startswith(KEY_PREFIX):
+            return self.resolve_key(ref)
+        name, labels = parse_app_string(ref)
+        info = self.find_by_name(name, labels)
+        if info is None:
+            raise NotFoundError(f'no image named "{ref}" in the store')
+        return info.key
+
+    def manifest_json(self, key: str) -> bytes:
+        """The stored manifest bytes of an image."""
+        try:
+            with open(self.manifest_path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f'the manifest of image "{key}" is missing from the store') from None
+
+    def manifest(self, key: str) -> ImageManifest:
+        """The parsed manifest of an image."""
+        return ImageManifest.from_json(self.manifest_json(key))
+
+    def open_blob(self, key: str) -> BinaryIO:
+        """Open the uncompressed ACI of an image for reading."""
+        try:
+            return open(self.blob_path(key), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f'the blob of image "{key}" is missing from the store') from None
+
+    def mark_used(self, key: str) -> None:
+        """Record that an image was just used (``LAST USED``)."""
+        with self.db.write() as conn:
+            conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
+                         .values(lastused=time.time()))
+
+    def set_treestore_size(self, key: str, size: int) -> None:
+        """Record the size of the rendered tree of an image (part of ``SIZE``)."""
+        with self.db.write() as conn:
+            conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
+                         .values(treestoresize=size))
+
+    # --- removal ------------------------------------------------------------------------------
+
+    def remove(self, key: str) -> list[str]:
+        """Remove an image: its database rows first, then its files.
+
+        Returns the files that could not be removed (the image is gone from the store anyway).
+        """
+        stale = []
+        with self.lock(key).exclusive():
+            with self.db.write() as conn:
+                found = conn.execute(delete(db.aciinfo).where(db.aciinfo.c.blobkey == key)).rowcount
+                conn.execute(delete(db.remote).where(db.remote.c.blobkey == key))
+            if not found:
+                raise NotFoundError(f'image "{key}" is not in the store')
+            for path in (self.blob_path(key), self.manifest_path(key)):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    stale.append(f"{path}: {e.strerror}")
+        try:
+            os.unlink(os.path.join(self.locks_dir, key))
+        except OSError:
+            pass
+        return stale
+
+    def orphan_files(self) -> list[str]:
+        """Blobs and manifests with no database row (left by a crash between file and row)."""
+        with self.db.read() as conn:
+            keys = set(conn.execute(select(db.aciinfo.c.blobkey)).scalars())
+        orphans = []
+        for kind in ("blob", "imageManifest"):
+            base = os.path.join(self.cas, kind, "sha512")
+            if not os.path.isdir(base):
+                continue
+            for sub in os.listdir(base):
+                for name in os.listdir(os.path.join(base, sub)):
+                    if name not in keys:
+                        orphans.append(os.path.join(base, sub, name))
+        return orphans
