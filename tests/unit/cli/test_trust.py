@@ -1,0 +1,192 @@
+"""``rkt trust``: rkt's output and exit codes, the fingerprint review, and where keys are written.
+
+Every run passes --system-config and --local-config, so /etc/rkt is never touched.
+"""
+
+import io
+import os
+import pty
+import select
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rkt_core.cli.main import main
+from rkt_core.cli.trust import fingerprint_text
+from rkt_core.testing.gpg import GpgSigner
+
+RKT = str(Path(sys.executable).with_name("rkt"))
+PREFIX = "example.com/hello"
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory):
+    with GpgSigner(tmp_path_factory.mktemp("signer"), uid="Signer <signer@example.com>") as s:
+        yield s
+
+
+@pytest.fixture
+def key(tmp_path, signer):
+    path = tmp_path / "key.asc"
+    path.write_bytes(signer.export_public())
+    return str(path)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return ["--system-config", str(tmp_path / "system"), "--local-config", str(tmp_path / "local")]
+
+
+@pytest.fixture
+def rkt(capsys, monkeypatch, dirs):
+    """Run ``rkt trust ...`` in-process with stdin that is not a terminal."""
+    def run(*args, stdin=""):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        with pytest.raises(SystemExit) as exit:
+            main(["trust", *dirs, *args])
+        out, err = capsys.readouterr()
+        return exit.value.code, out, err
+    return run
+
+
+def _files(root):
+    return sorted(str(Path(d, f).relative_to(root)) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_fingerprint_is_shown_in_rkt_groups():
+    assert (fingerprint_text("8b86de38890ddb7291867b025210bd8888182190")
+            == "8B86 DE38 890D DB72 9186  7B02 5210 BD88 8818 2190")
+
+
+def test_skip_review_adds_prefix_key_with_rkt_output(tmp_path, rkt, key, signer):
+    code, out, err = rkt("--prefix", PREFIX, "--skip-fingerprint-review", key)
+    fingerprint = signer.fingerprint.lower()
+    path = tmp_path / "local/trustedkeys/prefix.d/example.com/hello" / fingerprint
+    assert code == 0, err
+    assert out == (f"gpg key fingerprint is: {fingerprint_text(fingerprint)}\n"
+                   "\tSigner <signer@example.com>\n"
+                   f'Trusting "{key}" for prefix "{PREFIX}" without fingerprint review.\n'
+                   f'Added key for prefix "{PREFIX}" at "{path}"\n')
+    assert err == f'pubkey: prefix: "{PREFIX}"\nkey: "{key}"\n'
+    assert path.read_bytes() == signer.export_public()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755
+    assert not (tmp_path / "system").exists()
+
+
+def test_root_key_from_a_file_url(tmp_path, rkt, key, signer):
+    code, out, err = rkt("--root", "--skip-fingerprint-review", f"file://{key}")
+    path = tmp_path / "local/trustedkeys/root.d" / signer.fingerprint.lower()
+    assert code == 0, err
+    assert f'Trusting "file://{key}" for prefix "" without fingerprint review.\n' in out
+    assert out.endswith(f'Added root key at "{path}"\n')
+    assert path.is_file()
+
+
+def test_global_flags_also_work_before_the_command(tmp_path, capsys, key, dirs, signer):
+    with pytest.raises(SystemExit) as exit:
+        main([*dirs, "trust", "--prefix", PREFIX, "--skip-fingerprint-review", key])
+    assert exit.value.code == 0
+    assert _files(tmp_path / "local") == [
+        f"trustedkeys/prefix.d/example.com/hello/{signer.fingerprint.lower()}"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prefix", PREFIX, "--root", "KEY"], "--root and --prefix usage mutually exclusive"),
+    (["KEY"], "aborting due to implicit unbounded trust (root domain)"),
+    ([], "--prefix or --root is required"),
+    (["--prefix", "https://example.com/hello", "KEY"],
+     "--prefix must not contain a URL scheme, omit https://"),
+    (["--prefix", "evil.com/../coreos.com/etcd", "--skip-fingerprint-review", "KEY"], ""),
+    (["--prefix", PREFIX], "needs remote fetching"),
+    (["--prefix", PREFIX, "--skip-fingerprint-review", "/does/not/exist"],
+     "error adding keys: open /does/not/exist: no such file or directory"),
+    (["--prefix", PREFIX, "http://example.com/key.asc"],
+     "--insecure-allow-http required for http URLs"),
+    (["--prefix", PREFIX, "https://example.com/key.asc"], "not supported yet"),
+    (["--prefix", PREFIX, "ftp://example.com/key.asc"], "only local files"),
+])
+def test_errors_exit_254_and_write_nothing(tmp_path, rkt, key, args, message):
+    code, out, err = rkt(*[key if a == "KEY" else a for a in args])
+    assert code == 254
+    assert err.startswith("rkt: ")
+    assert message in err
+    assert not (tmp_path / "local").exists()
+
+
+def test_unbounded_trust_explains_both_ways(rkt, key):
+    _, _, err = rkt(key)
+    assert 'rkt trust --prefix "example.com/foo" [PUBKEY]' in err
+    assert "rkt trust --root PUBKEY" in err
+
+
+def test_secret_key_is_refused(tmp_path, rkt, signer):
+    secret = tmp_path / "secret.asc"
+    secret.write_bytes(signer.export_secret())
+    code, _, err = rkt("--prefix", PREFIX, "--skip-fingerprint-review", str(secret))
+    assert code == 254 and "secret key" in err
+    assert not (tmp_path / "local").exists()
+
+
+def test_review_needs_a_terminal(tmp_path, rkt, key, signer):
+    code, out, err = rkt("--prefix", PREFIX, key, stdin="yes\n")
+    assert code == 254
+    assert "gpg key fingerprint is:" in out  # shown before refusing
+    assert ("rkt: error adding keys: error reviewing key: unable to ask user to review "
+            "fingerprint due to lack of tty") in err
+    assert "--skip-fingerprint-review" in err
+    assert not (tmp_path / "local").exists()
+
+
+def _run_on_tty(args, answer: bytes):
+    """Run the real ``rkt`` with stdin and stderr on a pseudo-terminal; stdout is a pipe."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([RKT, *args], stdin=slave, stderr=slave, stdout=subprocess.PIPE)
+    os.close(slave)
+    os.write(master, answer)
+    out = proc.stdout.read().decode()
+    code = proc.wait(timeout=60)
+    terminal = b""
+    while select.select([master], [], [], 0)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    return code, out, terminal.decode().replace("\r\n", "\n")
+
+
+def test_yes_on_the_terminal_trusts_the_key(tmp_path, key, dirs, signer):
+    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"yes\n")
+    path = tmp_path / "local/trustedkeys/prefix.d/example.com/hello" / signer.fingerprint.lower()
+    assert code == 0, terminal
+    assert out.endswith("Are you sure you want to trust this key (yes/no)?\n"
+                        f'Trusting "{key}" for prefix "{PREFIX}" after fingerprint review.\n'
+                        f'Added key for prefix "{PREFIX}" at "{path}"\n')
+    assert f'pubkey: prefix: "{PREFIX}"\nkey: "{key}"\n' in terminal
+    assert path.is_file()
+
+
+def test_no_on_the_terminal_does_not_trust(tmp_path, key, dirs):
+    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"no\n")
+    assert code == 0
+    assert out.endswith("Are you sure you want to trust this key (yes/no)?\n")
+    assert f'pubkey: not trusting "{key}"' in terminal
+    assert not (tmp_path / "local").exists()
+
+
+def test_other_answers_are_asked_again_and_eof_is_an_error(tmp_path, key, dirs):
+    code, out, _ = _run_on_tty(["trust", *dirs, "--root", key], b"y\nmaybe\nyes\n")
+    assert code == 0
+    assert out.count("Please enter 'yes' or 'no'\n") == 2
+    assert 'Added root key at "' in out
+
+    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"\x04")
+    assert code == 254
+    assert "error reviewing key: error reading input: EOF" in terminal
