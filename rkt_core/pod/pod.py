@@ -1,0 +1,317 @@
+"""Pod directories and their lifecycle, as rkt keeps them.
+
+A pod is a directory ``<data>/pods/<state dir>/<uuid>``; its state is the directory it is in plus
+whether someone holds an exclusive flock on it:
+
+    ==================  ===================  ===============
+    directory           locked               unlocked
+    ==================  ===================  ===============
+    embryo/             embryo               embryo
+    prepare/            preparing            aborted prepare
+    prepared/           prepared             prepared
+    run/                running              exited
+    exited-garbage/     exited deleting      exited garbage
+    garbage/            deleting             garbage
+    ==================  ===================  ===============
+
+Every transition is an atomic rename(2) followed by an fsync of the target directory. The lock is
+taken on an O_DIRECTORY descriptor, which follows the directory through renames; a running pod
+keeps it open in the processes that live as long as the pod (``RKT_LOCK_FD``), so the kernel drops
+it exactly when the pod dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid as uuidlib
+from typing import Iterator
+
+from ..errors import NotFoundError, RktError
+from ..sys.fs import fsync_dir
+from ..sys.lock import FileLock, LockBusyError
+
+EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
+    "embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
+STATE_DIRS = (EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE)
+MOST_DIRS = (PREPARE, PREPARED, RUN, EXITED_GARBAGE)
+
+# The state names rkt prints.
+S_EMBRYO, S_PREPARING, S_ABORTED_PREPARE, S_PREPARED = "embryo", "preparing", "aborted prepare", "prepared"
+S_RUNNING, S_EXITED, S_EXITED_DELETING, S_EXITED_GARBAGE = "running", "exited", "exited deleting", "exited garbage"
+S_DELETING, S_GARBAGE = "deleting", "garbage"
+
+_STATE = {  # directory -> (state when locked, state when unlocked)
+    EMBRYO: (S_EMBRYO, S_EMBRYO),
+    PREPARE: (S_PREPARING, S_ABORTED_PREPARE),
+    PREPARED: (S_PREPARED, S_PREPARED),
+    RUN: (S_RUNNING, S_EXITED),
+    EXITED_GARBAGE: (S_EXITED_DELETING, S_EXITED_GARBAGE),
+    GARBAGE: (S_DELETING, S_GARBAGE),
+}
+
+
+def pods_dir(data_dir: str, state_dir: str = "") -> str:
+    """``<data>/pods`` or one of its state directories."""
+    return os.path.join(data_dir, "pods", state_dir) if state_dir else os.path.join(data_dir, "pods")
+
+
+def init_pods_dirs(data_dir: str) -> None:
+    """Create the state directories (mode 0750) if missing."""
+    for state_dir in STATE_DIRS:
+        os.makedirs(pods_dir(data_dir, state_dir), mode=0o750, exist_ok=True)
+
+
+class Pod:
+    """A handle on one pod directory. Keeps an O_DIRECTORY descriptor of it open (``lock``),
+    locked or not, so that transitions act on this very directory."""
+
+    def __init__(self, data_dir: str, uuid: str, state_dir: str, lock: FileLock, locked_by_me: bool):
+        self.data_dir = data_dir
+        self.uuid = uuid
+        self.state_dir = state_dir
+        self.lock = lock
+        self.locked_by_me = locked_by_me
+
+    # --- finding pods -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, data_dir: str) -> "Pod":
+        """A new pod in state *preparing*: a fresh uuid, made in ``embryo/``, exclusively locked,
+        then renamed into ``prepare/``."""
+        init_pods_dirs(data_dir)
+        pod_uuid = str(uuidlib.uuid4())
+        embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
+        os.mkdir(embryo, 0o750)
+        lock = FileLock(embryo, directory=True)
+        lock.exclusive()
+        pod = cls(data_dir, pod_uuid, EMBRYO, lock, True)
+        pod._move(PREPARE)
+        return pod
+
+    @classmethod
+    def open(cls, data_dir: str, pod_uuid: str) -> "Pod":
+        """The pod with this exact uuid, wherever it is; NotFoundError if it is nowhere."""
+        for state_dir in STATE_DIRS:
+            path = os.path.join(pods_dir(data_dir, state_dir), pod_uuid)
+            try:
+                lock = FileLock(path, directory=True)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return cls(data_dir, pod_uuid, state_dir, lock, False)
+        raise NotFoundError(f'pod "{pod_uuid}" was not present')
+
+    @classmethod
+    def find(cls, data_dir: str, prefix: str) -> "Pod":
+        """The pod whose uuid starts with ``prefix`` (rkt accepts unambiguous prefixes)."""
+        prefix = prefix.strip().lower()
+        if not prefix:
+            raise RktError("empty pod UUID")
+        matches = sorted({u for _, u in _list(data_dir, MOST_DIRS) if u.startswith(prefix)})
+        if not matches:
+            raise NotFoundError(f'no matches found for "{prefix}"')
+        if len(matches) > 1:
+            raise RktError(f"ambiguous uuid, {len(matches)} matches")
+        return cls.open(data_dir, matches[0])
+
+    @classmethod
+    def walk(cls, data_dir: str, state_dirs: tuple[str, ...] = MOST_DIRS) -> Iterator["Pod"]:
+        """Every pod in the given state directories (each handle must be closed by the caller);
+        pods that vanish while walking are skipped."""
+        for _state_dir, pod_uuid in _list(data_dir, state_dirs):
+            try:
+                yield cls.open(data_dir, pod_uuid)
+            except NotFoundError:
+                continue
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The pod directory as of the last known state."""
+        return os.path.join(pods_dir(self.data_dir, self.state_dir), self.uuid)
+
+    def is_locked(self) -> bool:
+        """Whether someone (possibly this process) holds the pod's exclusive lock."""
+        if self.locked_by_me:
+            return True
+        try:
+            self.lock.shared(blocking=False)
+        except LockBusyError:
+            return True
+        self.lock.unlock()
+        return False
+
+    @property
+    def state(self) -> str:
+        """The state as rkt names it (``running``, ``exited``, ``prepared``...)."""
+        locked, unlocked = _STATE[self.state_dir]
+        return locked if self.is_locked() else unlocked
+
+    def refresh(self) -> None:
+        """Find the pod's directory again (another process may have moved it)."""
+        for state_dir in STATE_DIRS:
+            if os.path.isdir(os.path.join(pods_dir(self.data_dir, state_dir), self.uuid)):
+                self.state_dir = state_dir
+                return
+        raise NotFoundError(f'pod "{self.uuid}" is gone')
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def _move(self, target: str) -> None:
+        """Rename the pod into another state directory and make the rename durable."""
+        source = self.path
+        os.rename(source, os.path.join(pods_dir(self.data_dir, target), self.uuid))
+        fsync_dir(pods_dir(self.data_dir, target))
+        self.state_dir = target
+
+    def exclusive_lock(self, blocking: bool = False) -> None:
+        """Take the pod's exclusive lock (non-blocking: LockBusyError if someone holds it)."""
+        self.lock.exclusive(blocking=blocking)
+        self.locked_by_me = True
+
+    def unlock(self) -> None:
+        """Release the pod's lock (the descriptor stays open)."""
+        self.lock.unlock()
+        self.locked_by_me = False
+
+    def to_prepared(self) -> None:
+        """preparing -> prepared: rename into ``prepared/`` and release the lock."""
+        self._expect(PREPARE, locked=True)
+        self._move(PREPARED)
+        self.unlock()
+
+    def to_run(self) -> None:
+        """preparing or prepared -> running: lock (if not already), rename into ``run/``.
+
+        A prepared pod that another ``run-prepared`` took first raises an error, never runs twice.
+        """
+        if self.state_dir not in (PREPARE, PREPARED):
+            raise RktError(f'pod "{self.uuid}" is {self.state}, it cannot be run')
+        if not self.locked_by_me:
+            try:
+                self.exclusive_lock()
+            except LockBusyError:
+                raise RktError(f'pod "{self.uuid}" is already being run') from None
+        try:
+            self._move(RUN)
+        except FileNotFoundError:
+            raise RktError(f'pod "{self.uuid}" is already being run') from None
+
+    def to_exited_garbage(self) -> None:
+        """exited -> exited garbage (gc's mark; the directory's ctime starts the grace period)."""
+        self._expect(RUN, locked=False)
+        self._move(EXITED_GARBAGE)
+
+    def to_garbage(self) -> None:
+        """aborted prepare or prepared -> garbage."""
+        if self.state_dir not in (PREPARE, PREPARED):
+            raise RktError(f'pod "{self.uuid}" is {self.state}, it cannot become garbage')
+        self._move(GARBAGE)
+
+    def _expect(self, state_dir: str, locked: bool) -> None:
+        if self.state_dir != state_dir or self.is_locked() != locked:
+            raise RktError(f'pod "{self.uuid}" is {self.state}')
+
+    def close(self) -> None:
+        """Close the pod's descriptor (releasing the lock if this process held it)."""
+        self.lock.close()
+
+    def __enter__(self) -> "Pod":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- contents -----------------------------------------------------------------------------
+
+    def file(self, *parts: str) -> str:
+        """A path inside the pod directory."""
+        return os.path.join(self.path, *parts)
+
+    def read_text(self, *parts: str) -> str | None:
+        """The stripped content of a pod file, or None if it does not exist."""
+        try:
+            with open(self.file(*parts)) as f:
+                return f.read().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def manifest_json(self) -> bytes | None:
+        """The pod manifest as written by prepare, or None (embryo, early preparing)."""
+        try:
+            with open(self.file("pod"), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def manifest(self):
+        """The parsed pod manifest (NotFoundError if the pod has none yet)."""
+        from ..appc import PodManifest
+
+        data = self.manifest_json()
+        if data is None:
+            raise NotFoundError(f'pod "{self.uuid}" has no manifest')
+        return PodManifest.from_json(data)
+
+    def _mtime(self, *parts: str) -> float | None:
+        try:
+            return os.stat(self.file(*parts)).st_mtime
+        except FileNotFoundError:
+            return None
+
+    @property
+    def created_at(self) -> float | None:
+        """When the pod was created (mtime of ``pod-created``)."""
+        return self._mtime("pod-created")
+
+    @property
+    def started_at(self) -> float | None:
+        """When stage1 started (mtime of the ``pid`` file), if it did."""
+        return self._mtime("pid")
+
+    @property
+    def gc_marked_at(self) -> float | None:
+        """When gc marked the pod as garbage (ctime of its directory in exited-garbage/garbage)."""
+        if self.state_dir not in (EXITED_GARBAGE, GARBAGE):
+            return None
+        try:
+            return os.stat(self.path).st_ctime
+        except FileNotFoundError:
+            return None
+
+    @property
+    def pid(self) -> int | None:
+        """The pid stage1 recorded for the pod."""
+        text = self.read_text("pid")
+        return int(text) if text and text.isdigit() else None
+
+    def app_exit_codes(self) -> dict[str, int]:
+        """Exit codes the flavor recorded per app (``stage1/rootfs/rkt/status/<app>``)."""
+        status_dir = self.file("stage1", "rootfs", "rkt", "status")
+        codes = {}
+        for name in sorted(os.listdir(status_dir)) if os.path.isdir(status_dir) else ():
+            if name.endswith(("-created", "-started")):
+                continue
+            text = self.read_text("stage1", "rootfs", "rkt", "status", name)
+            if text is not None and text.lstrip("-").isdigit():
+                codes[name] = int(text)
+        return codes
+
+    def networks(self) -> list[dict]:
+        """The networks of the pod, from ``net-info.json`` (empty without contained networking)."""
+        text = self.read_text("net-info.json")
+        try:
+            return json.loads(text) if text else []
+        except ValueError:
+            return []
+
+
+def _list(data_dir: str, state_dirs: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    for state_dir in state_dirs:
+        try:
+            names = sorted(os.listdir(pods_dir(data_dir, state_dir)))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            yield state_dir, name
