@@ -1,0 +1,318 @@
+"""Reading ACI files safely: compression detection, bounded in-process decompression, and the
+archive checks done once, when an image enters the store.
+
+An ACI is a tar, optionally compressed with gzip, bzip2 or xz, holding exactly two top-level
+names: a ``manifest`` file and a ``rootfs`` directory. :func:`stage_aci` writes the uncompressed
+tar to a staging file while hashing it, then re-reads that file's headers and refuses anything
+malformed or hostile: names that are absolute or contain ``..``, duplicates, entries outside
+``rootfs/``, oversized headers, and truncated or corrupt streams. Decompression never leaves the
+process (no ``xz`` binary) and stops at the :class:`Limits`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import lzma
+import tarfile
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..errors import ImageError
+
+MiB = 1 << 20
+GiB = 1 << 30
+CHUNK = 1 << 20
+INPUT_CHUNK = 64 * 1024
+
+_MAGIC = (("gzip", 0, b"\x1f\x8b"), ("bzip2", 0, b"BZh"), ("xz", 0, b"\xfd7zXZ\x00"),
+          ("tar", 257, b"ustar"))
+# What tarfile and the decoders raise on malformed input, besides our own ImageError.
+TAR_ERRORS = (tarfile.TarError, ValueError, OverflowError, EOFError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one image archive may make us read, write and hold in memory.
+
+    The ratio (uncompressed / compressed bytes) is only checked once ``ratio_grace_bytes`` have
+    come out: small images legitimately compress very well.
+    """
+
+    max_uncompressed_bytes: int = 64 * GiB
+    max_ratio: int = 1000
+    ratio_grace_bytes: int = 64 * MiB
+    max_entries: int = 1_000_000
+    max_name_len: int = 4096
+    max_manifest_bytes: int = 1 * MiB
+    max_pax_bytes: int = 1 * MiB
+    max_xz_memory: int = 256 * MiB
+
+
+@dataclass(frozen=True)
+class StagedACI:
+    """An archive written uncompressed to the staging file and checked.
+
+    ``key`` is ``sha512-`` plus the first 64 hex digits of the tar's sha512 (rkt's store key),
+    ``size`` the tar's length in bytes, ``manifest`` the raw bytes of its ``manifest`` entry.
+    """
+
+    key: str
+    size: int
+    manifest: bytes
+
+
+def detect_compression(head: bytes) -> str:
+    """``gzip``, ``bzip2``, ``xz`` or ``tar`` from the first bytes (512 suffice) of a file."""
+    for kind, offset, magic in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    raise ImageError("not an ACI: unknown file type",
+                     hint="an ACI is a tar file, optionally compressed with gzip, bzip2 or xz")
+
+
+def _new_decoder(kind: str, limits: Limits):
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=limits.max_xz_memory)
+
+
+class _Decompressed(io.RawIOBase):
+    """The uncompressed content of a (possibly multi-stream) compressed file, counting bytes in
+    and out and enforcing :class:`Limits`. Decoder failures become :class:`ImageError`; a stream
+    that ends early says "truncated"."""
+
+    def __init__(self, fileobj: BinaryIO, head: bytes, kind: str, limits: Limits):
+        self._fileobj = fileobj
+        self._kind = kind
+        self._limits = limits
+        self._pending = head  # bytes read (and counted) but not yet given to the decoder
+        self._decoder = None if kind == "tar" else _new_decoder(kind, limits)
+        self.bytes_in = len(head)
+        self.bytes_out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _read_input(self, size: int) -> bytes:
+        """Up to ``size`` compressed bytes: what is pending first, else from the file."""
+        if self._pending:
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        data = self._fileobj.read(size)
+        self.bytes_in += len(data)
+        return data
+
+    def readinto(self, buf) -> int:
+        size = len(buf)
+        data = self._read_input(size) if self._decoder is None else self._decompress(size)
+        buf[:len(data)] = data
+        self.bytes_out += len(data)
+        self._check_limits()
+        return len(data)
+
+    def _decompress(self, size: int) -> bytes:
+        try:
+            while True:
+                decoder = self._decoder
+                if decoder.eof:
+                    if not self._next_stream(decoder.unused_data):
+                        return b""
+                    continue
+                if not self._pending and getattr(decoder, "needs_input", True):
+                    data = self._read_input(INPUT_CHUNK)
+                    if not data:
+                        raise ImageError(f"image archive: {self._kind} stream is truncated")
+                else:
+                    data, self._pending = self._pending, b""
+                out = decoder.decompress(data, size)
+                if self._kind == "gzip" and not decoder.eof:
+                    self._pending = decoder.unconsumed_tail  # zlib hands back unread input
+                if out:
+                    return out
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            raise ImageError(f"image archive: corrupt {self._kind} stream: {e}") from None
+
+    def _next_stream(self, rest: bytes) -> bool:
+        """After a complete stream: skip NUL padding; start a decoder on what follows, if any."""
+        rest = rest.lstrip(b"\0")
+        while not rest:
+            data = self._read_input(INPUT_CHUNK)
+            if not data:
+                return False
+            rest = data.lstrip(b"\0")
+        self._decoder = _new_decoder(self._kind, self._limits)
+        self._pending = rest
+        return True
+
+    def _check_limits(self) -> None:
+        limits = self._limits
+        if self.bytes_out > limits.max_uncompressed_bytes:
+            raise ImageError(f"image archive: decompression bomb?: more than "
+                             f"{limits.max_uncompressed_bytes} bytes uncompressed")
+        if (self.bytes_out > limits.ratio_grace_bytes
+                and self.bytes_out > limits.max_ratio * max(self.bytes_in, 1)):
+            raise ImageError(f"image archive: decompression bomb?: {self.bytes_out} bytes out of "
+                             f"{self.bytes_in} compressed (ratio above {limits.max_ratio})")
+
+
+def decompressed_reader(fileobj: BinaryIO, limits: Limits) -> io.BufferedReader:
+    """A reader of the uncompressed content of ``fileobj`` (from its current position), the
+    compression detected from its first bytes and the :class:`Limits` enforced."""
+    head = fileobj.read(512)
+    kind = detect_compression(head)
+    return io.BufferedReader(_Decompressed(fileobj, head, kind, limits), CHUNK)
+
+
+def clean_name(name: str, what: str = "entry") -> str:
+    """An archive name normalised like Go's ``filepath.Clean`` (``./rootfs//x/`` is ``rootfs/x``,
+    the root itself is ``.``), refusing absolute names and ``..`` components instead of cleaning
+    them away."""
+    if name.startswith("/"):
+        raise ImageError(f'image archive: {what} "{name}" is an absolute path')
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ImageError(f'image archive: {what} "{name}" escapes the root')
+    return "/".join(parts) or "."
+
+
+class CappedTarInfo(tarfile.TarInfo):
+    """A TarInfo refusing PAX and GNU long-name headers larger than ``max_header`` (tarfile reads
+    them into memory whole) and negative sizes (which make tarfile seek backwards)."""
+
+    max_header = Limits.max_pax_bytes
+
+    @classmethod
+    def with_limit(cls, max_header: int) -> type[CappedTarInfo]:
+        """A subclass with another ``max_header``."""
+        return type(cls.__name__, (cls,), {"max_header": max_header})
+
+    def _proc_member(self, tar):
+        if self.size < 0:
+            raise ImageError(f'image archive: entry "{self.name}" has a negative size')
+        if (self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                          tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+                and self.size > self.max_header):
+            raise ImageError(f"image archive: extended header of {self.size} bytes "
+                             f"(more than {self.max_header})")
+        member = super()._proc_member(tar)
+        if member.size < 0:
+            raise ImageError(f'image archive: entry "{member.name}" has a negative size')
+        return member
+
+
+def stage_aci(src: BinaryIO, dest: BinaryIO, limits: Limits = Limits()) -> StagedACI:
+    """Decompress the image ``src`` (read from offset 0) into ``dest`` as a plain tar, hashing it
+    on the way, then check the archive from ``dest``. Raises :class:`ImageError` on any problem;
+    the caller then discards ``dest``."""
+    src.seek(0)
+    dest.seek(0)
+    dest.truncate()
+    reader = decompressed_reader(src, limits)
+    digest = hashlib.sha512()
+    size = 0
+    while chunk := reader.read(CHUNK):
+        digest.update(chunk)
+        dest.write(chunk)
+        size += len(chunk)
+    dest.flush()
+    dest.seek(0)
+    manifest = _check_archive(dest, limits)
+    return StagedACI("sha512-" + digest.hexdigest()[:64], size, manifest)
+
+
+def read_manifest(tar_path: str, limits: Limits = Limits()) -> bytes:
+    """The ``manifest`` bytes of an uncompressed ACI already in the store."""
+    try:
+        with tarfile.open(tar_path, mode="r:",
+                          tarinfo=CappedTarInfo.with_limit(limits.max_pax_bytes)) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()
+                if member.isreg() and clean_name(member.name) == "manifest":
+                    return _read_manifest(tar, member, limits)
+    except TAR_ERRORS as e:
+        raise ImageError(f'image archive "{tar_path}": not a valid tar: {e}') from None
+    raise ImageError(f'image archive "{tar_path}": no "manifest" entry')
+
+
+def _check_archive(fileobj: BinaryIO, limits: Limits) -> bytes:
+    """Check the layout of the uncompressed tar ``fileobj``; return the manifest bytes."""
+    seen: set[bytes] = set()  # digests of the cleaned names: bounded memory for long names
+    apparent_size = 0
+    manifest: bytes | None = None
+    has_rootfs = False
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r:",
+                          tarinfo=CappedTarInfo.with_limit(limits.max_pax_bytes)) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # headers only: memory stays flat for huge archives
+                if len(seen) >= limits.max_entries:
+                    raise ImageError(f"image archive: more than {limits.max_entries} entries")
+                name = _check_entry(member, limits)
+                key = hashlib.blake2b(name.encode("utf-8", "surrogateescape"),
+                                      digest_size=16).digest()
+                if key in seen:
+                    raise ImageError(f'image archive: duplicate entry "{member.name}"')
+                seen.add(key)
+                apparent_size += member.size
+                if apparent_size > limits.max_uncompressed_bytes:
+                    raise ImageError("image archive: decompression bomb?: its files add up to "
+                                     f"more than {limits.max_uncompressed_bytes} bytes")
+                if name == "manifest":
+                    manifest = _read_manifest(tar, member, limits)
+                has_rootfs = has_rootfs or name == "rootfs"
+            end = tar.offset
+    except TAR_ERRORS as e:
+        raise ImageError(f"image archive: not a valid tar: {e}") from None
+    # tarfile stops quietly at a cut or garbled header: a complete tar has its end marker here.
+    fileobj.seek(end)
+    if fileobj.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
+        raise ImageError("image archive: the tar is truncated or corrupt (no end-of-archive "
+                         f"marker at byte {end})")
+    if manifest is None:
+        raise ImageError('image archive: no "manifest" entry')
+    if not has_rootfs:
+        raise ImageError('image archive: no "rootfs" directory entry')
+    return manifest
+
+
+def _check_entry(member: tarfile.TarInfo, limits: Limits) -> str:
+    """The cleaned name of one entry, if it may be in an ACI."""
+    for what, value in (("name", member.name), ("link target", member.linkname)):
+        if len(value) > limits.max_name_len:
+            raise ImageError(f'image archive: entry "{member.name[:100]}..." has a {what} longer '
+                             f"than {limits.max_name_len} characters")
+    name = clean_name(member.name)
+    if name == "manifest":
+        if not member.isreg():
+            raise ImageError('image archive: "manifest" is not a regular file')
+    elif name == "rootfs":
+        if not member.isdir():
+            raise ImageError('image archive: "rootfs" is not a directory')
+    elif name == ".":
+        if not member.isdir():
+            raise ImageError(f'image archive: entry "{member.name}" would replace the archive '
+                             "root")
+    elif not name.startswith("rootfs/"):
+        raise ImageError(f'image archive: entry "{member.name}" is outside "rootfs/" (only '
+                         '"manifest" and "rootfs" may be at the top level)')
+    if member.islnk():
+        target = clean_name(member.linkname, f'hard link target of "{member.name}"')
+        if not target.startswith("rootfs/"):
+            raise ImageError(f'image archive: hard link "{member.name}" points outside '
+                             f'"rootfs/" (to "{member.linkname}")')
+    return name
+
+
+def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, limits: Limits) -> bytes:
+    if member.size > limits.max_manifest_bytes:
+        raise ImageError(f"image archive: manifest of {member.size} bytes (more than "
+                         f"{limits.max_manifest_bytes})")
+    data = tar.extractfile(member).read()
+    if len(data) != member.size:
+        raise ImageError("image archive: the manifest is truncated")
+    return data
