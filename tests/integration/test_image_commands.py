@@ -1,0 +1,227 @@
+"""rkt fetch / trust / image * end to end, through the real command, gpg and busybox."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
+from rkt_core.testing.gpg import GpgSigner
+
+
+class Rkt:
+    """Runs rkt with its own data and config directories."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
+
+    def __call__(self, *args, input=None, check=None):
+        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
+                f"--local-config={self.local}", f"--system-config={self.system}", *map(str, args)]
+        result = subprocess.run(argv, capture_output=True, text=True, input=input)
+        if check is not None:
+            assert result.returncode == check, (result.stdout, result.stderr)
+        return result
+
+
+@pytest.fixture
+def rkt(tmp_path):
+    return Rkt(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """A busybox ACI signed by a throwaway key: (aci path, key file, signer)."""
+    base = tmp_path_factory.mktemp("signed")
+    aci = busybox_aci(base / "busybox.aci", name="example.com/busybox", version="1.0")
+    with GpgSigner(base / "gnupg") as signer:
+        (base / "key.asc").write_bytes(signer.export_public())
+        signer.sign(aci)
+        yield aci, base / "key.asc", signer
+
+
+def trust(rkt, key, prefix="example.com/busybox"):
+    rkt("trust", f"--prefix={prefix}", "--skip-fingerprint-review", key, check=0)
+
+
+def test_fetch_refuses_unsigned_then_accepts_signed_after_trust(rkt, signed, tmp_path):
+    aci, key, _ = signed
+    unsigned = tmp_path / "unsigned.aci"
+    unsigned.write_bytes(aci.read_bytes())
+    out = rkt("fetch", unsigned, check=254)
+    assert "has no signature" in out.stderr and "--insecure-options=image" in out.stderr
+    out = rkt("fetch", aci, check=254)
+    assert "signature made by unknown entity" in out.stderr
+    assert 'rkt trust --prefix "example.com/busybox"' in out.stderr
+    assert rkt("image", "list", "--no-legend", check=0).stdout == ""
+    trust(rkt, key)
+    out = rkt("fetch", aci, check=0)
+    key_id = tar_uncompressed_sha512(aci)
+    assert out.stdout == key_id[:39] + "\n"
+    assert rkt("fetch", "--full", aci, check=0).stdout == key_id[:71] + "\n"
+
+
+def test_trust_for_another_prefix_does_not_apply(rkt, signed):
+    aci, key, _ = signed
+    trust(rkt, key, prefix="example.com/other")
+    assert "unknown entity" in rkt("fetch", aci, check=254).stderr
+
+
+def test_unchanged_file_is_not_reimported_but_still_verified(rkt, signed):
+    aci, key, _ = signed
+    trust(rkt, key)
+    rkt("fetch", aci, check=0)
+    first = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
+    rkt("fetch", aci, check=0)
+    second = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
+    assert first == second  # same single entry, same import time
+    # Revoking trust makes even the cached file fail verification.
+    for path in (rkt.local / "trustedkeys").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    assert rkt("fetch", aci, check=254).returncode == 254
+
+
+def test_insecure_options_and_the_v014_alias(rkt, tmp_path):
+    aci = busybox_aci(tmp_path / "bb.aci")
+    out = rkt("--insecure-options=image", "fetch", aci, check=0)
+    assert "signature verification is disabled" in out.stderr
+    rkt("image", "rm", out.stdout.strip(), check=0)
+    rkt("fetch", "--insecure-skip-verify", aci, check=0)
+    assert rkt("--insecure-options=bogus", "fetch", aci).returncode == 254
+
+
+def test_missing_file_and_missing_fetcher(rkt, tmp_path):
+    out = rkt("--insecure-options=image", "fetch", tmp_path / "nope.aci", check=254)
+    assert f"open {tmp_path / 'nope.aci'}: no such file or directory" in out.stderr
+    out = rkt("--insecure-options=image", "fetch", "docker://busybox", check=254)
+    assert 'no fetcher is installed for "docker" images' in out.stderr
+    assert "pip install rkt-fetch-docker" in out.stderr
+
+
+def test_hostile_archive_is_refused_and_leaves_nothing(rkt, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    evil = tmp_path / "evil.aci"
+    build_aci(evil, image_manifest("example.com/evil", exec=["/x"]),
+              files={"../../victim/pwned": b"x"})
+    out = rkt("--insecure-options=image", "fetch", evil, check=254)
+    assert "rkt:" in out.stderr
+    assert list(victim.iterdir()) == []
+    assert rkt("image", "list", "--no-legend", check=0).stdout == ""
+    assert list((rkt.data / "cas" / "tmp").iterdir()) == []
+
+
+@pytest.fixture
+def fetched(rkt, tmp_path):
+    aci = busybox_aci(tmp_path / "bb.aci", name="example.com/busybox", version="1.0")
+    key = rkt("--insecure-options=image", "fetch", "--full", aci, check=0).stdout.strip()
+    return aci, key
+
+
+def test_image_list_formats(rkt, fetched):
+    _, key = fetched
+    lines = rkt("image", "list", check=0).stdout.splitlines()
+    assert lines[0] == "ID\t\t\tNAME\t\t\tSIZE\tIMPORT TIME\tLAST USED"
+    assert lines[1].startswith(key[:19] + "\texample.com/busybox:1.0\t")
+    assert "\tnow\t" in lines[1]
+    full = rkt("image", "list", "--full", "--no-legend", check=0).stdout
+    assert full.startswith(key + "\t")
+    fields = rkt("image", "list", "--fields=name,id", "--no-legend", check=0).stdout
+    assert fields == f"example.com/busybox:1.0\t{key[:19]}\n"
+    (entry,) = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
+    assert entry["id"] == key and entry["name"] == "example.com/busybox:1.0"
+    assert rkt("image", "list", "--fields=bogus").returncode == 254
+
+
+def test_cat_manifest_pretty_and_compact(rkt, fetched):
+    pretty = rkt("image", "cat-manifest", "example.com/busybox:1.0", check=0).stdout
+    assert pretty.startswith('{\n\t"acKind": "ImageManifest",\n\t"acVersion": "0.7.4",')
+    compact = rkt("image", "cat-manifest", "--pretty-print=false", fetched[1][:20], check=0).stdout
+    assert compact.startswith('{"acKind":"ImageManifest","acVersion":"0.7.4","name":"example.com/busybox"')
+
+
+def test_render_extract_export(rkt, fetched, tmp_path):
+    aci, key = fetched
+    out = tmp_path / "out"
+    rkt("image", "render", "example.com/busybox:1.0", out, check=0)
+    assert (out / "manifest").exists() and os.access(out / "rootfs" / "bin" / "busybox", os.X_OK)
+    assert "output directory exists" in rkt("image", "render", key, out, check=254).stderr
+    rkt("image", "extract", "--rootfs-only", "--overwrite", key, out, check=0)
+    assert (out / "bin" / "busybox").exists() and not (out / "manifest").exists()
+    assert "root filesystem" in rkt("image", "extract", "--overwrite", key, "/", check=254).stderr
+    exported = tmp_path / "exported.aci"
+    rkt("image", "export", key, exported, check=0)
+    assert "sha512-" + hashlib.sha512(exported.read_bytes()).hexdigest()[:64] == key
+    with tarfile.open(exported) as tar:
+        assert "manifest" in tar.getnames()
+    assert "exists" in rkt("image", "export", key, exported, check=254).stderr
+
+
+def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):
+    from rkt_core.store.imagestore import ImageStore
+    from rkt_core.store.treestore import TreeStore
+
+    _, key = fetched
+    assert "not rendered" in rkt("image", "verify", key, check=0).stdout
+    trees = TreeStore(ImageStore(str(rkt.data)))
+    tree = trees.render(key)
+    assert "successfully verified checksum" in rkt("image", "verify", key, check=0).stdout
+    sh = Path(trees.rootfs(tree)) / "bin" / "busybox"
+    sh.unlink()
+    sh.write_bytes(b"#!/bin/false\n")
+    out = rkt("image", "verify", key, check=0)
+    assert "tree cache verification failed" in out.stdout and "rebuilding" in out.stdout
+    trees.verify(tree)  # repaired
+    assert sh.stat().st_size > 1000
+
+
+def test_verify_detects_a_corrupted_blob(rkt, fetched):
+    _, key = fetched
+    blob = rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key
+    data = bytearray(blob.read_bytes())
+    data[-2000] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    assert "corrupted" in rkt("image", "verify", key, check=254).stderr
+
+
+def test_rm_by_name_and_id_fails_if_any_fails(rkt, fetched, tmp_path):
+    _, key = fetched
+    other = build_aci(tmp_path / "o.aci", image_manifest("example.com/other", exec=["/x"]), files={"a": b"a"})
+    rkt("--insecure-options=image", "fetch", other, check=0)
+    out = rkt("image", "rm", "example.com/other", key[:15], "example.com/missing", check=254)
+    assert out.stdout.count("successfully removed aci for image") == 2
+    assert "1 image(s) cannot be removed" in out.stderr
+    assert rkt("image", "list", "--no-legend", check=0).stdout == ""
+
+
+def test_image_gc_respects_the_grace_period(rkt, fetched):
+    rkt("image", "gc", check=0)
+    assert "busybox" in rkt("image", "list", check=0).stdout
+    rkt("image", "gc", "--grace-period=0s", check=0)
+    assert rkt("image", "list", "--no-legend", check=0).stdout == ""
+
+
+def test_image_gc_removes_orphans_left_by_a_crash(rkt, fetched):
+    _, key = fetched
+    orphan = rkt.data / "cas" / "blob" / "sha512" / "ab" / ("sha512-ab" + "0" * 62)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"half-imported")
+    rkt("image", "gc", check=0)
+    assert not orphan.exists()
+    assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+
+
+def test_version_config_and_unknown_command(rkt):
+    out = rkt("version", check=0).stdout
+    assert out.startswith("rkt Version: ") and "appc Version: 0.7.4" in out
+    config = json.loads(rkt("config", check=0).stdout)
+    paths = [e for e in config["stage0"] if e["rktKind"] == "paths"]
+    assert paths[0]["data"] == str(rkt.data)
+    assert rkt("no-such-command").returncode == 254
