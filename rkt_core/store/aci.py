@@ -15,6 +15,7 @@ import bz2
 import hashlib
 import io
 import lzma
+import re
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ _MAGIC = (("gzip", 0, b"\x1f\x8b"), ("bzip2", 0, b"BZh"), ("xz", 0, b"\xfd7zXZ\x
           ("tar", 257, b"ustar"))
 # What tarfile and the decoders raise on malformed input, besides our own ImageError.
 TAR_ERRORS = (tarfile.TarError, ValueError, OverflowError, EOFError)
+# tarfile before CPython 3.12.6/3.11.10 parses PAX records with regexes that go quadratic on
+# long digit runs or records without "=" (CVE-2024-6232): such headers are refused first.
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{64}")
 
 
 @dataclass(frozen=True)
@@ -180,9 +185,43 @@ def clean_name(name: str, what: str = "entry") -> str:
     return "/".join(parts) or "."
 
 
+def _check_pax_records(data: bytes) -> None:
+    """Refuse PAX header data that is not a sequence of well-formed ``"<len> <key>=<value>\\n"``
+    records, or that holds a run of 64 digits: both make old tarfile parsers quadratic."""
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        space = data.find(b" ", pos, pos + 20)
+        digits = data[pos:space] if space > pos else b""
+        end = pos + int(digits) if digits.isdigit() else -1
+        if (end <= space + 2 or end > len(data) or data[end - 1] != 0x0A
+                or data.find(b"=", space + 2, end - 1) < 0):
+            raise ImageError(f"image archive: malformed extended (PAX) header at byte {pos}")
+        pos = end
+    if _LONG_DIGIT_RUN.search(data):
+        raise ImageError("image archive: extended (PAX) header with a run of 64 digits")
+
+
+class _Replay:
+    """A file object that first returns ``data``, then reads on from ``fileobj``."""
+
+    def __init__(self, data: bytes, fileobj):
+        self._data = data
+        self._fileobj = fileobj
+
+    def read(self, size: int) -> bytes:
+        if not self._data:
+            return self._fileobj.read(size)
+        data, self._data = self._data[:size], self._data[size:]
+        return data + (self._fileobj.read(size - len(data)) if len(data) < size else b"")
+
+    def tell(self) -> int:
+        return self._fileobj.tell() - len(self._data)
+
+
 class CappedTarInfo(tarfile.TarInfo):
     """A TarInfo refusing PAX and GNU long-name headers larger than ``max_header`` (tarfile reads
-    them into memory whole) and negative sizes (which make tarfile seek backwards)."""
+    them into memory whole), malformed PAX records (see :func:`_check_pax_records`) and negative
+    sizes (which make tarfile seek backwards)."""
 
     max_header = Limits.max_pax_bytes
 
@@ -199,10 +238,24 @@ class CappedTarInfo(tarfile.TarInfo):
                 and self.size > self.max_header):
             raise ImageError(f"image archive: extended header of {self.size} bytes "
                              f"(more than {self.max_header})")
-        member = super()._proc_member(tar)
+        if self.type in _PAX_TYPES:
+            member = self._proc_checked_pax(tar)
+        else:
+            member = super()._proc_member(tar)
         if member.size < 0:
             raise ImageError(f'image archive: entry "{member.name}" has a negative size')
         return member
+
+    def _proc_checked_pax(self, tar):
+        """Read the PAX data, check it, and let tarfile parse it from a replay of what was read."""
+        fileobj = tar.fileobj
+        data = fileobj.read(self._block(self.size))
+        _check_pax_records(data[:self.size])
+        tar.fileobj = _Replay(data, fileobj)
+        try:
+            return super()._proc_member(tar)
+        finally:
+            tar.fileobj = fileobj
 
 
 def stage_aci(src: BinaryIO, dest: BinaryIO, limits: Limits = Limits()) -> StagedACI:

@@ -5,6 +5,9 @@ in ``imageManifest/sha512/<2 hex>/<key>``, where the key is ``sha512-`` and the 
 the tar's sha512 (rkt's layout). Imports are staged in ``tmp/``, made durable, renamed into place,
 and only then recorded in the database, all under the image's lock in ``imagelocks/``: a crash can
 leave an orphan file for ``image gc`` to remove, never a database row without its blob.
+
+Lookups are plain SQL through ``sqlite3``; imports and removals are SQLAlchemy transactions
+(see :mod:`rkt_core.store.db` for why).
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
-
-from sqlalchemy import delete, insert, select, update
 
 from ..appc import ImageManifest
 from ..appc.reference import parse_app_string
@@ -79,9 +80,13 @@ def fetch_key(key: str) -> str:
 
 
 def _info(row) -> ImageInfo:
-    return ImageInfo(key=row.blobkey, name=row.name, labels=json.loads(row.labels),
-                     import_time=row.importtime, last_used=row.lastused, latest=row.latest,
-                     size=row.size, treestore_size=row.treestoresize)
+    return ImageInfo(key=row["blobkey"], name=row["name"], labels=json.loads(row["labels"]),
+                     import_time=row["importtime"], last_used=row["lastused"],
+                     latest=bool(row["latest"]), size=row["size"],
+                     treestore_size=row["treestoresize"])
+
+
+_SORT_COLUMNS = ("name", "importtime", "lastused", "size", "blobkey")
 
 
 class ImageStore:
@@ -146,15 +151,19 @@ class ImageStore:
                 manifest_path = self.manifest_path(key)
                 self._makedirs_durable(os.path.dirname(manifest_path))
                 write_atomic(manifest_path, staged.manifest_json, mode=0o640)
+            from sqlalchemy import insert, update
+
+            from . import schema
+
             now = time.time()
             labels = json.dumps(dict(staged.manifest.labels))
             with self.db.write() as conn:
                 if existing is None:
-                    conn.execute(insert(db.aciinfo).values(
+                    conn.execute(insert(schema.aciinfo).values(
                         blobkey=key, name=staged.manifest.name, labels=labels, importtime=now,
                         lastused=now, latest=latest, size=staged.size, treestoresize=0))
                 elif latest and not existing.latest:
-                    conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
+                    conn.execute(update(schema.aciinfo).where(schema.aciinfo.c.blobkey == key)
                                  .values(latest=True))
                 if remote is not None:
                     self._save_remote(conn, remote, key, now)
@@ -162,9 +171,14 @@ class ImageStore:
         assert info is not None
         return info
 
-    def _save_remote(self, conn, remote: RemoteInfo, key: str, now: float) -> None:
-        conn.execute(delete(db.remote).where(db.remote.c.aciurl == remote.aci_url))
-        conn.execute(insert(db.remote).values(
+    @staticmethod
+    def _save_remote(conn, remote: RemoteInfo, key: str, now: float) -> None:
+        from sqlalchemy import delete, insert
+
+        from . import schema
+
+        conn.execute(delete(schema.remote).where(schema.remote.c.aciurl == remote.aci_url))
+        conn.execute(insert(schema.remote).values(
             aciurl=remote.aci_url, sigurl=remote.sig_url, etag=remote.etag, blobkey=key,
             cachemaxage=remote.cache_max_age, downloadtime=now))
 
@@ -186,11 +200,11 @@ class ImageStore:
     def get_remote(self, aci_url: str) -> tuple[RemoteInfo, str, float] | None:
         """The remote record of a URL: (info, blob key, download time), if the image is stored."""
         with self.db.read() as conn:
-            row = conn.execute(select(db.remote).where(db.remote.c.aciurl == aci_url)).first()
-        if row is None or self.find_info(row.blobkey) is None:
+            row = conn.execute("SELECT * FROM remote WHERE aciurl = ?", (aci_url,)).fetchone()
+        if row is None or self.find_info(row["blobkey"]) is None:
             return None
-        return (RemoteInfo(row.aciurl, row.sigurl, row.etag, row.cachemaxage), row.blobkey,
-                row.downloadtime)
+        return (RemoteInfo(row["aciurl"], row["sigurl"], row["etag"], row["cachemaxage"]),
+                row["blobkey"], row["downloadtime"])
 
     def save_remote(self, remote: RemoteInfo, key: str) -> None:
         """Record (or refresh) where ``key`` was downloaded from."""
@@ -202,7 +216,7 @@ class ImageStore:
     def find_info(self, key: str) -> ImageInfo | None:
         """The image with exactly this full key, or None."""
         with self.db.read() as conn:
-            row = conn.execute(select(db.aciinfo).where(db.aciinfo.c.blobkey == key)).first()
+            row = conn.execute("SELECT * FROM aciinfo WHERE blobkey = ?", (key,)).fetchone()
         return _info(row) if row else None
 
     def get_info(self, key: str) -> ImageInfo:
@@ -213,11 +227,13 @@ class ImageStore:
         return info
 
     def list_images(self, sort: tuple[str, ...] = ("importtime",), ascending: bool = True) -> list[ImageInfo]:
-        """All images, sorted by the given aciinfo columns."""
-        columns = [getattr(db.aciinfo.c, name) for name in sort]
-        order = [c.asc() if ascending else c.desc() for c in columns]
+        """All images, sorted by the given aciinfo columns (``name``, ``importtime``, ...)."""
+        if not sort or any(column not in _SORT_COLUMNS for column in sort):
+            raise ValueError(f"cannot sort images by {sort}")
+        direction = "ASC" if ascending else "DESC"
+        order = ", ".join(f"{column} {direction}" for column in sort)
         with self.db.read() as conn:
-            rows = conn.execute(select(db.aciinfo).order_by(*order)).all()
+            rows = conn.execute(f"SELECT * FROM aciinfo ORDER BY {order}").fetchall()
         return [_info(r) for r in rows]
 
     def resolve_key(self, prefix: str) -> str:
@@ -227,10 +243,12 @@ class ImageStore:
         if len(prefix) < MIN_KEY_LEN:
             raise RktError(f'image ID "{prefix}" too short')
         prefix = prefix[:KEY_LEN].lower()
+        if not all(c in "0123456789abcdef" for c in prefix[len(KEY_PREFIX):]):
+            raise NotFoundError(f'no image with ID "{prefix}" in the store')
         with self.db.read() as conn:
-            keys = conn.execute(select(db.aciinfo.c.blobkey)
-                                .where(db.aciinfo.c.blobkey.startswith(prefix, autoescape=True))
-                                .limit(2)).scalars().all()
+            keys = [r[0] for r in conn.execute(
+                "SELECT blobkey FROM aciinfo WHERE blobkey >= ? AND blobkey < ? LIMIT 2",
+                (prefix, prefix + "g"))]
         if not keys:
             raise NotFoundError(f'no image with ID "{prefix}" in the store')
         if len(keys) > 1:
@@ -242,7 +260,7 @@ class ImageStore:
         without a requested version prefer images marked latest, then the latest imported)."""
         labels = labels or {}
         with self.db.read() as conn:
-            rows = conn.execute(select(db.aciinfo).where(db.aciinfo.c.name == name)).all()
+            rows = conn.execute("SELECT * FROM aciinfo WHERE name = ?", (name,)).fetchall()
         best: ImageInfo | None = None
         version_requested = "version" in labels
         for info in map(_info, rows):
@@ -290,15 +308,11 @@ class ImageStore:
 
     def mark_used(self, key: str) -> None:
         """Record that an image was just used (``LAST USED``)."""
-        with self.db.write() as conn:
-            conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
-                         .values(lastused=time.time()))
+        self.db.execute_write("UPDATE aciinfo SET lastused = ? WHERE blobkey = ?", (time.time(), key))
 
     def set_treestore_size(self, key: str, size: int) -> None:
         """Record the size of the rendered tree of an image (part of ``SIZE``)."""
-        with self.db.write() as conn:
-            conn.execute(update(db.aciinfo).where(db.aciinfo.c.blobkey == key)
-                         .values(treestoresize=size))
+        self.db.execute_write("UPDATE aciinfo SET treestoresize = ? WHERE blobkey = ?", (size, key))
 
     # --- removal ------------------------------------------------------------------------------
 
@@ -308,10 +322,15 @@ class ImageStore:
         Returns the files that could not be removed (the image is gone from the store anyway).
         """
         stale = []
+        from sqlalchemy import delete
+
+        from . import schema
+
         with self.lock(key).exclusive():
             with self.db.write() as conn:
-                found = conn.execute(delete(db.aciinfo).where(db.aciinfo.c.blobkey == key)).rowcount
-                conn.execute(delete(db.remote).where(db.remote.c.blobkey == key))
+                found = conn.execute(delete(schema.aciinfo)
+                                     .where(schema.aciinfo.c.blobkey == key)).rowcount
+                conn.execute(delete(schema.remote).where(schema.remote.c.blobkey == key))
             if not found:
                 raise NotFoundError(f'image "{key}" is not in the store')
             for path in (self.blob_path(key), self.manifest_path(key)):
@@ -330,7 +349,7 @@ class ImageStore:
     def orphan_files(self) -> list[str]:
         """Blobs and manifests with no database row (left by a crash between file and row)."""
         with self.db.read() as conn:
-            keys = set(conn.execute(select(db.aciinfo.c.blobkey)).scalars())
+            keys = {r[0] for r in conn.execute("SELECT blobkey FROM aciinfo")}
         orphans = []
         for kind in ("blob", "imageManifest"):
             base = os.path.join(self.cas, kind, "sha512")

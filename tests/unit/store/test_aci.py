@@ -282,6 +282,40 @@ def test_pax_header_size_limit(tmp_path, tar_builder):
     refused(data, tmp_path, "extended header of", Limits(max_pax_bytes=4096))
 
 
+def _raw_pax_tar(body: bytes, type=tarfile.XHDTYPE) -> bytes:
+    """An ACI whose first header is a PAX header holding exactly ``body``."""
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = type, len(body)
+    out = info.tobuf(tarfile.USTAR_FORMAT) + body + b"\0" * (-len(body) % 512)
+    for name, data in (("rootfs", None), ("manifest", MANIFEST)):
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+        info.size = len(data or b"")
+        out += info.tobuf(tarfile.USTAR_FORMAT) + (data or b"") + b"\0" * (-info.size % 512)
+    return out + b"\0" * 1024
+
+
+@pytest.mark.parametrize("type", [tarfile.XHDTYPE, tarfile.XGLTYPE])
+@pytest.mark.parametrize("body,match", [
+    (b"9" * 20000, "malformed"),                         # CVE-2024-6232: quadratic regex
+    (b"20009 comment=" + b"9" * 19994 + b"\n", "run of 64 digits"),
+    (b"4 aa" * 5000 + b"=", "malformed"),                # records without "=": quadratic too
+    (b"13 comment=x\n14 comment=xy", "malformed"),      # bad length
+    (b"0 x\n", "malformed"), (b"3 =\n", "malformed"),  # no progress, empty keyword
+])
+def test_pax_headers_shaped_to_slow_the_parser_are_refused(tmp_path, body, match, type):
+    refused(_raw_pax_tar(body, type), tmp_path, f"PAX.*{match}|{match}.*PAX")
+
+
+def test_well_formed_pax_headers_are_accepted(tmp_path, tar_builder):
+    long_name = "rootfs/" + "d" * 150
+    builder = tar_builder().dir("rootfs").file(long_name, b"x", pax_headers={
+        "SCHILY.xattr.user.k": "v", "atime": "1500000000.123456789"})
+    data = builder.file("manifest", MANIFEST).bytes()
+    assert stage(data, tmp_path)[0].manifest == MANIFEST
+    assert stage(_raw_pax_tar(b"13 comment=x\n"), tmp_path)[0].manifest == MANIFEST
+
+
 def _with_negative_size(tar: bytes, index: int) -> bytes:
     """``tar`` with the size field of its ``index``-th header set to -1 (base-256)."""
     data = bytearray(tar)
