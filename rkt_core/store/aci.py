@@ -32,8 +32,8 @@ _MAGIC = (("gzip", 0, b"\x1f\x8b"), ("bzip2", 0, b"BZh"), ("xz", 0, b"\xfd7zXZ\x
           ("tar", 257, b"ustar"))
 # What tarfile and the decoders raise on malformed input, besides our own ImageError.
 TAR_ERRORS = (tarfile.TarError, ValueError, OverflowError, EOFError)
-# tarfile before CPython 3.12.6/3.11.10 parses PAX records with regexes that go quadratic on
-# long digit runs or records without "=" (CVE-2024-6232): such headers are refused first.
+# tarfile before CPython 3.11.10/3.12.6 parses PAX records with regexes that go quadratic on
+# long digit runs or on records without "=" (CVE-2024-6232): such headers are refused first.
 _PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 _LONG_DIGIT_RUN = re.compile(rb"[0-9]{64}")
 
@@ -52,8 +52,8 @@ class Limits:
     max_entries: int = 1_000_000
     max_name_len: int = 4096
     max_manifest_bytes: int = 1 * MiB
-    max_pax_bytes: int = 1 * MiB
-    max_xz_memory: int = 256 * MiB
+    max_pax_bytes: int = 1 * MiB  # one PAX or GNU long-name header (read into memory whole)
+    max_xz_memory: int = 256 * MiB  # the xz decoder's memory (xz -9 needs 65 MiB)
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,7 @@ def _render_layer(layer: Layer, extractor: ScopedExtractor, provided: _Provided,
     with open(layer.tar_path, "rb") as f:
         reader = _Hashing(f)
         try:
-            with tarfile.open(fileobj=reader, mode="r|", tarinfo=CappedTarInfo,
-                              bufsize=CHUNK) as tar:
+            with tarfile.open(fileobj=reader, mode="r|", tarinfo=CappedTarInfo) as tar:
                 while (member := tar.next()) is not None:
                     tar.members.clear()  # memory stays flat for huge archives
                     _render_member(tar, member, extractor, provided, own, branch, top, warn)
