@@ -24,13 +24,40 @@ class Stage1Features:
     multi_app: bool = False
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``rkt run`` and ``rkt run-prepared`` hand a flavor besides the pod itself.
+
+    ``net`` holds the ``--net`` entries (``host``, ``none``, ``default``, ``name:K=V;...``),
+    already defaulted for the flavor. ``lock_fd`` is the pod's locked directory descriptor: the
+    flavor keeps it open (inheritable) in the processes that live as long as the pod, so the pod
+    reads as running exactly while they do.
+    """
+
+    lock_fd: int
+    net: tuple[str, ...] = ("host",)
+    interactive: bool = False
+    private_users: bool = False
+    mds_register: bool = False
+    hostname: str = ""
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    hosts_entries: tuple[str, ...] = ()
+    debug: bool = False
+    local_config: str = ""
+    insecure: int = 0
+
+
 class Stage1(Protocol):
     """The object a flavor's factory returns. Stage0 calls it with a prepared, locked pod."""
 
     features: Stage1Features
 
-    def run(self, pod: Any, options: Any) -> int:
-        """Run the prepared pod; return the exit status of the first failing app (else 0)."""
+    def run(self, pod: Any, options: RunOptions) -> int:
+        """Run the pod (a locked ``rkt_core.pod.pod.Pod`` in ``run/``) in the foreground; return
+        the exit status of the first failing app, else 0. Record each app's exit status in
+        ``stage1/rootfs/rkt/status/<app>`` and the pod's pid in ``pid``."""
 
     def enter(self, pod: Any, app: str, argv: list[str]) -> int:
         """Run ``argv`` inside the running app ``app``; return its exit status."""

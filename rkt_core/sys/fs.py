@@ -65,3 +65,35 @@ def syncfs(path: str) -> None:
             raise OSError(err, os.strerror(err), path)
     finally:
         os.close(fd)
+
+
+_NO_OVERLAY_UPPER = {"overlay": "overlayfs", "aufs": "AUFS", "zfs": "ZFS", "fuse.lxcfs": "lxcfs"}
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem holding ``path``, from /proc/self/mountinfo."""
+    path = os.path.realpath(path)
+    best, fstype = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mount_point = fields[4].encode().decode("unicode_escape")
+            sep = fields.index("-")
+            inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
+                best, fstype = mount_point, fields[sep + 1]
+    return fstype
+
+
+def overlay_unsupported_reason(path: str) -> str:
+    """Why overlayfs cannot put a writable layer under ``path`` (empty if it can)."""
+    try:
+        with open("/proc/filesystems") as f:
+            if not any(line.split()[-1] == "overlay" for line in f if line.strip()):
+                return "the kernel has no overlay filesystem"
+    except OSError:
+        return "cannot read /proc/filesystems"
+    fstype = filesystem_type(path)
+    if fstype in _NO_OVERLAY_UPPER:
+        return f"{path} is on {_NO_OVERLAY_UPPER[fstype]}, which overlayfs cannot use"
+    return ""

@@ -1,0 +1,300 @@
+"""``rkt prepare`` and the first half of ``rkt run``: from image arguments to a prepared pod.
+
+Images are fetched first (so a failed fetch leaves no pod), then a pod directory is created and
+locked, the pod manifest is generated from the images and the command line, each image is
+rendered in the tree store (and its on-disk hash checked), and each app gets its root: an empty
+mount point for an overlay of its tree, or a private copy of the tree. The layout is described in
+:mod:`rkt_core.pod.runtime`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
+                    RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
+                    memory_isolator, validate_ac_name)
+from ..errors import RktError, UsageError
+from ..insecure import Insecure
+from ..pod.pod import Pod
+from ..pod.references import prepare_lock
+from ..pod.runtime import STAGE2, shared_volume
+from ..sys.fs import overlay_unsupported_reason, write_atomic
+from .fetch import FetchOptions, fetch_image
+
+CAPS_RETAIN = "os/linux/capabilities-retain-set"
+CAPS_REMOVE = "os/linux/capabilities-remove-set"
+
+
+@dataclass
+class AppArgs:
+    """One image argument of ``run``/``prepare`` with the flags that followed it."""
+
+    image: str
+    args: list[str] | None = None
+    exec: str = ""
+    name: str = ""
+    signature: str = ""
+    user: str = ""
+    group: str = ""
+    supplementary_gids: list[int] | None = None
+    working_dir: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    memory: str = ""
+    cpu: str = ""
+    caps_retain: list[str] | None = None
+    caps_remove: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PrepareOptions:
+    """Everything ``prepare`` needs besides the global context."""
+
+    apps: list[AppArgs] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)  # --mount before any image: every app
+    set_env: dict[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+    pull_policy: str = "new"
+    stage1_name: str = ""
+    no_overlay: bool = False
+    pod_manifest: str = ""
+    uuid_file_save: str = ""
+
+
+def choose_flavor(ctx, requested: str) -> str:
+    """The stage1 flavor: ``--stage1-name``, else ``stage1.d`` config, else a plugin's choice,
+    else ``nspawn``. Fails early, naming what is installed, if it is missing."""
+    name = (requested or ctx.config.stage1_name or ctx.plugins.default_stage1_flavor(ctx.config)
+            or "nspawn")
+    ctx.plugins.stage1_flavor(name)
+    return name
+
+
+def prepare_pod(ctx, options: PrepareOptions) -> Pod:
+    """Build a pod from the options; return it still locked, in state *preparing*.
+
+    On any error the pod directory is left unlocked in ``prepare/`` (an aborted prepare, which
+    ``rkt gc`` removes) and the error is raised.
+    """
+    flavor = choose_flavor(ctx, options.stage1_name)
+    if options.pod_manifest:
+        manifest, keys = _read_pod_manifest(ctx, options)
+    else:
+        if not options.apps:
+            raise UsageError("at least one image is required")
+        keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
+                for app in options.apps]
+        manifest = generate_manifest(ctx, options, keys)
+    use_overlay = _use_overlay(ctx, options.no_overlay)
+    pod = Pod.create(ctx.data_dir)
+    try:
+        if options.uuid_file_save:
+            write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
+        with prepare_lock(ctx.data_dir).shared():
+            _prepare_apps(ctx, pod, manifest, keys, use_overlay)
+        _prepare_volumes(ctx, pod, manifest)
+        os.makedirs(pod.file("stage1"), exist_ok=True)
+        write_atomic(pod.file("stage1", "flavor"), flavor.encode())
+        if use_overlay:
+            write_atomic(pod.file("overlay-prepared"), b"")
+        write_atomic(pod.file("pod"), manifest.to_json().encode(), mode=0o640)
+        write_atomic(pod.file("pod-created"), b"")
+    except BaseException:
+        pod.unlock()
+        pod.close()
+        raise
+    ctx.plugins.notify("rkt_pod_prepared", pod=pod)
+    return pod
+
+
+def _use_overlay(ctx, no_overlay: bool) -> bool:
+    if no_overlay:
+        return False
+    reason = overlay_unsupported_reason(ctx.data_dir)
+    if reason:
+        ctx.warn(f"warning: {reason}; copying image trees instead of using overlayfs")
+        return False
+    return True
+
+
+def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[str]]:
+    if options.apps or options.volumes or options.mounts or options.set_env:
+        raise UsageError("--pod-manifest cannot be combined with images, volumes, mounts or "
+                         "environment flags")
+    try:
+        with open(options.pod_manifest, "rb") as f:
+            manifest = PodManifest.from_json(f.read())
+    except OSError as e:
+        raise RktError(f"reading pod manifest {options.pod_manifest}: {e.strerror}") from None
+    if not manifest.apps:
+        raise RktError("the pod manifest has no apps")
+    keys = []
+    for ra in manifest.apps:
+        if not ra.image.id:
+            raise RktError(f'no image ID for app "{ra.name}" in the pod manifest')
+        key = ctx.store.resolve_key(ra.image.id)
+        if ra.app is None and ctx.store.manifest(key).app is None:
+            raise RktError(f'app "{ra.name}": no app section in the pod manifest or the image manifest')
+        if ra.app is None:
+            ra.app = ctx.store.manifest(key).app
+        keys.append(key)
+    manifest.ac_version = manifest.ac_version or "0.7.4"
+    return manifest, keys
+
+
+def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManifest:
+    """The pod manifest for images given on the command line (rkt's rules for names, exec,
+    environment and isolators; image annotations copied into each app)."""
+    apps: list[RuntimeApp] = []
+    volumes = list(options.volumes)
+    volume_names = {v.name for v in volumes}
+    if len(volume_names) != len(volumes):
+        raise UsageError("a volume name was given twice with --volume")
+    for args, key in zip(options.apps, keys):
+        image = ctx.store.manifest(key)
+        name = args.name or app_name_from_image_name(image.name)
+        validate_ac_name(name, "app name")
+        if any(a.name == name for a in apps):
+            raise RktError(f'more than one app is named "{name}": name them apart with --name')
+        app = _app_section(ctx, options, args, image)
+        mounts = list(options.mounts) + list(args.mounts)
+        for mp in app.mount_points:
+            if any(m.volume == mp.name or m.path == mp.path for m in mounts):
+                continue
+            if mp.name not in volume_names:
+                ctx.warn(f'warning: no volume specified for mount point "{mp.name}" of app '
+                         f'"{name}", implicitly creating an "empty" volume; it is removed when '
+                         "the pod is garbage-collected")
+                volumes.append(Volume(mp.name, "empty", read_only=mp.read_only))
+                volume_names.add(mp.name)
+            mounts.append(Mount(mp.name, mp.path))
+        for mount in mounts:
+            if mount.volume not in volume_names:
+                raise UsageError(f'app "{name}" mounts volume "{mount.volume}", which no --volume defines')
+        apps.append(RuntimeApp(name, RuntimeImage(image.name, key, image.labels), app, mounts,
+                               Annotations(list(image.annotations))))
+    return PodManifest(apps=apps, volumes=volumes)
+
+
+def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
+    if image.app is None and not args.exec:
+        raise RktError(f'image "{image.name}" has no app section and --exec was not given')
+    app = copy.deepcopy(image.app) if image.app else App(user=str(os.getuid()), group=str(os.getgid()))
+    if args.exec:
+        app.exec = [args.exec]
+    if args.args is not None:
+        app.exec = list(app.exec) + list(args.args)
+    if not app.exec:
+        raise RktError(f'image "{image.name}" has nothing to execute: give --exec')
+    if args.working_dir:
+        app.working_directory = args.working_dir
+    if args.user:
+        app.user = args.user
+    if args.group:
+        app.group = args.group
+    if args.supplementary_gids is not None:
+        app.supplementary_gids = list(args.supplementary_gids)
+    app.isolators = _isolators(app.isolators, args)
+    env = {e.name: e.value for e in app.environment}
+    if options.inherit_env:  # the host's environment never overrides the image's
+        env = {**{k: v for k, v in os.environ.items() if _env_name_ok(k)}, **env}
+    env.update(options.set_env)
+    env.update(args.environment)
+    app.environment = [EnvironmentVariable(k, v) for k, v in env.items()]
+    try:
+        app.validate()
+    except AppcError as e:
+        raise UsageError(f'app of image "{image.name}": {e}') from None
+    return app
+
+
+def _env_name_ok(name: str) -> bool:
+    return bool(name) and (name[0].isalpha() or name[0] == "_") and all(
+        c.isalnum() or c == "_" for c in name) and name.isascii()
+
+
+def _isolators(isolators: list[Isolator], args: AppArgs) -> list[Isolator]:
+    result = list(isolators)
+    if args.memory:
+        result = [i for i in result if i.name != "resource/memory"] + [memory_isolator(args.memory)]
+    if args.cpu:
+        result = [i for i in result if i.name != "resource/cpu"] + [cpu_isolator(args.cpu)]
+    if args.caps_retain is not None and args.caps_remove is not None:
+        raise UsageError("cannot use both --caps-retain and --caps-remove on the same image")
+    for caps, name in ((args.caps_retain, CAPS_RETAIN), (args.caps_remove, CAPS_REMOVE)):
+        if caps is not None:
+            result = [i for i in result if i.name not in (CAPS_RETAIN, CAPS_REMOVE)]
+            result.append(Isolator(name, {"set": [_cap_name(c) for c in caps]}))
+    return result
+
+
+def _cap_name(cap: str) -> str:
+    cap = cap.strip().upper()
+    return cap if cap.startswith("CAP_") else "CAP_" + cap
+
+
+def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
+    from ..store.treestore import TreeStore
+
+    trees = TreeStore(ctx.store)
+    for ra, key in zip(manifest.apps, keys):
+        tree = trees.render(key, warn=ctx.warn)
+        if not ctx.insecure_for(Insecure.ONDISK):
+            trees.verify(tree)
+        info_dir = pod.file("appsinfo", ra.name)
+        os.makedirs(info_dir, mode=0o750)
+        write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
+        write_atomic(os.path.join(info_dir, "treeStoreID"), tree.encode(), mode=0o640)
+        rootfs = pod.file(*STAGE2, ra.name, "rootfs")
+        if use_overlay:
+            os.makedirs(rootfs, mode=0o755)
+            for part in ("upper", "work"):
+                os.makedirs(pod.file("overlay", ra.name, part), mode=0o755)
+        else:
+            os.makedirs(os.path.dirname(rootfs), mode=0o755)
+            _copy_tree(trees.rootfs(tree), rootfs)
+        ctx.store.mark_used(key)
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """Copy a rendered tree keeping owners, modes, times, xattrs, hard links and devices."""
+    result = subprocess.run(["cp", "-a", "--reflink=auto", source, target],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        raise RktError(f"copying the image tree into the pod failed: {result.stderr.strip()}")
+
+
+_FORBIDDEN_HOST_PATHS = ("/", "/proc", "/sys", "/dev")
+
+
+def _check_host_source(ctx, volume: Volume) -> None:
+    """A host volume must exist and must not expose the whole host or rkt's own data."""
+    source = os.path.realpath(volume.source)
+    if not os.path.exists(source):
+        raise RktError(f'volume "{volume.name}": host path "{volume.source}" does not exist')
+    if ctx.insecure_for(Insecure.PATHS):
+        return
+    data = os.path.realpath(ctx.data_dir)
+    if source in _FORBIDDEN_HOST_PATHS or source == data or source.startswith(data + "/") \
+            or data.startswith(source.rstrip("/") + "/"):
+        raise RktError(f'volume "{volume.name}": refusing to share "{volume.source}" with a pod',
+                       hint="use --insecure-options=paths if you really mean it")
+
+
+def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:
+    for volume in manifest.volumes:
+        if volume.kind == "host":
+            _check_host_source(ctx, volume)
+            continue
+        path = shared_volume(pod.path, volume.name)
+        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        os.mkdir(path)
+        os.chmod(path, int(volume.mode or "0755", 8))
+        os.chown(path, volume.uid or 0, volume.gid or 0)

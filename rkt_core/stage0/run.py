@@ -1,0 +1,98 @@
+"""Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``.
+
+Stage0 refuses options the flavor does not support (from its ``Stage1Features``) instead of
+dropping them, moves the pod to ``run/`` under its exclusive lock, and passes the lock's
+descriptor to the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from ..errors import NotFoundError, RktError, UsageError
+from ..pod.pod import Pod
+from ..types import RunOptions, Stage1
+
+
+def pod_flavor(pod: Pod) -> str:
+    """The flavor a pod was prepared for (``stage1/flavor``)."""
+    name = pod.read_text("stage1", "flavor")
+    if not name:
+        raise RktError(f'pod "{pod.uuid}" records no stage1 flavor')
+    return name
+
+
+def load_stage1(ctx, pod: Pod) -> Stage1:
+    """The stage1 implementation of a pod's flavor (an error names the missing distribution)."""
+    return ctx.plugins.stage1_flavor(pod_flavor(pod)).factory()
+
+
+def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
+                  net_given: bool) -> RunOptions:
+    """Refuse what the flavor cannot do; default ``--net`` for it."""
+    features = stage1.features
+    if not net_given:
+        options = replace(options, net=("default",) if features.contained_network else ("host",))
+    elif not features.contained_network and options.net != ("host",):
+        raise UsageError(f'the {flavor} flavor only supports --net=host (got --net={",".join(options.net)})')
+    if options.interactive and not features.interactive:
+        raise UsageError(f"the {flavor} flavor does not support --interactive")
+    if options.interactive and len(manifest.apps) != 1:
+        raise UsageError("--interactive is only supported for pods with exactly one app")
+    if options.private_users and not features.private_users:
+        raise UsageError(f"the {flavor} flavor does not support --private-users")
+    if len(manifest.apps) > 1 and not features.multi_app:
+        raise UsageError(f"the {flavor} flavor runs exactly one app; this pod has {len(manifest.apps)}")
+    for app in manifest.apps:
+        for isolator in app.app.isolators if app.app else ():
+            if isolator.name not in features.isolators:
+                raise UsageError(f'the {flavor} flavor cannot apply isolator "{isolator.name}" '
+                                 f'(app "{app.name}")',
+                                 hint="use a flavor that supports it, e.g. --stage1-name=nspawn")
+    return options
+
+
+def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
+    """Run a preparing or prepared pod in the foreground and return its exit status."""
+    flavor = pod_flavor(pod)
+    stage1 = ctx.plugins.stage1_flavor(flavor).factory()
+    options = check_options(stage1, flavor, pod.manifest(), options, net_given)
+    pod.to_run()
+    os.set_inheritable(pod.lock.fd, True)
+    os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
+    options = replace(options, lock_fd=pod.lock.fd)
+    ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
+    code = stage1.run(pod, options)
+    ctx.plugins.notify("rkt_pod_exited", pod=pod, exit_code=code)
+    return code
+
+
+def running_pod(ctx, uuid: str) -> Pod:
+    """A pod that must be running (for ``enter`` and ``stop``)."""
+    pod = Pod.find(ctx.data_dir, uuid)
+    if pod.state != "running":
+        state = pod.state
+        pod.close()
+        raise RktError(f'pod "{pod.uuid}" is not running (it is {state})')
+    return pod
+
+
+def enter_pod(ctx, uuid: str, app: str, argv: list[str]) -> int:
+    """Run a command inside an app of a running pod; return its exit status."""
+    with running_pod(ctx, uuid) as pod:
+        names = [a.name for a in pod.manifest().apps]
+        if not app:
+            if len(names) != 1:
+                raise UsageError(f"the pod has several apps ({', '.join(names)}): choose one with --app")
+            app = names[0]
+        elif app not in names:
+            raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
+        return load_stage1(ctx, pod).enter(pod, app, argv)
+
+
+def stop_pod(ctx, uuid: str, force: bool) -> Pod:
+    """Ask a running pod to stop (``force``: kill it)."""
+    with running_pod(ctx, uuid) as pod:
+        load_stage1(ctx, pod).stop(pod, force)
+        return pod
