@@ -22,6 +22,17 @@ BUILTIN_COMMANDS = {
     "fetch": "fetch:fetch",
     "trust": "trust:trust",
     "image": "image:image",
+    "run": "run:run",
+    "prepare": "prepare:prepare",
+    "run-prepared": "run_prepared:run_prepared",
+    "list": "list:list_pods",
+    "status": "status:status",
+    "cat-manifest": "cat_manifest:cat_manifest",
+    "enter": "enter:enter",
+    "stop": "stop:stop",
+    "rm": "rm:rm",
+    "gc": "gc:gc",
+    "install": "install:install",
 }
 
 _GLOBALS_KEY = "rkt.globals"
@@ -67,17 +78,32 @@ def _global_options() -> list[click.Option]:
     ]
 
 
+class OptionalValue(click.Option):
+    """An option whose value is optional and, when given, attached: ``--net`` alone means
+    ``--net=default`` and never takes the next argument, as pflag's NoOptDefVal options."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, is_flag=False, **kwargs)
+
+
 def _rewrite_bool_values(command: click.Command, args: list[str]) -> list[str]:
-    """Turn Go-style ``--flag=true|false`` into click's ``--flag`` / ``--no-flag``."""
-    flags = {}
+    """Turn Go-style ``--flag=true|false`` into click's ``--flag`` / ``--no-flag``, and a bare
+    optional-value option into ``--flag=<its default>``."""
+    flags, optional = {}, {}
     for param in command.params:
         if isinstance(param, click.Option) and param.is_flag and param.is_bool_flag:
             for name in param.opts:
                 flags[name] = (param.opts[0], param.secondary_opts[0] if param.secondary_opts else None)
+        elif isinstance(param, OptionalValue):
+            for name in param.opts:
+                optional[name] = param.flag_value
     out = []
     for i, arg in enumerate(args):
         if arg == "--":
             return out + args[i:]
+        if arg in optional:
+            out.append(f"{arg}={optional[arg]}")
+            continue
         name, eq, value = arg.partition("=")
         if eq and name in flags and value.lower() in _TRUE | _FALSE:
             on, off = flags[name]

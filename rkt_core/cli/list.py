@@ -1,0 +1,94 @@
+"""``rkt list``: every pod with its apps, state, times and networks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from ..pod.pod import Pod
+from .main import RktCommand, get_context
+from .output import full_time, humanize_time, print_json, print_table
+from .pods import format_networks
+
+
+def image_name(pod: Pod, app: str) -> str:
+    """``name:version`` of an app's image, from the image manifest kept in the pod."""
+    text = pod.read_text("appsinfo", app, "manifest")
+    manifest = json.loads(text)
+    labels = {label["name"]: label["value"] for label in manifest.get("labels") or []}
+    return f'{manifest["name"]}:{labels["version"]}' if "version" in labels else manifest["name"]
+
+
+def pod_json(pod: Pod) -> dict:
+    """A pod as rkt's JSON list/status formats show it."""
+    state = pod.state
+    codes = pod.app_exit_codes()
+    apps = []
+    manifest = pod.manifest() if pod.manifest_json() else None
+    for ra in manifest.apps if manifest else ():
+        app = {"name": ra.name, "image_id": ra.image.id or "",
+               "state": "running" if state == "running" else "exited" if ra.name in codes else "unknown"}
+        if ra.name in codes:
+            app["exit_code"] = codes[ra.name]
+        apps.append(app)
+    result = {"name": pod.uuid, "state": state}
+    if state in ("running", "exited") and pod.networks():
+        result["networks"] = pod.networks()
+    if apps:
+        result["app_names"] = [a["name"] for a in apps]
+        result["apps"] = apps
+    for key, when in (("created_at", pod.created_at), ("started_at", pod.started_at)):
+        if when:
+            result[key] = int(when * 1e9)
+    return result
+
+
+@click.command("list", cls=RktCommand)
+@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@click.option("--full/--no-full", default=False, help="use long output format")
+@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
+              help="choose the output format: json or json-pretty")
+def list_pods(no_legend: bool, full: bool, fmt: str) -> None:
+    """List pods."""
+    ctx = get_context()
+    errors: list[str] = []
+    pods_json, rows = [], []
+    now = time.time()
+    for pod in Pod.walk(ctx.data_dir):
+        with pod:
+            try:
+                if fmt:
+                    pods_json.append(pod_json(pod))
+                    continue
+                rows.extend(_rows(pod, full, now))
+            except (OSError, ValueError, KeyError) as e:
+                errors.append(f"unable to read pod {pod.uuid}: {e}")
+    if fmt:
+        print_json(pods_json, pretty=fmt == "json-pretty")
+    else:
+        header = ["UUID", "APP", "IMAGE NAME"] + (["IMAGE ID"] if full else []) + [
+            "STATE", "CREATED", "STARTED", "NETWORKS"]
+        print_table(header, rows, legend=not no_legend)
+    for error in errors:
+        print(f"rkt: {error}", file=sys.stderr)
+
+
+def _rows(pod: Pod, full: bool, now: float) -> list[list[str]]:
+    def when(t):
+        return "" if not t else full_time(t) if full else humanize_time(t, now)
+
+    manifest = pod.manifest() if pod.manifest_json() else None
+    first = [pod.uuid if full else pod.uuid[:8], pod.state, when(pod.created_at),
+             when(pod.started_at), format_networks(pod.networks())]
+    apps = manifest.apps if manifest else []
+    if not apps:
+        return [[first[0], "-", "-"] + (["-"] if full else []) + first[1:]]
+    rows = []
+    for ra in apps:
+        image = [image_name(pod, ra.name)] + ([(ra.image.id or "")[:19]] if full else [])
+        uuid, rest = (first[0], first[1:]) if not rows else ("", ["", "", "", ""])
+        rows.append([uuid, ra.name] + image + rest)
+    return rows

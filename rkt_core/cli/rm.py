@@ -1,0 +1,27 @@
+"""``rkt rm``: remove exited or prepared pods now (never a running one)."""
+
+import sys
+
+import click
+
+from ..errors import RktError
+from ..stage0.gc import remove_pod
+from .main import RktCommand, get_context
+from .pods import uuid_arguments
+
+
+@click.command(cls=RktCommand)
+@click.argument("uuids", nargs=-1)
+@click.option("--uuid-file", default="", help="read pod UUID from file instead of argument")
+def rm(uuids, uuid_file) -> None:
+    """Remove all files and resources associated with exited or prepared pods."""
+    ctx = get_context()
+    failed = 0
+    for uuid in uuid_arguments(uuids, uuid_file):
+        try:
+            remove_pod(ctx, uuid)
+        except RktError as e:
+            print(f"rkt: {e}", file=sys.stderr)
+            failed += 1
+    if failed:
+        raise RktError("failed to remove one or more pods")

@@ -1,0 +1,142 @@
+"""``rkt run``: prepare a pod from images and run it in the foreground.
+
+``rkt run``'s exit status is the first failing app's exit status (0 if all succeeded); errors of
+rkt itself exit 254.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import click
+
+from ..appc import Volume
+from ..errors import UsageError
+from ..stage0.fetch import pull_policy_from_flags
+from ..stage0.prepare import PrepareOptions, prepare_pod
+from ..stage0.run import run_pod
+from ..types import RunOptions
+from .apps import AppsCommand
+from .main import OptionalValue, get_context
+
+_STAGE1_ALIASES = {"coreos": "nspawn", "src": "nspawn", "host": "nspawn"}
+
+
+def stage1_from_image_name(value: str) -> str:
+    """The flavor meant by a v0.14 ``--stage1-image`` value (``/usr/lib/rkt/stage1-fly.aci``,
+    ``coreos.com/rkt/stage1-coreos:0.14.0``) or a plain flavor name."""
+    base = os.path.basename(value.rstrip("/")).split(":")[0].removesuffix(".aci")
+    flavor = base.split("stage1-", 1)[1] if "stage1-" in base else base
+    return _STAGE1_ALIASES.get(flavor, flavor)
+
+
+def prepare_options(f):
+    """The flags ``run`` and ``prepare`` share (images and per-app flags are parsed apart)."""
+    options = [
+        click.option("--volume", "volumes", multiple=True, metavar="NAME,kind=host|empty,...",
+                     help="volumes to make available in the pod"),
+        click.option("--set-env", "set_env", multiple=True, metavar="NAME=VALUE",
+                     help="an environment variable to set for all apps"),
+        click.option("--inherit-env/--no-inherit-env", default=False,
+                     help="inherit all environment variables not set by apps"),
+        click.option("--pull-policy", default=None, metavar="POLICY",
+                     help='when to pull images: "new" (default), "update" or "never"'),
+        click.option("--store-only/--no-store-only", default=False, hidden=True,
+                     help="deprecated: same as --pull-policy=never"),
+        click.option("--no-store/--store", default=False, hidden=True,
+                     help="deprecated: same as --pull-policy=update"),
+        click.option("--stage1-name", default="", metavar="FLAVOR",
+                     help="the stage1 flavor to run the pod with (nspawn, fly, kvm...)"),
+        click.option("--stage1-image", default="", metavar="IMAGE", hidden=True,
+                     help="v0.14 flag: a stage1 image name or path; selects the matching flavor"),
+        click.option("--no-overlay/--overlay", default=False,
+                     help="disable overlay filesystem and copy image trees instead"),
+        click.option("--pod-manifest", default="", metavar="FILE",
+                     help="the path to the pod manifest; overrides images and their flags"),
+        click.option("--uuid-file-save", default="", metavar="FILE",
+                     help="write the pod UUID to this file"),
+        click.option("--private-users/--no-private-users", default=False,
+                     help="run within user namespaces"),
+        click.option("--port", "ports", multiple=True, metavar="NAME:[HOSTIP:]HOSTPORT",
+                     help="ports to forward"),
+    ]
+    return functools.reduce(lambda acc, option: option(acc), reversed(options), f)
+
+
+def parse_env(values) -> dict[str, str]:
+    """``NAME=VALUE`` flags as a dict."""
+    env = {}
+    for value in values:
+        name, eq, val = value.partition("=")
+        if not eq or not name:
+            raise UsageError(f'--set-env "{value}": expected NAME=VALUE')
+        env[name] = val
+    return env
+
+
+def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
+    """PrepareOptions from the parsed flags and the image list."""
+    if params["ports"]:
+        raise UsageError("--port needs contained networking, which comes with the nspawn flavor "
+                         "and the rkt-net-cni plugin")
+    stage1 = params["stage1_name"]
+    if params["stage1_image"]:
+        if stage1:
+            raise UsageError("--stage1-name and --stage1-image are mutually exclusive")
+        stage1 = stage1_from_image_name(params["stage1_image"])
+    policy = pull_policy_from_flags(params["pull_policy"], params["store_only"], params["no_store"],
+                                    default="new")
+    return PrepareOptions(
+        apps=ctx.meta.get("rkt.apps", []), mounts=ctx.meta.get("rkt.pod_mounts", []),
+        volumes=[Volume.from_cli(v) for v in params["volumes"]],
+        set_env=parse_env(params["set_env"]), inherit_env=params["inherit_env"],
+        pull_policy=policy, stage1_name=stage1, no_overlay=params["no_overlay"],
+        pod_manifest=params["pod_manifest"], uuid_file_save=params["uuid_file_save"])
+
+
+def run_flags(f):
+    """The flags ``run`` and ``run-prepared`` share."""
+    options = [
+        click.option("--net", "net", cls=OptionalValue, flag_value="default", default=None,
+                     multiple=True, metavar="NETS",
+                     help="networks to join: default, host, none, NAME[:K=V;...], comma-separated"),
+        click.option("--interactive/--no-interactive", default=False,
+                     help="run the pod interactively (one app only)"),
+        click.option("--mds-register/--no-mds-register", default=False,
+                     help="register the pod with the metadata service"),
+        click.option("--hostname", default="", help="the pod's hostname [default: rkt-<uuid>]"),
+        click.option("--dns", multiple=True, help="name servers, or host to use the host's"),
+        click.option("--dns-search", multiple=True, help="DNS search domains"),
+        click.option("--dns-opt", multiple=True, help="DNS options"),
+        click.option("--hosts-entry", "hosts_entries", multiple=True, metavar="IP=HOST|host",
+                     help="entries to add to the pod's /etc/hosts"),
+    ]
+    return functools.reduce(lambda acc, option: option(acc), reversed(options), f)
+
+
+def build_run_options(params: dict, private_users: bool) -> tuple[RunOptions, bool]:
+    """RunOptions from the parsed flags, and whether ``--net`` was given."""
+    nets = tuple(n.strip() for value in params["net"] for n in value.split(",") if n.strip())
+    options = RunOptions(
+        lock_fd=-1, net=nets or ("default",), interactive=params["interactive"],
+        private_users=private_users, mds_register=params["mds_register"],
+        hostname=params["hostname"], dns=tuple(params["dns"]), dns_search=tuple(params["dns_search"]),
+        dns_opt=tuple(params["dns_opt"]), hosts_entries=tuple(params["hosts_entries"]),
+        debug=get_context().debug, local_config=get_context().local_config,
+        insecure=int(get_context().insecure))
+    return options, bool(nets)
+
+
+@click.command(cls=AppsCommand, context_settings={"ignore_unknown_options": False})
+@prepare_options
+@run_flags
+@click.pass_context
+def run(click_ctx: click.Context, **params) -> int:
+    """Run image(s) in a pod: rkt run [FLAGS] IMAGE [--exec CMD] [-- ARGS ---] [IMAGE ...]"""
+    ctx = get_context()
+    options = build_prepare_options(click_ctx, params)
+    run_options, net_given = build_run_options(params, params["private_users"])
+    pod = prepare_pod(ctx, options)
+    with pod:
+        return run_pod(ctx, pod, run_options, net_given)

@@ -1,0 +1,26 @@
+"""``rkt run-prepared``: run a pod made by ``rkt prepare``."""
+
+import os
+
+import click
+
+from ..pod.pod import Pod
+from ..stage0.run import run_pod
+from .main import RktCommand, get_context
+from .run import build_run_options, run_flags
+
+
+@click.command("run-prepared", cls=RktCommand)
+@click.argument("uuid")
+@run_flags
+def run_prepared(uuid: str, **params) -> int:
+    """Run a prepared pod: rkt run-prepared UUID"""
+    ctx = get_context()
+    with Pod.find(ctx.data_dir, uuid) as pod:
+        if pod.state != "prepared":
+            from ..errors import RktError
+
+            raise RktError(f'pod "{pod.uuid}" is not prepared (it is {pod.state})')
+        private = os.path.exists(pod.file("private-users-requested"))
+        options, net_given = build_run_options(params, private)
+        return run_pod(ctx, pod, options, net_given)

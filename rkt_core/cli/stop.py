@@ -1,0 +1,34 @@
+"""``rkt stop``: ask running pods to stop (``--force`` kills them)."""
+
+import sys
+
+import click
+
+from ..errors import RktError
+from ..pod.pod import Pod
+from ..stage0.run import stop_pod
+from .main import RktCommand, get_context
+from .pods import uuid_arguments
+
+
+@click.command(cls=RktCommand)
+@click.argument("uuids", nargs=-1)
+@click.option("--uuid-file", default="", help="read pod UUID from file instead of argument")
+@click.option("--force/--no-force", default=False, help="forced stopping (kill the pod)")
+def stop(uuids, uuid_file, force) -> None:
+    """Stop one or more running pods."""
+    ctx = get_context()
+    failed = 0
+    for uuid in uuid_arguments(uuids, uuid_file):
+        try:
+            with Pod.find(ctx.data_dir, uuid) as pod:
+                if pod.state in ("exited", "exited garbage", "exited deleting"):
+                    click.echo(f'pod "{pod.uuid}" is already stopped')
+                    continue
+            pod = stop_pod(ctx, uuid, force)
+            click.echo(f'"{pod.uuid}"')
+        except RktError as e:
+            print(f"rkt: {e}", file=sys.stderr)
+            failed += 1
+    if failed:
+        raise RktError(f"failed to stop {failed} pod(s)")
