@@ -1,11 +1,12 @@
 """Writing tar members into a directory without ever touching anything outside it.
 
 Every path is resolved from an fd of the root, one component at a time, each opened with
-``O_NOFOLLOW``. Symlinks met in *parent* components are followed with chroot semantics: an
-absolute target starts again at the root, ``..`` never climbs above it, and more than 40 hops is
-a loop. The *final* component is never followed. A member replaces whatever is at its name: a
-directory over a directory only updates metadata, anything else removes what was there first (a
-non-directory over a directory removes that whole tree: a later entry wins, as in rkt and appc).
+``O_NOFOLLOW`` (:mod:`rkt_core.sys.scoped`). Symlinks met in *parent* components are followed
+with chroot semantics: an absolute target starts again at the root, ``..`` never climbs above
+it, and more than 40 hops is a loop. The *final* component is never followed. A member
+replaces whatever is at its name: a directory over a directory only updates metadata, anything
+else removes what was there first (a non-directory over a directory removes that whole tree: a
+later entry wins, as in rkt and appc).
 
 Metadata is changed only through an fd of the node itself, never through a path that could be a
 symlink, and directory metadata is applied by :meth:`ScopedExtractor.finish`, after children.
@@ -19,6 +20,7 @@ are kept for ``user.*`` and ``security.capability``, as rkt does; others are dro
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -26,17 +28,16 @@ import tarfile
 from typing import Callable
 
 from ..errors import ImageError
+from ..sys import scoped
 from .aci import TAR_ERRORS, clean_name
 
 # (type, major, minor): null, zero, full, random, urandom, tty, console, ptmx.
 DEFAULT_DEVICES = frozenset({("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9),
                              ("c", 5, 0), ("c", 5, 1), ("c", 5, 2)})
 XATTR_PREFIXES = ("user.", "security.capability")
-MAX_SYMLINK_HOPS = 40
 COPY_BUFFER = 1 << 20
 
 _PAX_XATTR = "SCHILY.xattr."
-_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NODE_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -45,11 +46,6 @@ def _components(name: str, what: str) -> list[str]:
     """The components of a relative archive path (``[]`` for the root itself)."""
     cleaned = clean_name(name, what)
     return [] if cleaned == "." else cleaned.split("/")
-
-
-def _fd_path(fd: int) -> str:
-    """A path naming exactly the node an ``O_PATH`` fd refers to (for chmod, chown, utime)."""
-    return f"/proc/self/fd/{fd}"
 
 
 def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
@@ -135,7 +131,7 @@ class ScopedExtractor:
             try:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) == (dev, ino):
-                    self._set_metadata(_fd_path(fd), member)
+                    self._set_metadata(scoped.fd_path(fd), member)
             except OSError as e:
                 raise ImageError(f'image archive: cannot set metadata of "{member.name}": '
                                  f"{e.strerror}") from None
@@ -163,62 +159,15 @@ class ScopedExtractor:
             self._cached = None
 
     def _open_dir(self, parts: list[str], create: bool) -> int:
-        """An ``O_PATH`` fd of the directory ``parts`` under the root, following symlinks with
-        chroot semantics. Missing directories are created when ``create``, else
-        FileNotFoundError."""
-        stack = [os.dup(self._root_fd)]  # the directories walked; stack[0] is the root
-        todo = parts[::-1]
-        hops = 0
+        """An ``O_PATH`` fd of the directory ``parts`` under the root (chroot semantics, see
+        :mod:`rkt_core.sys.scoped`). Missing directories are created (0755) when ``create``,
+        else FileNotFoundError."""
         try:
-            while todo:
-                name = todo.pop()
-                if name in ("", "."):
-                    continue
-                if name == "..":
-                    if len(stack) > 1:
-                        os.close(stack.pop())
-                    continue
-                fd = self._open_component(stack[-1], name, create, parts)
-                if fd is not None:
-                    stack.append(fd)
-                    continue
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise ImageError(f'image archive: "{"/".join(parts)}": too many levels of '
-                                     "symbolic links")
-                target = os.readlink(name, dir_fd=stack[-1])
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                todo.extend(reversed(target.split("/")))
-            return stack.pop()
-        finally:
-            for fd in stack:
-                os.close(fd)
-
-    def _open_component(self, dir_fd: int, name: str, create: bool,
-                        parts: list[str]) -> int | None:
-        """An fd of the directory ``name`` in ``dir_fd``, or None if ``name`` is a symlink."""
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-        except FileNotFoundError:
-            if not create:
+            return scoped.open_dir(self._root_fd, parts, create=create)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-        except NotADirectoryError:
-            st = _lstat(dir_fd, name)
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                return None
-            raise ImageError(f'image archive: "{"/".join(parts)}": component "{name}" is not a '
-                             "directory") from None
-        # A parent the archive did not list: mode 0755, owned by us (root when rendering).
-        os.mkdir(name, 0o700, dir_fd=dir_fd)
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-        try:
-            os.chmod(_fd_path(fd), 0o755)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
+            raise ImageError(f'image archive: "{"/".join(parts)}": {e.strerror}') from None
 
     def _replace(self, parent: int, name: str, keep_dir: bool = False) -> os.stat_result | None:
         """Remove what is at ``name`` (never following it), except a directory when
@@ -319,7 +268,7 @@ class ScopedExtractor:
         try:
             if stat.S_IFMT(os.fstat(fd).st_mode) != file_type:
                 raise ImageError(f'image archive: "{member.name}" changed while extracting')
-            self._set_metadata(_fd_path(fd), member)
+            self._set_metadata(scoped.fd_path(fd), member)
         finally:
             os.close(fd)
 
@@ -334,8 +283,8 @@ class ScopedExtractor:
 
     def _set_metadata(self, target: int | str, member: tarfile.TarInfo) -> None:
         """Owner, mode, xattrs and times of a node that is not a symlink; ``target`` is an fd
-        open on it or the :func:`_fd_path` of one. chown comes first: it clears setuid bits and
-        file capabilities."""
+        open on it or the :func:`scoped.fd_path` of one. chown comes first: it clears setuid bits
+        and file capabilities."""
         if self.preserve_owner:
             os.chown(target, member.uid, member.gid)
         os.chmod(target, member.mode & 0o7777)

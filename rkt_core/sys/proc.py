@@ -1,0 +1,124 @@
+"""Processes: descriptors, signals, identity through /proc, and waiting for a child."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+# Signals ``rkt run`` and ``rkt enter`` pass on to the process they wait for.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+_SI_KERNEL = 0x80  # si_code of a signal the kernel raised (a terminal's ^C), not kill(2)
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+
+_libc = None  # the C library; unit tests replace it with a fake
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _prctl(option: int, value: int, what: str) -> None:
+    if _lib().prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                    ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot {what}: {os.strerror(err)}")
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """prctl(PR_SET_DUMPABLE): a non-dumpable process cannot be ptraced and its /proc files
+    (``exe``, ``fd``, ``root``) are closed to other users; exec resets it."""
+    _prctl(_PR_SET_DUMPABLE, int(dumpable), "change the dumpable flag")
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """prctl(PR_SET_PDEATHSIG): get ``sig`` when the parent dies (0: nothing)."""
+    _prctl(_PR_SET_PDEATHSIG, sig, "set the parent death signal")
+
+
+def close_fds_except(keep: Iterable[int]) -> None:
+    """Close every descriptor from 3 up except those in ``keep``."""
+    low = 3
+    for fd in sorted(set(fd for fd in keep if fd >= 3)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max(low, os.sysconf("SC_OPEN_MAX")))
+
+
+def open_process(pid: int) -> int:
+    """An fd of ``/proc/<pid>``. It stays bound to that process (never to a later one with the
+    same pid) and is a pidfd for :func:`send_signal`. ProcessLookupError if there is none."""
+    try:
+        return os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProcessLookupError(f"no process {pid}") from None
+
+
+def holds_open(proc_fd: int, st: os.stat_result) -> bool:
+    """Whether the process of ``proc_fd`` has a descriptor open on the file ``st`` describes."""
+    try:
+        fds = os.open("fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    try:
+        for name in os.listdir(fds):
+            try:
+                other = os.stat(name, dir_fd=fds)
+            except OSError:
+                continue  # closed meanwhile
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return True
+        return False
+    finally:
+        os.close(fds)
+
+
+def send_signal(proc_fd: int, sig: int) -> None:
+    """Signal the process an fd of ``/proc/<pid>`` pins (ProcessLookupError once it exited)."""
+    signal.pidfd_send_signal(proc_fd, sig)
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N if killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+@contextmanager
+def blocked_signals(signals: Iterable[int]) -> Iterator[None]:
+    """Block ``signals`` and SIGCHLD for the block (so :func:`wait_forwarding` misses none);
+    children forked meanwhile must call :func:`restore_default_signals`."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(signals) | {signal.SIGCHLD})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def restore_default_signals() -> None:
+    """In a forked child about to exec: default dispositions for what Python changed (SIGINT,
+    SIGPIPE, SIGXFSZ) and for the forwarded signals, and nothing blocked."""
+    for sig in set(FORWARDED) | {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD}:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def wait_forwarding(pid: int, signals: Iterable[int] = FORWARDED) -> int:
+    """Wait for the child ``pid`` (inside :func:`blocked_signals`), passing on ``signals``
+    sent to this process with kill(2); return its :func:`exit_code`. Signals the kernel raised
+    (a terminal's ^C) are not passed on: they reached the child's process group already."""
+    watched = set(signals) | {signal.SIGCHLD}
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return exit_code(status)
+        info = signal.sigwaitinfo(watched)
+        if info.si_signo != signal.SIGCHLD and info.si_code != _SI_KERNEL:
+            os.kill(pid, info.si_signo)

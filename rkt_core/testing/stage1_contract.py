@@ -1,0 +1,266 @@
+"""The contract every stage1 flavor passes, driven through the real ``rkt`` command.
+
+A flavor's test module subclasses :class:`Stage1Contract` and names the flavor::
+
+    from rkt_core.testing.stage1_contract import Stage1Contract
+
+    class TestFlyContract(Stage1Contract):
+        flavor = "fly"
+
+Each test runs ``rkt`` (``python -m rkt_core.cli.main``) with its own ``--dir`` on busybox
+images built from the host's ``busybox-static``. The tests need root (marker ``root``) and the
+flavor installed. Pods a test leaves running are force-stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .aci import build_aci, busybox_rootfs, image_manifest
+
+RKT_TIMEOUT = 60  # seconds any one rkt command may take
+WAIT_TIMEOUT = 20  # seconds to wait for a pod to reach a state
+MARKER = "only-in-the-app-root"
+
+
+class Rkt:
+    """The ``rkt`` command on one data directory, with one stage1 flavor."""
+
+    def __init__(self, data_dir: Path, flavor: str):
+        self.data_dir = data_dir
+        self.flavor = flavor
+        self.background: list[tuple[subprocess.Popen, Path]] = []
+
+    def command(self, *args: str) -> list[str]:
+        """The argv of ``rkt ARGS`` (global flags included)."""
+        return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
+                "--insecure-options=image", *args]
+
+    def __call__(self, *args: str, input: str | None = None,
+                 timeout: float = RKT_TIMEOUT) -> subprocess.CompletedProcess:
+        """Run ``rkt ARGS`` to completion, capturing its output."""
+        return subprocess.run(self.command(*args), input=input, capture_output=True, text=True,
+                               timeout=timeout)
+
+    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """``rkt run --stage1-name=FLAVOR ARGS``."""
+        return self("run", f"--stage1-name={self.flavor}", *args, **kwargs)
+
+    def start(self, *args: str) -> tuple[subprocess.Popen, str]:
+        """``rkt run`` in the background; returns the process and the pod's uuid once the pod
+        is running with its pid recorded."""
+        uuid_file = self.data_dir.parent / f"uuid-{len(self.background)}"
+        output = self.data_dir.parent / f"output-{len(self.background)}"
+        with open(output, "wb") as out:  # not a pipe: the app may outlive rkt run
+            process = subprocess.Popen(
+                self.command("run", f"--stage1-name={self.flavor}",
+                             f"--uuid-file-save={uuid_file}", *args),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        self.background.append((process, uuid_file))
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while time.monotonic() < deadline:
+            if uuid_file.exists() and uuid_file.read_text():
+                uuid = uuid_file.read_text().strip()
+                status = self.status(uuid)
+                if status.get("state") == "running" and "pid" in status:
+                    return process, uuid
+            if process.poll() is not None:
+                raise AssertionError(f"rkt run exited early ({process.returncode}): "
+                                     f"{output.read_text()}")
+            time.sleep(0.1)
+        raise AssertionError("the pod did not reach state running with a pid")
+
+    def status(self, uuid: str) -> dict[str, str]:
+        """``rkt status UUID`` as a dict (empty if the command failed)."""
+        result = self("status", uuid)
+        if result.returncode != 0:
+            return {}
+        return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+    def wait_exited(self, process: subprocess.Popen, timeout: float = WAIT_TIMEOUT) -> int:
+        """Wait for a background ``rkt run`` and return its exit status."""
+        return process.wait(timeout=timeout)
+
+    def cleanup(self) -> None:
+        """Force-stop the pods started in the background and reap their ``rkt run``."""
+        for process, uuid_file in self.background:
+            uuid = uuid_file.read_text().strip() if uuid_file.exists() else ""
+            if uuid and self.status(uuid).get("state") == "running":
+                self("stop", "--force", uuid)
+            try:
+                process.wait(timeout=WAIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def contract_image(path: Path, name: str = "example.com/busybox", **app) -> Path:
+    """A busybox ACI whose root holds ``/etc/marker`` (a file only the app's root has) and
+    whose app section is ``app`` (default: ``/bin/sh -c 'echo hi'`` as root)."""
+    work = path.parent / (path.name + ".d")
+    rootfs = busybox_rootfs(work / "rootfs")
+    (rootfs / "etc" / "marker").write_text(MARKER + "\n")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                           "user:x:1000:1000:user:/home/user:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nusers:x:1000:\n")
+    manifest = image_manifest(name, app={"exec": ["/bin/sh", "-c", "echo hi"], "user": "0",
+                                         "group": "0", **app})
+    build_aci(path, manifest, rootfs)
+    shutil.rmtree(work)
+    return path
+
+
+@pytest.mark.root
+class Stage1Contract:
+    """What ``rkt run``, ``status``, ``list``, ``enter``, ``stop`` and ``gc`` promise with any
+    flavor. Subclasses set :attr:`flavor`."""
+
+    flavor: str = ""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def image(cls, tmp_path_factory) -> str:
+        """The busybox test image (see :func:`contract_image`)."""
+        return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+
+    @pytest.fixture
+    def rkt(self, tmp_path) -> Rkt:
+        """``rkt`` on a fresh data directory, with this flavor."""
+        assert self.flavor, "set flavor in the subclass"
+        rkt = Rkt(tmp_path / "data", self.flavor)
+        yield rkt
+        rkt.cleanup()
+
+    # --- the app's process ----------------------------------------------------------------
+
+    def test_exit_status_is_passed_through(self, rkt, image):
+        assert rkt.run(image, "--exec", "/bin/sh", "--", "-c", "exit 7").returncode == 7
+        assert rkt.run(image, "--exec", "/bin/true").returncode == 0
+
+    def test_default_exec_and_its_stdout(self, rkt, image):
+        result = rkt.run(image)
+        assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+
+    def test_stdout_and_stderr_of_the_app(self, rkt, image):
+        result = rkt.run(image, "--exec", "/bin/sh", "--", "-c", "echo out; echo err >&2")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "out\n"
+        assert "err\n" in result.stderr
+
+    def test_arguments_after_the_image(self, rkt, image):
+        result = rkt.run(image, "--exec", "/bin/echo", "--", "a", "b c", "---")
+        assert result.stdout == "a b c\n", result.stderr
+
+    def test_environment(self, rkt, image):
+        result = rkt.run("--set-env=FOO=bar baz", image, "--exec", "/bin/env")
+        assert result.returncode == 0, result.stderr
+        env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        assert env["AC_APP_NAME"] == "busybox"
+        assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        assert env["FOO"] == "bar baz"
+        assert (env["HOME"], env["USER"]) == ("/root", "root")
+
+    def test_user_group_and_working_directory(self, rkt, image):
+        result = rkt.run(image, "--user=user", "--group=1000", "--working-dir=/etc",
+                         "--exec", "/bin/sh", "--", "-c", "id -u; id -g; pwd; echo $HOME")
+        assert result.stdout.split() == ["1000", "1000", "/etc", "/home/user"], result.stderr
+
+    def test_the_root_is_the_images_with_proc_dev_and_sys(self, rkt, image):
+        result = rkt.run(image, "--exec", "/bin/sh", "--", "-c",
+                         "cat /etc/marker; test -e /proc/self/status && test -c /dev/null "
+                         "&& test -d /sys/kernel && echo ok")
+        assert result.stdout == f"{MARKER}\nok\n", result.stderr
+
+    # --- volumes --------------------------------------------------------------------------
+
+    def test_host_volume_written_by_the_app(self, rkt, image, tmp_path):
+        host = tmp_path / "host"
+        host.mkdir()
+        result = rkt.run(f"--volume=data,kind=host,source={host}", image,
+                         "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+                         "echo written > /data/out")
+        assert result.returncode == 0, result.stderr
+        assert (host / "out").read_text() == "written\n"
+
+    def test_empty_volume(self, rkt, image):
+        result = rkt.run("--volume=scratch,kind=empty", image,
+                         "--mount=volume=scratch,target=/scratch", "--exec", "/bin/sh", "--", "-c",
+                         "echo x > /scratch/f && cat /scratch/f && grep -c ' /scratch ' "
+                         "/proc/self/mountinfo")
+        assert (result.returncode, result.stdout) == (0, "x\n1\n"), result.stderr
+
+    def test_read_only_volume_refuses_writes(self, rkt, image, tmp_path):
+        host = tmp_path / "host"
+        host.mkdir()
+        (host / "existing").write_text("data")
+        result = rkt.run(f"--volume=data,kind=host,source={host},readOnly=true", image,
+                         "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+                         "cat /data/existing; echo x > /data/new")
+        assert result.returncode != 0
+        assert result.stdout == "data"
+        assert sorted(os.listdir(host)) == ["existing"]
+
+    # --- pod states -----------------------------------------------------------------------
+
+    def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
+        uuid_file = tmp_path / "uuid"
+        result = rkt.run(f"--uuid-file-save={uuid_file}", image, "--exec", "/bin/sh", "--", "-c",
+                         "exit 3")
+        assert result.returncode == 3
+        uuid = uuid_file.read_text().strip()
+        status = rkt.status(uuid)
+        assert (status["state"], status["exited"], status["app-busybox"]) == ("exited", "true", "3")
+        listing = rkt("list", "--no-legend").stdout.split()
+        assert listing[:4] == [uuid[:8], "busybox", "example.com/busybox:1.0", "exited"]
+
+    def test_stop_a_running_pod(self, rkt, image):
+        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        result = rkt("stop", uuid)
+        assert (result.returncode, result.stdout) == (0, f'"{uuid}"\n'), result.stderr
+        assert rkt.wait_exited(process) != 0
+        status = rkt.status(uuid)
+        assert status["state"] == "exited" and status["app-busybox"] != "0"
+
+    def test_stop_force(self, rkt, image):
+        process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                                  "trap '' TERM; while true; do sleep 1; done")
+        assert rkt("stop", "--force", uuid).returncode == 0
+        assert rkt.wait_exited(process) == 128 + 9
+
+    def test_enter_a_running_pod(self, rkt, image):
+        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        result = rkt("enter", uuid, "/bin/cat", "/etc/marker")
+        assert (result.returncode, result.stdout) == (0, MARKER + "\n"), result.stderr
+        result = rkt("enter", "--app=busybox", uuid, "/bin/sh", "-c", "echo $AC_APP_NAME; exit 4")
+        assert (result.returncode, result.stdout) == (4, "busybox\n"), result.stderr
+        result = rkt("enter", uuid, input="echo from-stdin\n")  # default: a shell
+        assert (result.returncode, result.stdout) == (0, "from-stdin\n"), result.stderr
+        assert rkt("stop", uuid).returncode == 0
+        rkt.wait_exited(process)
+
+    def test_gc_removes_the_pod_and_leaves_no_mounts(self, rkt, image, tmp_path):
+        host = tmp_path / "host"
+        host.mkdir()
+        uuid_file = tmp_path / "uuid"
+        result = rkt.run(f"--uuid-file-save={uuid_file}", "--volume=scratch,kind=empty",
+                         f"--volume=data,kind=host,source={host}", image,
+                         "--mount=volume=scratch,target=/scratch",
+                         "--mount=volume=data,target=/data",
+                         "--exec", "/bin/true")
+        assert result.returncode == 0, result.stderr
+        uuid = uuid_file.read_text().strip()
+        result = rkt("gc", "--grace-period=0s")
+        assert result.returncode == 0, result.stderr
+        assert f'Garbage collecting pod "{uuid}"' in result.stdout
+        assert rkt("list", "--no-legend").stdout.strip() == ""
+        assert not list((rkt.data_dir / "pods").glob(f"*/{uuid}"))
+        with open("/proc/self/mountinfo") as f:
+            assert str(rkt.data_dir) not in f.read()
+        assert host.is_dir()

@@ -1,0 +1,1 @@
+"""The fly stage1 flavor: runs a pod's single app chrooted in a private mount namespace."""

@@ -1,0 +1,18 @@
+"""Entry point of the fly flavor (``stage1-fly``); the implementation is imported only when
+a pod uses it."""
+
+from rkt_core import hookimpl
+from rkt_core.types import Stage1Flavor
+
+
+def _factory():
+    from .stage1 import FlyStage1
+
+    return FlyStage1()
+
+
+@hookimpl
+def rkt_stage1_flavors():
+    return [Stage1Flavor(name="fly", factory=_factory, interface_version=1,
+                         description="one app, chroot in a private mount namespace, host network, "
+                                     "no isolation (for privileged host services)")]

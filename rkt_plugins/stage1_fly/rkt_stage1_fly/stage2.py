@@ -1,0 +1,240 @@
+"""What happens inside a fly pod: the app's root and its mounts, a process's identity, exec.
+
+The image is untrusted, so its root is only ever touched through an fd of it
+(:mod:`rkt_core.sys.scoped`): no symlink in it makes rkt read, create or mount anything outside
+it. Executables and working directories are resolved the same way to symlink-free paths, and
+refused under ``/proc``, before rkt enters the root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from dataclasses import dataclass
+from typing import NoReturn
+
+from rkt_core.errors import RktError
+from rkt_core.pod.runtime import (DEFAULT_PATH, Account, AppRuntime, process_environment,
+                                  resolve_user)
+from rkt_core.sys import mount, ns, proc, scoped
+from rkt_core.types import RunOptions
+
+from .spawn import Channel, describe, spawn
+
+SYSTEM_BINDS = ("/dev", "/proc", "/sys")  # bound recursively from the host, as rkt fly does
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+
+
+@dataclass(frozen=True)
+class Process:
+    """A program to start inside an app's root, fully resolved beforehand."""
+
+    path: str  # the executable, absolute inside the root, no symlinks
+    argv: list[str]
+    cwd: str  # likewise
+    account: Account
+    env: dict[str, str]
+
+
+# --- the pod's child: from a fresh mount namespace to the app -------------------------------
+
+
+def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channel) -> NoReturn:
+    """Run in the child of ``rkt run`` (pid ``parent``): set the app's root up in a new mount
+    namespace, run its pre-start handler, send the namespace and root fds to the parent, and
+    exec the app, keeping the pod's lock fd open in it."""
+    proc.set_parent_death_signal(signal.SIGKILL)  # until exec: rkt dying aborts the start
+    _check_parent(parent)
+    proc.set_dumpable(False)
+    ns.unshare(ns.CLONE_NEWNS)
+    root = mount_root(app, options)
+    if app.pre_start:
+        run_handler(root, app, "pre-start",
+                    process(root, app, app.pre_start, app.working_directory, options.interactive))
+    main = process(root, app, app.exec, app.working_directory, options.interactive)
+    channel.send_fds([ns.open_ns("mnt"), root])
+    os.set_inheritable(options.lock_fd, True)
+    proc.set_parent_death_signal(0)  # from now on the app outlives rkt, as the pod lock does
+    _check_parent(parent)
+    exec_in(root, main, keep=(options.lock_fd, channel.fileno()))
+
+
+def _check_parent(parent: int) -> None:
+    if os.getppid() != parent:
+        raise RktError("rkt exited while the pod was starting")
+
+
+def mount_root(app: AppRuntime, options: RunOptions) -> int:
+    """In a new mount namespace: stop mounts propagating to the host (``/`` becomes a slave),
+    mount the app's root (an overlay of its tree, or its private copy bound on itself) with
+    /dev, /proc, /sys, a /tmp tmpfs, the volumes and the name service files; return an
+    ``O_PATH`` fd of the root."""
+    mount.make_slave("/")
+    if app.overlay:
+        mount.overlay(app.rootfs, [app.tree_rootfs], app.overlay_upper, app.overlay_work)
+    else:
+        mount.bind(app.rootfs, app.rootfs)
+    root = os.open(app.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # The image must not redirect these (CVE-2019-19921): no symlinks on the way.
+        for path in SYSTEM_BINDS:
+            _mounting(app, path, scoped.bind_into, root, path, path, recursive=True,
+                      follow=False)
+        _mounting(app, "/tmp", scoped.mount_into, root, "/tmp", "tmpfs", "tmpfs",
+                  mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
+        for m in app.mounts:
+            _mounting(app, f'volume "{m.volume}" on {m.target}', scoped.bind_into, root, m.source,
+                      m.target, read_only=m.read_only)
+        _name_service(app, root, options)
+    except BaseException:
+        os.close(root)
+        raise
+    return root
+
+
+def _mounting(app: AppRuntime, what: str, call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except OSError as e:
+        raise RktError(f'app "{app.name}": cannot mount {what}: {describe(e)}') from None
+
+
+def _name_service(app: AppRuntime, root: int, options: RunOptions) -> None:
+    """/etc/resolv.conf and /etc/hosts as ``--dns`` and ``--hosts-entry`` ask: ``host`` binds
+    the host's file read-only, values write the file; nothing given keeps the image's."""
+    if options.dns == ("host",):
+        _mounting(app, "/etc/resolv.conf", scoped.bind_into, root, "/etc/resolv.conf",
+                  "/etc/resolv.conf", read_only=True)
+    elif options.dns != ("none",) and (options.dns or options.dns_search or options.dns_opt):
+        lines = [f"nameserver {server}" for server in options.dns]
+        lines += [f"search {' '.join(options.dns_search)}"] if options.dns_search else []
+        lines += [f"options {' '.join(options.dns_opt)}"] if options.dns_opt else []
+        _write(app, root, "/etc/resolv.conf", "".join(line + "\n" for line in lines))
+    if options.hosts_entries == ("host",):
+        _mounting(app, "/etc/hosts", scoped.bind_into, root, "/etc/hosts", "/etc/hosts",
+                  read_only=True)
+    elif options.hosts_entries:
+        entries = [entry.partition("=") for entry in options.hosts_entries]
+        _write(app, root, "/etc/hosts", LOCALHOST + "".join(f"{ip}\t{host}\n"
+                                                            for ip, _, host in entries))
+
+
+def _write(app: AppRuntime, root: int, path: str, text: str) -> None:
+    """Replace the content of the regular file ``path`` inside the root (created if missing)."""
+    try:
+        node = scoped.resolve(root, path, create="file")
+        try:
+            if not stat.S_ISREG(os.fstat(node.fd).st_mode):
+                raise RktError(f'app "{app.name}": {path} in the image is not a regular file')
+            with open(scoped.fd_path(node.fd), "w") as f:
+                f.write(text)
+        finally:
+            os.close(node.fd)
+    except OSError as e:
+        raise RktError(f'app "{app.name}": cannot write {path}: {describe(e)}') from None
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: bool) -> Process:
+    """How ``argv`` runs in the app's root: as the app's user, with the app's environment, in
+    ``cwd``; ``argv[0]`` without a ``/`` is searched in the app's PATH."""
+    if not argv:
+        raise RktError(f'app "{app.name}" has nothing to execute')
+    try:
+        account = resolve_user(app, lambda path: _read_text(root, path),
+                               lambda path: _owner(root, path))
+    except OSError as e:
+        raise RktError(f'app "{app.name}": cannot resolve its user: {describe(e)}') from None
+    env = process_environment(app, account, interactive=interactive)
+    where = _directory(root, app, cwd)
+    path = _executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
+    return Process(path, list(argv), where, account, env)
+
+
+def _read_text(root: int, path: str) -> str | None:
+    data = scoped.read_file(root, path)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _owner(root: int, path: str) -> tuple[int, int]:
+    node = scoped.resolve(root, path)
+    try:
+        st = os.fstat(node.fd)
+    finally:
+        os.close(node.fd)
+    return st.st_uid, st.st_gid
+
+
+def _under_proc(path: str) -> bool:
+    return path == "/proc" or path.startswith("/proc/")
+
+
+def _directory(root: int, app: AppRuntime, path: str) -> str:
+    """The symlink-free form of a working directory inside the root; never under /proc (a
+    working directory there could reach the host, CVE-2024-21626)."""
+    try:
+        node = scoped.resolve(root, path, want_dir=True)
+    except OSError as e:
+        raise RktError(f'app "{app.name}": working directory "{path}": {e.strerror}') from None
+    os.close(node.fd)
+    if _under_proc(node.path):
+        raise RktError(f'app "{app.name}": working directory "{path}" is under /proc')
+    return node.path
+
+
+def _executable(root: int, app: AppRuntime, name: str, search_path: str, cwd: str) -> str:
+    """The symlink-free path of an executable regular file inside the root (not under /proc)."""
+    if "/" in name:
+        candidates = [os.path.join(cwd, name)]
+    else:
+        candidates = [os.path.join(cwd, d, name) for d in search_path.split(":") if d]
+    for candidate in candidates:
+        try:
+            node = scoped.resolve(root, candidate)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(node.fd)
+        finally:
+            os.close(node.fd)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and not _under_proc(node.path):
+            return node.path
+    where = "" if "/" in name else f" in PATH ({search_path})"
+    raise RktError(f'app "{app.name}": executable "{name}" not found{where} in the app\'s root')
+
+
+def exec_in(root: int, p: Process, keep: tuple[int, ...] = (),
+            ns_fd: int | None = None) -> NoReturn:
+    """In a forked child: join the mount namespace ``ns_fd`` (if given), chroot into ``root``,
+    take the process's identity, close every descriptor but 0-2 and ``keep``, and exec."""
+    proc.set_dumpable(False)
+    if ns_fd is not None:
+        ns.setns(ns_fd, "mnt")
+    os.fchdir(root)
+    os.chroot(".")
+    os.chdir(p.cwd)
+    if os.getcwd() != p.cwd:
+        raise RktError(f'working directory "{p.cwd}" changed while starting')
+    account = p.account
+    os.setgroups(list(dict.fromkeys((account.gid, *account.groups))))
+    os.setresgid(account.gid, account.gid, account.gid)
+    os.setresuid(account.uid, account.uid, account.uid)
+    proc.close_fds_except((0, 1, 2, *keep))
+    proc.restore_default_signals()
+    try:
+        os.execve(p.path, p.argv, p.env)
+    except OSError as e:
+        raise RktError(f'cannot execute "{p.argv[0]}": {e.strerror}') from None
+
+
+def run_handler(root: int, app: AppRuntime, kind: str, p: Process,
+                ns_fd: int | None = None) -> None:
+    """Run an event handler (``pre-start``, ``post-stop``) to completion; an error if it
+    fails. Call with the forwarded signals blocked."""
+    pid, _ = spawn(lambda channel: exec_in(root, p, keep=(channel.fileno(),), ns_fd=ns_fd))
+    code = proc.wait_forwarding(pid)
+    if code:
+        raise RktError(f'app "{app.name}": {kind} handler "{p.argv[0]}" exited with {code}')

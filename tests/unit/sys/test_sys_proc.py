@@ -1,0 +1,125 @@
+"""rkt_core.sys.proc: descriptors, process identity through /proc, signals and waiting."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from rkt_core.sys import proc
+
+
+def test_prctl_calls(libc):
+    proc.set_dumpable(False)
+    proc.set_parent_death_signal(signal.SIGKILL)
+    assert libc.calls == [("prctl", 4, 0, 0, 0, 0), ("prctl", 1, signal.SIGKILL, 0, 0, 0)]
+
+
+def test_prctl_error(libc):
+    import errno
+
+    libc.fail["prctl"] = errno.EINVAL
+    with pytest.raises(OSError, match="cannot set the parent death signal: Invalid argument"):
+        proc.set_parent_death_signal(99)
+
+
+def _is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def test_close_fds_except_keeps_only_what_is_asked(in_child):
+    def body():
+        fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(6)]
+        keep = {fds[1], fds[4]}
+        proc.close_fds_except(keep)
+        assert {fd for fd in range(1024) if _is_open(fd)} == {0, 1, 2} | keep
+
+    in_child(body)
+
+
+def test_open_process_pins_a_process_and_sees_its_fds(tmp_path):
+    held = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    proc_fd = proc.open_process(os.getpid())
+    try:
+        assert proc.holds_open(proc_fd, os.stat(tmp_path))
+        assert not proc.holds_open(proc_fd, os.stat("/"))  # cwd/root are not descriptors
+    finally:
+        os.close(proc_fd)
+        os.close(held)
+
+
+def test_open_process_of_nobody():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    with pytest.raises(ProcessLookupError):
+        proc.open_process(pid)
+
+
+def test_send_signal_and_a_reaped_process():
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    proc_fd = proc.open_process(pid)
+    try:
+        proc.send_signal(proc_fd, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert proc.exit_code(status) == 128 + signal.SIGKILL
+        with pytest.raises(ProcessLookupError):
+            proc.send_signal(proc_fd, signal.SIGTERM)  # the pid may be reused; the fd is not
+        assert not proc.holds_open(proc_fd, os.stat("/dev/null"))
+    finally:
+        os.close(proc_fd)
+
+
+@pytest.mark.parametrize("status,code", [(0, 0), (7 << 8, 7), (signal.SIGTERM, 143)])
+def test_exit_code(status, code):
+    assert proc.exit_code(status) == code
+
+
+def _child(body):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            proc.restore_default_signals()
+            body()
+        finally:
+            os._exit(99)
+    return pid
+
+
+def test_wait_forwarding_passes_kill_signals_on():
+    with proc.blocked_signals(proc.FORWARDED):
+        pid = _child(lambda: time.sleep(30))
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill <rkt>` would
+        assert proc.wait_forwarding(pid) == 128 + signal.SIGTERM
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_wait_forwarding_returns_the_exit_status():
+    with proc.blocked_signals(proc.FORWARDED):
+        pid = _child(lambda: os._exit(7))
+        assert proc.wait_forwarding(pid) == 7
+
+
+def test_restore_default_signals_in_a_child():
+    read, write = os.pipe()
+
+    def body():
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGPIPE)]
+        os.write(write, repr((sorted(mask), handlers == [signal.SIG_DFL] * 2)).encode())
+        os._exit(0)
+
+    with proc.blocked_signals(proc.FORWARDED):
+        pid = _child(body)
+        os.close(write)
+        assert os.read(read, 100) == b"([], True)"
+        os.waitpid(pid, 0)
+    os.close(read)
