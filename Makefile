@@ -2,7 +2,7 @@
 # `make test` installs everything and runs the whole test suite.
 
 VENV       ?= .venv
-PYTHON     ?= python3
+PYTHON     ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PLUGINS    := $(sort $(dir $(wildcard rkt_plugins/*/pyproject.toml)))
 
