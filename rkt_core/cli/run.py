@@ -15,7 +15,7 @@ from ..appc import Volume
 from ..errors import UsageError
 from ..stage0.fetch import pull_policy_from_flags
 from ..stage0.prepare import PrepareOptions, prepare_pod
-from ..stage0.run import run_pod
+from ..stage0.run import options_checker, run_pod
 from ..types import RunOptions
 from .apps import AppsCommand
 from .main import OptionalValue, get_context
@@ -137,6 +137,6 @@ def run(click_ctx: click.Context, **params) -> int:
     ctx = get_context()
     options = build_prepare_options(click_ctx, params)
     run_options, net_given = build_run_options(params, params["private_users"])
-    pod = prepare_pod(ctx, options)
+    pod = prepare_pod(ctx, options, validate=options_checker(ctx, run_options, net_given))
     with pod:
         return run_pod(ctx, pod, run_options, net_given)

@@ -76,9 +76,10 @@ def choose_flavor(ctx, requested: str) -> str:
     return name
 
 
-def prepare_pod(ctx, options: PrepareOptions) -> Pod:
+def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     """Build a pod from the options; return it still locked, in state *preparing*.
 
+    ``validate(flavor, manifest)``, if given, may refuse the pod before anything is written.
     On any error the pod directory is left unlocked in ``prepare/`` (an aborted prepare, which
     ``rkt gc`` removes) and the error is raised.
     """
@@ -91,6 +92,8 @@ def prepare_pod(ctx, options: PrepareOptions) -> Pod:
         keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
                 for app in options.apps]
         manifest = generate_manifest(ctx, options, keys)
+    if validate is not None:
+        validate(flavor, manifest)
     use_overlay = _use_overlay(ctx, options.no_overlay)
     pod = Pod.create(ctx.data_dir)
     try:

@@ -53,6 +53,15 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
     return options
 
 
+def options_checker(ctx, options: RunOptions, net_given: bool):
+    """A ``validate`` for :func:`prepare_pod`: refuse, before the pod exists, what its flavor
+    cannot run."""
+    def validate(flavor: str, manifest) -> None:
+        stage1 = ctx.plugins.stage1_flavor(flavor).factory()
+        check_options(stage1, flavor, manifest, options, net_given)
+    return validate
+
+
 def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     """Run a preparing or prepared pod in the foreground and return its exit status."""
     flavor = pod_flavor(pod)

@@ -1,0 +1,169 @@
+"""Pod commands end to end with the fly flavor: prepare, run-prepared, list, status, rm, gc."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rkt_core.testing.aci import busybox_aci
+
+pytestmark = pytest.mark.root
+
+
+class Rkt:
+    def __init__(self, data: Path):
+        self.data = data
+
+    def __call__(self, *args, check=None, **kwargs):
+        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
+                "--insecure-options=image", *map(str, args)]
+        result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+        if check is not None:
+            assert result.returncode == check, (result.stdout, result.stderr)
+        return result
+
+    def background(self, *args):
+        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
+                "--insecure-options=image", *map(str, args)]
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_state(self, uuid, state, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if f"state={state}" in self("status", uuid).stdout:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"pod {uuid} never became {state}")
+
+
+@pytest.fixture
+def rkt(tmp_path):
+    return Rkt(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return busybox_aci(tmp_path_factory.mktemp("img") / "bb.aci", exec=["/bin/sh", "-c", "exit 3"])
+
+
+def cells(line: str) -> list[str]:
+    return [c for c in line.split("\t") if c]
+
+
+def test_prepare_then_run_prepared_once(rkt, image):
+    out = rkt("prepare", "--stage1-name=fly", image, check=0)
+    uuid = out.stdout.strip()
+    assert len(uuid) == 36
+    assert "state=prepared" in rkt("status", uuid, check=0).stdout
+    assert cells(rkt("list", "--no-legend", check=0).stdout)[3] == "prepared"
+    assert rkt("run-prepared", uuid[:8]).returncode == 3
+    status = rkt("status", uuid, check=0).stdout
+    assert "state=exited" in status and "app-bb=3" not in status and "app-busybox=3" in status
+    again = rkt("run-prepared", uuid, check=254)
+    assert "is not prepared" in again.stderr
+
+
+def test_list_full_and_json(rkt, image):
+    rkt("run", "--stage1-name=fly", image)
+    fields = cells(rkt("list", "--full", "--no-legend", check=0).stdout.splitlines()[0])
+    assert len(fields[0]) == 36 and fields[1] == "busybox" and fields[2] == "example.com/busybox:1.0"
+    assert fields[3].startswith("sha512-") and len(fields[3]) == 19 and fields[4] == "exited"
+    header = rkt("list", "--full", check=0).stdout.splitlines()[0]
+    assert cells(header) == ["UUID", "APP", "IMAGE NAME", "IMAGE ID", "STATE",
+                                                     "CREATED", "STARTED", "NETWORKS"]
+    (pod,) = json.loads(rkt("list", "--format=json", check=0).stdout)
+    assert pod["state"] == "exited" and pod["app_names"] == ["busybox"]
+    assert pod["apps"][0]["exit_code"] == 3 and pod["created_at"] > 0
+
+
+def test_status_wait_returns_when_the_pod_exits(rkt, image, tmp_path):
+    uuid_file = tmp_path / "uuid"
+    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
+                          "--exec", "/bin/sh", "--", "-c", "sleep 1; exit 4")
+    deadline = time.monotonic() + 20
+    while not uuid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    impatient = rkt("status", "--wait=0.1s", f"--uuid-file={uuid_file}", check=254)
+    assert "timed out waiting" in impatient.stderr
+    out = rkt("status", "--wait", f"--uuid-file={uuid_file}", check=0).stdout
+    assert "state=exited" in out and "app-busybox=4" in out
+    assert proc.wait(10) == 4
+
+
+def test_rm_refuses_a_running_pod_and_removes_others(rkt, image, tmp_path):
+    uuid_file = tmp_path / "uuid"
+    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
+                          "--exec", "/bin/sleep", "--", "100")
+    deadline = time.monotonic() + 20
+    while not uuid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    uuid = uuid_file.read_text()
+    rkt.wait_state(uuid, "running")
+    refused = rkt("rm", uuid, check=254)
+    assert "is running" in refused.stderr
+    rkt("stop", "--force", uuid, check=0)
+    proc.wait(10)
+    rkt("rm", uuid, check=0)
+    assert rkt("list", "--no-legend", check=0).stdout == ""
+    prepared = rkt("prepare", "--stage1-name=fly", image, check=0).stdout.strip()
+    rkt("rm", prepared, check=0)
+    assert "no matches found" in rkt("status", prepared, check=254).stderr
+
+
+def test_gc_grace_mark_only_and_expired_prepared(rkt, image):
+    rkt("run", "--stage1-name=fly", image)
+    marked = rkt("gc", "--mark-only", check=0)
+    assert "moving pod" in marked.stderr and marked.stdout == ""
+    assert cells(rkt("list", "--no-legend", check=0).stdout)[3] == "exited garbage"
+    kept = rkt("gc", check=0)
+    assert "still within grace period (30m0s)" in kept.stderr
+    rkt("prepare", "--stage1-name=fly", image, check=0)
+    assert len(rkt("list", "--no-legend", check=0).stdout.splitlines()) == 2
+    rkt("gc", "--grace-period=0s", "--expire-prepared=0s", check=0)
+    assert rkt("list", "--no-legend", check=0).stdout == ""
+
+
+def test_uuid_file_save_replaces_a_symlink_instead_of_following_it(rkt, image, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "uuid"
+    link.symlink_to(victim)
+    rkt("run", "--stage1-name=fly", f"--uuid-file-save={link}", image)
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink() and len(link.read_text()) == 36
+
+
+def test_run_from_a_pod_manifest(rkt, image, tmp_path):
+    key = rkt("fetch", "--full", image, check=0).stdout.strip()
+    manifest = {"acVersion": "0.7.4", "acKind": "PodManifest", "apps": [{
+        "name": "custom", "image": {"id": key},
+        "app": {"exec": ["/bin/sh", "-c", "echo from manifest; exit 5"], "user": "0", "group": "0"}}]}
+    path = tmp_path / "pod.json"
+    path.write_text(json.dumps(manifest))
+    out = rkt("run", "--stage1-name=fly", f"--pod-manifest={path}")
+    assert out.returncode == 5 and out.stdout == "from manifest\n"
+    assert "app-custom=5" in rkt("status", rkt("list", "--no-legend", "--full").stdout.split("\t")[0]).stdout
+
+
+def test_cat_manifest_of_a_pod(rkt, image):
+    uuid = rkt("prepare", "--stage1-name=fly", "--set-env=GREETING=hi", image, check=0).stdout.strip()
+    manifest = json.loads(rkt("cat-manifest", uuid, check=0).stdout)
+    app = manifest["apps"][0]
+    assert app["name"] == "busybox" and app["image"]["id"].startswith("sha512-")
+    assert {"name": "GREETING", "value": "hi"} in app["app"]["environment"]
+    assert rkt("cat-manifest", "--pretty-print=false", uuid, check=0).stdout.startswith('{"acVersion"')
+
+
+def test_unsupported_options_leave_no_pod(rkt, image):
+    out = rkt("run", "--stage1-name=fly", image, "--memory=64M", check=254)
+    assert 'cannot apply isolator "resource/memory"' in out.stderr
+    assert rkt("list", "--no-legend", check=0).stdout == ""
+
+
+def test_unknown_pod_and_duplicate_app_names(rkt, image):
+    assert 'no matches found for "0000"' in rkt("status", "0000", check=254).stderr
+    out = rkt("run", "--stage1-name=fly", image, image, check=254)
+    assert 'more than one app is named "busybox"' in out.stderr
