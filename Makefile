@@ -28,6 +28,9 @@ venv:
 	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
+	# Editable installs are not byte-compiled; compile now so start-up never compiles
+	# (PYTHONDONTWRITEBYTECODE would otherwise make every run pay for it).
+	$(VENV)/bin/python -m compileall -q rkt_core rkt_plugins
 
 demo: setup
 	$(VENV)/bin/python scripts/demo.py
