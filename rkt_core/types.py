@@ -47,6 +47,9 @@ class RunOptions:
     debug: bool = False
     local_config: str = ""
     insecure: int = 0
+    # Filled in by stage0's networking before the flavor runs: the network namespace the pod
+    # joins ("" = the host's network).
+    netns: str = ""
 
 
 class Stage1(Protocol):
@@ -181,11 +184,42 @@ class Verifier:
 
 
 @dataclass(frozen=True)
+class NetworkRequest:
+    """One entry of ``--net``: a network name and its CNI_ARGS (``name:K=V;K2=V2``)."""
+
+    name: str
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class PodNetworks:
+    """What a backend set up for a pod: the namespace to join, the interfaces (``net-info.json``
+    entries: netName, netConf, pluginPath, ifName, ip, args, mask) and the DNS it learned."""
+
+    netns: str
+    interfaces: list[dict] = field(default_factory=list)
+    nameservers: list[str] = field(default_factory=list)
+    search: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+
+class NetworkSetup(Protocol):
+    """The object a network backend's factory returns."""
+
+    def setup(self, pod: Any, requests: list[NetworkRequest], context: Any) -> PodNetworks:
+        """Create the pod's network namespace and attach it to the requested networks."""
+
+    def teardown(self, pod: Any, context: Any) -> None:
+        """Undo :meth:`setup` (idempotent: called at pod exit and again at gc, even after a
+        crash half-way through setup)."""
+
+
+@dataclass(frozen=True)
 class NetworkBackend:
     """Sets up pod networks named in ``--net``.
 
-    ``handles(name)`` says whether a network name is this backend's; ``factory`` returns the object
-    that sets networks up and tears them down.
+    ``handles(name)`` says whether a network name is this backend's; ``factory`` returns a
+    :class:`NetworkSetup`.
     """
 
     name: str
