@@ -47,9 +47,17 @@ class RunOptions:
     debug: bool = False
     local_config: str = ""
     insecure: int = 0
+    dns_domain: str = ""
     # Filled in by stage0's networking before the flavor runs: the network namespace the pod
     # joins ("" = the host's network).
     netns: str = ""
+    # Name service files stage0 wrote for the pod (see rkt_core.stage0.network); the flavor
+    # binds them read-only into every app ("" = leave the app's own file). ``resolv_conf`` and
+    # ``hosts_file`` go over /etc/resolv.conf and /etc/hosts (after volumes: they win);
+    # ``hosts_fallback`` goes to /etc/hosts only when the app has none there (no file, no volume).
+    resolv_conf: str = ""
+    hosts_file: str = ""
+    hosts_fallback: str = ""
 
 
 class Stage1(Protocol):
@@ -201,6 +209,7 @@ class PodNetworks:
     nameservers: list[str] = field(default_factory=list)
     search: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
+    domain: str = ""
 
 
 class NetworkSetup(Protocol):

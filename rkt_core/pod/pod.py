@@ -148,6 +148,10 @@ class Pod:
         locked, unlocked = _STATE[self.state_dir]
         return locked if self.is_locked() else unlocked
 
+    def is_gone(self) -> bool:
+        """Whether the directory this handle holds has been deleted (by another gc)."""
+        return os.fstat(self.lock.fd).st_nlink == 0
+
     def refresh(self) -> None:
         """Find the pod's directory again (another process may have moved it)."""
         for state_dir in STATE_DIRS:

@@ -62,6 +62,8 @@ def sweep(ctx, grace_period: float) -> bool:
                 pod.exclusive_lock()
             except LockBusyError:
                 continue  # being deleted by someone else
+            if pod.is_gone():
+                continue  # deleted meanwhile by another gc
             try:
                 delete_pod(ctx, pod)
             except (RktError, OSError) as e:
@@ -123,4 +125,6 @@ def remove_pod(ctx, uuid: str) -> None:
             pod.exclusive_lock()
         except (FileNotFoundError, LockBusyError):
             raise RktError(f'pod "{pod.uuid}" changed state while being removed') from None
+        if pod.is_gone():
+            raise RktError(f'pod "{pod.uuid}" was removed by another process')
         delete_pod(ctx, pod)

@@ -1,6 +1,6 @@
 """Opening the store's database (SQLite in ``cas/db/``) and the lookups every command makes.
 
-SQLite runs in WAL mode with ``synchronous=FULL`` (a committed row survives power loss) and a busy
+SQLite runs in WAL mode (set once, when the database is created) with ``synchronous=FULL`` (a committed row survives power loss) and a busy
 timeout. Reads and the one-row ``lastused`` update go through the ``sqlite3`` module; creating,
 migrating and the write transactions of imports and removals go through SQLAlchemy
 (:mod:`rkt_core.store.schema`), imported only then: it costs ~150 ms, more than ``rkt run``'s
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from ..errors import RktError
+from ..sys.lock import FileLock
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -32,9 +33,8 @@ class StoreDatabaseError(RktError):
 def configure_connection(conn: sqlite3.Connection) -> None:
     """Set rkt's pragmas on a new connection; transactions are begun explicitly."""
     conn.isolation_level = None
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=60000")
+    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
 
 
@@ -49,9 +49,15 @@ class Database:
         self._engine = None
         version = self._version()
         if version is None or version < SCHEMA_VERSION:
-            from . import schema
+            # One process creates or migrates; the others wait here, then find it done.
+            with FileLock(os.path.join(self.dir, "lock"), create=True).exclusive():
+                if (self._version() or 0) < SCHEMA_VERSION:
+                    from . import schema
 
-            schema.create_or_migrate(self.path, self.backup)
+                    conn = self._connect()  # WAL is a property of the file: it stays once set
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.close()
+                    schema.create_or_migrate(self.path, self.backup)
         elif version > SCHEMA_VERSION:
             raise StoreDatabaseError(
                 f"the store database has schema version {version}, newer than this rkt "
