@@ -1,0 +1,18 @@
+"""Entry point of the docker fetcher (``fetch-docker``); the implementation, and ``requests`` with
+it, is imported only when a ``docker://`` image is fetched."""
+
+from rkt_core import hookimpl
+from rkt_core.types import Fetcher
+
+
+def _fetch(request):
+    from .fetcher import fetch
+
+    return fetch(request)
+
+
+@hookimpl
+def rkt_fetchers():
+    return [Fetcher("docker", ("docker",), _fetch,
+                    "docker:// images from a Docker Registry v2 (schema1, schema2, OCI), "
+                    "converted to ACI")]
