@@ -288,30 +288,45 @@ class RuntimeApp:
 
 @dataclass
 class ExposedPort:
-    """Publishes the app port called ``name`` on ``host_port`` of the host."""
+    """Publishes the app port called ``name`` on ``host_port`` of the host (only on the
+    address ``host_ip`` if set: ``hostIP``, as later appc versions and rkt write it)."""
 
     name: str
     host_port: int = 0
+    host_ip: str = ""
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
-        """Check the port name and that the host port is an unsigned integer."""
+        """Check the port name, that the host port is an unsigned integer and the host IP an
+        address."""
         validate_ac_name(self.name, "exposed port name")
         as_int(self.host_port, f"hostPort of port {quote(self.name)}", 0, UINT64_MAX)
+        if self.host_ip:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(self.host_ip)
+            except ValueError:
+                raise AppcError(f"invalid hostIP of port {quote(self.name)}: "
+                                f"{quote(self.host_ip)}") from None
 
     @classmethod
     def from_json(cls, data: object, what: str = "port") -> "ExposedPort":
-        """Decode ``{"name": ..., "hostPort": ...}``."""
-        fields = struct_fields(data, ("name", "hostPort"), what)
+        """Decode ``{"name": ..., "hostPort": ..., "hostIP": ...}``."""
+        fields = struct_fields(data, ("name", "hostPort", "hostIP"), what)
         return cls(as_str(fields.get("name", ""), f"{what} name"),
-                   as_int(fields.get("hostPort", 0), f"{what} hostPort", 0, UINT64_MAX))
+                   as_int(fields.get("hostPort", 0), f"{what} hostPort", 0, UINT64_MAX),
+                   as_str(fields.get("hostIP", ""), f"{what} hostIP"))
 
     def to_json(self) -> dict:
-        """The JSON form."""
+        """The JSON form (``hostIP`` only when set)."""
         self.validate()
-        return {"name": self.name, "hostPort": self.host_port}
+        data = {"name": self.name, "hostPort": self.host_port}
+        if self.host_ip:
+            data["hostIP"] = self.host_ip
+        return data
 
 
 _FIELDS = ("acVersion", "acKind", "apps", "volumes", "isolators", "annotations", "ports")

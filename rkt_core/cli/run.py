@@ -13,6 +13,7 @@ import click
 
 from ..appc import Volume
 from ..errors import UsageError
+from ..stage0 import network
 from ..stage0.fetch import pull_policy_from_flags
 from ..stage0.prepare import PrepareOptions, prepare_pod
 from ..stage0.run import options_checker, run_pod
@@ -77,9 +78,6 @@ def parse_env(values) -> dict[str, str]:
 
 def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
     """PrepareOptions from the parsed flags and the image list."""
-    if params["ports"]:
-        raise UsageError("--port needs contained networking, which comes with the nspawn flavor "
-                         "and the rkt-net-cni plugin")
     stage1 = params["stage1_name"]
     if params["stage1_image"]:
         if stage1:
@@ -92,7 +90,8 @@ def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
         volumes=[Volume.from_cli(v) for v in params["volumes"]],
         set_env=parse_env(params["set_env"]), inherit_env=params["inherit_env"],
         pull_policy=policy, stage1_name=stage1, no_overlay=params["no_overlay"],
-        pod_manifest=params["pod_manifest"], uuid_file_save=params["uuid_file_save"])
+        pod_manifest=params["pod_manifest"], uuid_file_save=params["uuid_file_save"],
+        ports=[network.parse_port_flag(p) for p in params["ports"]])
 
 
 def run_flags(f):
@@ -109,6 +108,7 @@ def run_flags(f):
         click.option("--dns", multiple=True, help="name servers, or host to use the host's"),
         click.option("--dns-search", multiple=True, help="DNS search domains"),
         click.option("--dns-opt", multiple=True, help="DNS options"),
+        click.option("--dns-domain", default="", help="the DNS domain of /etc/resolv.conf"),
         click.option("--hosts-entry", "hosts_entries", multiple=True, metavar="IP=HOST|host",
                      help="entries to add to the pod's /etc/hosts"),
     ]
@@ -117,14 +117,17 @@ def run_flags(f):
 
 def build_run_options(params: dict, private_users: bool) -> tuple[RunOptions, bool]:
     """RunOptions from the parsed flags, and whether ``--net`` was given."""
-    nets = tuple(n.strip() for value in params["net"] for n in value.split(",") if n.strip())
+    nets = network.split_net_flags(params["net"])
     options = RunOptions(
         lock_fd=-1, net=nets or ("default",), interactive=params["interactive"],
         private_users=private_users, mds_register=params["mds_register"],
         hostname=params["hostname"], dns=tuple(params["dns"]), dns_search=tuple(params["dns_search"]),
         dns_opt=tuple(params["dns_opt"]), hosts_entries=tuple(params["hosts_entries"]),
+        dns_domain=params["dns_domain"],
         debug=get_context().debug, local_config=get_context().local_config,
         insecure=int(get_context().insecure))
+    network.parse_requests(options.net)  # refuse bad --net and DNS flags before any pod exists
+    network.check_name_service_flags(options)
     return options, bool(nets)
 
 

@@ -31,6 +31,7 @@ def mark(ctx, expire_prepared: float) -> None:
         with pod:
             try:
                 if pod.state_dir == RUN and pod.state == "exited":
+                    _release_networks(ctx, pod)
                     _say(f'moving pod "{pod.uuid}" to garbage')
                     pod.to_exited_garbage()
                 elif pod.state_dir == PREPARE and pod.state == "aborted prepare":
@@ -43,6 +44,23 @@ def mark(ctx, expire_prepared: float) -> None:
                 continue  # another gc moved it first
             except RktError:
                 continue  # its state changed under us (it started running)
+
+
+def _release_networks(ctx, pod: Pod) -> None:
+    """Tear down an exited pod's networks now rather than after the grace period (a pod whose
+    ``rkt run`` was killed may still hold them); skipped while someone else holds the pod."""
+    from . import network
+
+    if not network.needs_teardown(pod):
+        return
+    try:
+        pod.exclusive_lock()
+    except LockBusyError:
+        return
+    try:
+        network.teardown(ctx, pod)
+    finally:
+        pod.unlock()
 
 
 def sweep(ctx, grace_period: float) -> bool:
@@ -76,7 +94,10 @@ def delete_pod(ctx, pod: Pod) -> None:
     """Release and delete a locked pod: flavor gc, observers, mounts, then the directory."""
     from ..sys.mount import unmount_all_under
 
+    from . import network
+
     print(f'Garbage collecting pod "{pod.uuid}"')
+    network.teardown(ctx, pod, force=True)
     flavor_name = pod.read_text("stage1", "flavor")
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:

@@ -65,6 +65,7 @@ class PrepareOptions:
     no_overlay: bool = False
     pod_manifest: str = ""
     uuid_file_save: str = ""
+    ports: list = field(default_factory=list)  # ExposedPort of --port, into the pod manifest
 
 
 def choose_flavor(ctx, requested: str) -> str:
@@ -127,9 +128,9 @@ def _use_overlay(ctx, no_overlay: bool) -> bool:
 
 
 def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[str]]:
-    if options.apps or options.volumes or options.mounts or options.set_env:
-        raise UsageError("--pod-manifest cannot be combined with images, volumes, mounts or "
-                         "environment flags")
+    if options.apps or options.volumes or options.mounts or options.set_env or options.ports:
+        raise UsageError("--pod-manifest cannot be combined with images, volumes, mounts, "
+                         "ports or environment flags")
     try:
         with open(options.pod_manifest, "rb") as f:
             manifest = PodManifest.from_json(f.read())
@@ -182,7 +183,12 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
                 raise UsageError(f'app "{name}" mounts volume "{mount.volume}", which no --volume defines')
         apps.append(RuntimeApp(name, RuntimeImage(image.name, key, image.labels), app, mounts,
                                Annotations(list(image.annotations))))
-    return PodManifest(apps=apps, volumes=volumes)
+    manifest = PodManifest(apps=apps, volumes=volumes, ports=list(options.ports))
+    if manifest.ports:
+        from .network import forwarded_ports
+
+        forwarded_ports(manifest)  # every --port names a port an app declares
+    return manifest
 
 
 def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from ..errors import NotFoundError, RktError, UsageError
 from ..pod.pod import Pod
 from ..types import RunOptions, Stage1
+from . import network
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -36,6 +37,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         options = replace(options, net=("default",) if features.contained_network else ("host",))
     elif not features.contained_network and options.net != ("host",):
         raise UsageError(f'the {flavor} flavor only supports --net=host (got --net={",".join(options.net)})')
+    if manifest.ports and options.net in ((network.HOST,), (network.NONE,)):
+        raise UsageError(f"--port does not work with --net={options.net[0]}",
+                         hint="forwarded ports need a contained network, e.g. --net=default")
     if options.interactive and not features.interactive:
         raise UsageError(f"the {flavor} flavor does not support --interactive")
     if options.interactive and len(manifest.apps) != 1:
@@ -71,8 +75,17 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     os.set_inheritable(pod.lock.fd, True)
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)
-    ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
-    code = stage1.run(pod, options)
+    # Networks are set up here, torn down when the flavor returns, and by a guardian process
+    # if rkt itself dies first (see rkt_core.stage0.network).
+    guardian = network.Guardian(ctx, pod) if options.net != (network.HOST,) else None
+    try:
+        options = network.setup(ctx, pod, options)
+        ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
+        code = stage1.run(pod, options)
+    finally:
+        if guardian is not None:
+            network.teardown(ctx, pod)
+            guardian.release()
     ctx.plugins.notify("rkt_pod_exited", pod=pod, exit_code=code)
     return code
 

@@ -23,7 +23,6 @@ from rkt_core.types import RunOptions
 from .spawn import Channel, describe, spawn
 
 SYSTEM_BINDS = ("/dev", "/proc", "/sys")  # bound recursively from the host, as rkt fly does
-LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
 
 
 @dataclass(frozen=True)
@@ -101,38 +100,24 @@ def _mounting(app: AppRuntime, what: str, call, *args, **kwargs) -> None:
 
 
 def _name_service(app: AppRuntime, root: int, options: RunOptions) -> None:
-    """/etc/resolv.conf and /etc/hosts as ``--dns`` and ``--hosts-entry`` ask: ``host`` binds
-    the host's file read-only, values write the file; nothing given keeps the image's."""
-    if options.dns == ("host",):
-        _mounting(app, "/etc/resolv.conf", scoped.bind_into, root, "/etc/resolv.conf",
-                  "/etc/resolv.conf", read_only=True)
-    elif options.dns != ("none",) and (options.dns or options.dns_search or options.dns_opt):
-        lines = [f"nameserver {server}" for server in options.dns]
-        lines += [f"search {' '.join(options.dns_search)}"] if options.dns_search else []
-        lines += [f"options {' '.join(options.dns_opt)}"] if options.dns_opt else []
-        _write(app, root, "/etc/resolv.conf", "".join(line + "\n" for line in lines))
-    if options.hosts_entries == ("host",):
-        _mounting(app, "/etc/hosts", scoped.bind_into, root, "/etc/hosts", "/etc/hosts",
-                  read_only=True)
-    elif options.hosts_entries:
-        entries = [entry.partition("=") for entry in options.hosts_entries]
-        _write(app, root, "/etc/hosts", LOCALHOST + "".join(f"{ip}\t{host}\n"
-                                                            for ip, _, host in entries))
+    """/etc/resolv.conf and /etc/hosts from the files stage0 chose (``--dns``,
+    ``--hosts-entry``, or the host's with ``host``), bound read-only after the volumes; the
+    fallback hosts file only where the app has no /etc/hosts."""
+    binds = [(options.resolv_conf, "/etc/resolv.conf"), (options.hosts_file, "/etc/hosts")]
+    if options.hosts_fallback and not options.hosts_file and not _exists(root, "/etc/hosts"):
+        binds.append((options.hosts_fallback, "/etc/hosts"))
+    for source, target in binds:
+        if source:
+            _mounting(app, target, scoped.bind_into, root, source, target, read_only=True)
 
 
-def _write(app: AppRuntime, root: int, path: str, text: str) -> None:
-    """Replace the content of the regular file ``path`` inside the root (created if missing)."""
+def _exists(root: int, path: str) -> bool:
     try:
-        node = scoped.resolve(root, path, create="file")
-        try:
-            if not stat.S_ISREG(os.fstat(node.fd).st_mode):
-                raise RktError(f'app "{app.name}": {path} in the image is not a regular file')
-            with open(scoped.fd_path(node.fd), "w") as f:
-                f.write(text)
-        finally:
-            os.close(node.fd)
-    except OSError as e:
-        raise RktError(f'app "{app.name}": cannot write {path}: {describe(e)}') from None
+        node = scoped.resolve(root, path)
+    except OSError:
+        return False
+    os.close(node.fd)
+    return True
 
 
 # --- processes ---------------------------------------------------------------------------------

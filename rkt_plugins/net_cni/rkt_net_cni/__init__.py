@@ -1,0 +1,1 @@
+"""Contained pod networking with CNI plugins (``--net=default``, user networks, ``--port``)."""

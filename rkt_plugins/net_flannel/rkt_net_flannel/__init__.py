@@ -1,0 +1,1 @@
+"""The flannel network type for rkt-net-cni."""

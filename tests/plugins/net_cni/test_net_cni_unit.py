@@ -1,0 +1,201 @@
+"""The CNI backend without root: configurations, plugin lookup and invocation (with stand-in
+plugins that record what they are given), results of every CNI version."""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from rkt_core.errors import RktError
+from rkt_core.testing.plugins import load_plugin
+from rkt_net_cni import config, invoke, plugin, result
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+# --- configurations -------------------------------------------------------------------------------
+
+
+def test_plugin_declares_the_cni_backend_for_every_other_name():
+    plugins, info = load_plugin(plugin, "net-cni")
+    assert info.errors == []
+    assert plugins.network_backend_for("default").name == "cni"
+    assert plugins.network_backend_for("mynet").name == "cni"
+    with pytest.raises(RktError):
+        plugins.network_backend_for("host")
+
+
+def test_builtins():
+    configs = config.load("")
+    default, restricted = configs["default"], configs["default-restricted"]
+    assert default.plugins[0]["type"] == "ptp" and default.ip_masq
+    assert default.plugins[0]["ipam"] == {"type": "host-local", "subnet": "172.16.28.0/24",
+                                          "routes": [{"dst": "0.0.0.0/0"}]}
+    assert not restricted.ip_masq and "routes" not in restricted.plugins[0]["ipam"]
+    assert restricted.plugins[0]["ipam"]["subnet"] == "172.31.0.0/16"
+
+
+def test_user_networks_override_builtins_and_order_interfaces(tmp_path):
+    _write(tmp_path / "net.d" / "10-b.conf", {"name": "b", "type": "bridge"})
+    _write(tmp_path / "net.d" / "05-a.conflist", {"cniVersion": "0.4.0", "name": "a",
+                                                  "plugins": [{"type": "ptp"}, {"type": "portmap"}]})
+    _write(tmp_path / "net.d" / "50-default.conf", {"name": "default", "type": "macvlan"})
+    _write(tmp_path / "net.d" / "60-dup.conf", {"name": "b", "type": "ptp"})
+    _write(tmp_path / "net.d" / "README", "not a network")
+    warnings = []
+    configs = config.load(str(tmp_path), warnings.append)
+    assert configs["default"].plugins[0]["type"] == "macvlan"
+    assert configs["b"].plugins[0]["type"] == "bridge" and "60-dup.conf" in warnings[0]
+    assert configs["a"].plugins == [{"type": "ptp", "cniVersion": "0.4.0", "name": "a"},
+                                    {"type": "portmap", "cniVersion": "0.4.0", "name": "a"}]
+    chosen = config.select(configs, ["default", "b", "a"])
+    assert [c.name for c in chosen] == ["a", "b", "default"]  # file name order: eth0, eth1...
+    assert {c.name for c in config.select(configs, ["all"])} == {"a", "b", "default",
+                                                                 "default-restricted"}
+    with pytest.raises(RktError, match="networks not found: x, y"):
+        config.select(configs, ["default", "x", "y"])
+
+
+@pytest.mark.parametrize("plugin_type", ["../../bin/sh", "/bin/sh", "a/b", ".", "..", "", 7, None])
+def test_plugin_types_must_be_plain_names(tmp_path, plugin_type):
+    _write(tmp_path / "net.d" / "10-x.conf", {"name": "x", "type": plugin_type})
+    with pytest.raises(RktError, match="type"):
+        config.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("conf", [
+    {"name": "x", "type": "ptp", "ipam": {"type": "../host-local"}},
+    {"name": "x", "type": "flannel", "delegate": {"type": "/bin/sh"}},
+])
+def test_nested_types_must_be_plain_names(tmp_path, conf):
+    _write(tmp_path / "net.d" / "10-x.conf", conf)
+    with pytest.raises(RktError, match="invalid plugin type"):
+        config.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{", "invalid JSON"), ("[]", "JSON object"), ('{"type": "ptp"}', "network name"),
+    ('{"name": "../x", "type": "ptp"}', "network name"),
+])
+def test_bad_configurations(tmp_path, content, message):
+    _write(tmp_path / "net.d" / "10-x.conf", content)
+    with pytest.raises(RktError, match=message):
+        config.load(str(tmp_path))
+
+
+# --- finding and running plugins ------------------------------------------------------------------
+
+
+RECORDER = """#!/bin/sh
+env | grep ^CNI_ | sort > "$0.env"
+cat > "$0.stdin"
+printf '%s' "$RESULT"
+exit ${EXIT:-0}
+"""
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    path = tmp_path / "plugins" / "rec"
+    _write(path, RECORDER)
+    path.chmod(0o755)
+    return path
+
+
+def test_find_searches_dirs_in_order(tmp_path, recorder):
+    other = tmp_path / "other" / "rec"
+    _write(other, RECORDER)
+    other.chmod(0o755)
+    dirs = [str(tmp_path / "missing"), str(recorder.parent), str(other.parent)]
+    assert invoke.find("rec", dirs).argv == (str(recorder),)
+    recorder.chmod(0o644)  # not executable: skipped
+    assert invoke.find("rec", dirs).argv == (str(other),)
+    with pytest.raises(RktError, match='CNI plugin "nope" not found'):
+        invoke.find("nope", dirs)
+    with pytest.raises(RktError, match="plain plugin name"):
+        invoke.find("../other/rec", [str(recorder.parent)])
+
+
+def test_plugin_dirs_start_with_the_local_config():
+    assert invoke.plugin_dirs("/etc/rkt") == ["/etc/rkt/net.d", "/usr/lib/rkt/plugins/net",
+                                              "/usr/lib/cni", "/opt/cni/bin"]
+
+
+def test_python_plugins_come_from_entry_points(monkeypatch):
+    found = invoke.find("flannel", ["/nonexistent"])
+    assert found.argv == (sys.executable, "-m", "rkt_net_flannel.cni")
+    with pytest.raises(RktError, match="not found"):
+        invoke.find("flannel", ["/nonexistent"], disabled={"net-flannel"})
+
+
+def test_run_passes_the_cni_parameters(recorder, monkeypatch):
+    monkeypatch.setenv("CNI_STRAY", "x")
+    monkeypatch.setenv("RESULT", json.dumps({"cniVersion": "1.0.0", "ips": []}))
+    env = invoke.environment("ADD", "uuid-1", "/run/netns/rkt-uuid-1", "eth1", "IP=10.0.0.2",
+                             ["/a", "/b"])
+    out = invoke.run(invoke.Plugin("rec", (str(recorder),)), {"name": "n", "type": "rec"}, env)
+    assert out == {"cniVersion": "1.0.0", "ips": []}
+    assert (recorder.parent / "rec.env").read_text().splitlines() == [
+        "CNI_ARGS=IP=10.0.0.2", "CNI_COMMAND=ADD", "CNI_CONTAINERID=uuid-1", "CNI_IFNAME=eth1",
+        "CNI_NETNS=/run/netns/rkt-uuid-1", "CNI_PATH=/a:/b"]
+    assert json.loads((recorder.parent / "rec.stdin").read_text()) == {"name": "n", "type": "rec"}
+
+
+def test_run_reports_the_plugins_error(recorder, monkeypatch):
+    def run(exit_code, output):
+        monkeypatch.setenv("EXIT", str(exit_code))
+        monkeypatch.setenv("RESULT", output)
+        env = invoke.environment("ADD", "u", "/n", "eth0", "", ["/a"])
+        return invoke.run(invoke.Plugin("rec", (str(recorder),)), {}, env)
+
+    with pytest.raises(invoke.PluginError, match="no address left; subnet full") as error:
+        run(1, json.dumps({"cniVersion": "1.0.0", "code": 11, "msg": "no address left",
+                           "details": "subnet full"}))
+    assert error.value.code == 11
+    with pytest.raises(invoke.PluginError, match="panic: something"):
+        run(1, "panic: something")
+    with pytest.raises(invoke.PluginError, match="not JSON"):
+        run(0, "not json")
+    assert run(0, "") is None
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+def test_result_0_2_0():
+    r = result.parse({"cniVersion": "0.2.0", "ip4": {"ip": "172.16.28.5/24", "gateway": "172.16.28.1"},
+                      "dns": {"nameservers": ["10.0.0.53"], "domain": "d"}})
+    ip = r.ipv4("/ns")
+    assert (str(ip.interface_address.ip), str(ip.interface_address.netmask), ip.gateway) == \
+        ("172.16.28.5", "255.255.255.0", "172.16.28.1")
+    assert result.dns_fields(r.dns) == (["10.0.0.53"], [], [], "d")
+    assert r.host_interfaces() == []
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0"])
+def test_result_current_versions(version):
+    raw = {"cniVersion": version,
+           "interfaces": [{"name": "veth1234", "mac": "aa:bb"},
+                          {"name": "eth0", "mac": "cc:dd", "sandbox": "/run/netns/p"}],
+           "ips": [{"address": "fd00::5/64", "interface": 1},
+                   {"address": "10.1.0.9/16", "gateway": "10.1.0.1", "interface": 0},
+                   {"address": "10.2.0.9/16", "gateway": "10.2.0.1", "interface": 1}]}
+    if version != "1.0.0":
+        for ip in raw["ips"]:
+            ip["version"] = "6" if ":" in ip["address"] else "4"
+    r = result.parse(raw)
+    assert r.ipv4("/run/netns/p").address == "10.2.0.9/16"  # the one inside the pod
+    assert r.ipv4("/elsewhere").address == "10.1.0.9/16"
+    assert r.host_interfaces() == ["veth1234"]
+
+
+def test_result_without_addresses():
+    r = result.parse({"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": "/n"}]})
+    assert r.ipv4("/n") is None and result.dns_fields(r.dns) == ([], [], [], "")
+    assert result.parse(None).ips == [] and result.parse({"ips": [{"address": "bogus"}]}).ips == []
