@@ -3,8 +3,8 @@ archive checks done once, when an image enters the store.
 
 An ACI is a tar, optionally compressed with gzip, bzip2 or xz, holding exactly two top-level
 names: a ``manifest`` file and a ``rootfs`` directory. :func:`stage_aci` writes the uncompressed
-tar to a staging file while hashing it, then re-reads that file's headers and refuses anything
-malformed or hostile: names that are absolute or contain ``..``, duplicates, entries outside
+tar to a staging file while hashing it and checking its headers, and refuses anything malformed
+or hostile: names that are absolute or contain ``..``, duplicates, entries outside
 ``rootfs/``, oversized headers, and truncated or corrupt streams. Decompression never leaves the
 process (no ``xz`` binary) and stops at the :class:`Limits`.
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import ImageError
+from .readahead import ReadAhead, skip_to
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -259,23 +260,53 @@ class CappedTarInfo(tarfile.TarInfo):
 
 
 def stage_aci(src: BinaryIO, dest: BinaryIO, limits: Limits = Limits()) -> StagedACI:
-    """Decompress the image ``src`` (read from offset 0) into ``dest`` as a plain tar, hashing it
-    on the way, then check the archive from ``dest``. Raises :class:`ImageError` on any problem;
-    the caller then discards ``dest``."""
+    """Decompress the image ``src`` (read from offset 0) into ``dest`` as a plain tar, hashing and
+    checking it on the way (one pass; decompression runs ahead in a thread). Raises
+    :class:`ImageError` on any problem; the caller then discards ``dest``."""
     src.seek(0)
     dest.seek(0)
     dest.truncate()
-    reader = decompressed_reader(src, limits)
-    digest = hashlib.sha512()
-    size = 0
-    while chunk := reader.read(CHUNK):
-        digest.update(chunk)
-        dest.write(chunk)
-        size += len(chunk)
+    with ReadAhead(decompressed_reader(src, limits)) as uncompressed:
+        stream = _Copying(uncompressed, dest)
+        manifest, has_rootfs, end = _check_entries(stream, limits)
+        while stream.read(CHUNK):
+            pass
     dest.flush()
-    dest.seek(0)
-    manifest = _check_archive(dest, limits)
-    return StagedACI("sha512-" + digest.hexdigest()[:64], size, manifest)
+    # tarfile stops quietly at a cut or garbled header: a complete tar has its end marker here.
+    dest.seek(end)
+    if dest.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
+        raise ImageError("image archive: the tar is truncated or corrupt (no end-of-archive "
+                         f"marker at byte {end})")
+    if manifest is None:
+        raise ImageError('image archive: no "manifest" entry')
+    if not has_rootfs:
+        raise ImageError('image archive: no "rootfs" directory entry')
+    return StagedACI("sha512-" + stream.digest.hexdigest()[:64], stream.size, manifest)
+
+
+class _Copying:
+    """A reader that hashes everything read through it and writes it to ``dest``; it seeks
+    forward by reading on (see :class:`ReadAhead`)."""
+
+    def __init__(self, source: BinaryIO, dest: BinaryIO):
+        self._source = source
+        self._dest = dest
+        self.digest = hashlib.sha512()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.digest.update(data)
+        self._dest.write(data)
+        self.size += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        skip_to(self, offset if whence == 0 else self.size + offset)
+        return self.size
 
 
 def read_manifest(tar_path: str, limits: Limits = Limits()) -> bytes:
@@ -292,14 +323,16 @@ def read_manifest(tar_path: str, limits: Limits = Limits()) -> bytes:
     raise ImageError(f'image archive "{tar_path}": no "manifest" entry')
 
 
-def _check_archive(fileobj: BinaryIO, limits: Limits) -> bytes:
-    """Check the layout of the uncompressed tar ``fileobj``; return the manifest bytes."""
+def _check_entries(stream, limits: Limits) -> tuple[bytes | None, bool, int]:
+    """Check each entry of the uncompressed tar read from ``stream``; return the manifest bytes
+    (if any), whether there is a ``rootfs`` entry and the offset where the entries end (the end
+    marker should be there)."""
     seen: set[bytes] = set()  # digests of the cleaned names: bounded memory for long names
     apparent_size = 0
     manifest: bytes | None = None
     has_rootfs = False
     try:
-        with tarfile.open(fileobj=fileobj, mode="r:",
+        with tarfile.open(fileobj=stream, mode="r:",
                           tarinfo=CappedTarInfo.with_limit(limits.max_pax_bytes)) as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()  # headers only: memory stays flat for huge archives
@@ -321,16 +354,7 @@ def _check_archive(fileobj: BinaryIO, limits: Limits) -> bytes:
             end = tar.offset
     except TAR_ERRORS as e:
         raise ImageError(f"image archive: not a valid tar: {e}") from None
-    # tarfile stops quietly at a cut or garbled header: a complete tar has its end marker here.
-    fileobj.seek(end)
-    if fileobj.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
-        raise ImageError("image archive: the tar is truncated or corrupt (no end-of-archive "
-                         f"marker at byte {end})")
-    if manifest is None:
-        raise ImageError('image archive: no "manifest" entry')
-    if not has_rootfs:
-        raise ImageError('image archive: no "rootfs" directory entry')
-    return manifest
+    return manifest, has_rootfs, end
 
 
 def _check_entry(member: tarfile.TarInfo, limits: Limits) -> str:

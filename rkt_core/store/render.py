@@ -27,11 +27,12 @@ import os
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from ..errors import ImageError
 from .aci import CHUNK, TAR_ERRORS, CappedTarInfo, clean_name
 from .extract import ScopedExtractor
+from .readahead import ReadAhead
 
 ROOTFS = "rootfs"
 PREFIX = ROOTFS + "/"
@@ -46,19 +47,6 @@ class Layer:
     key: str
     path_whitelist: list[str] = field(default_factory=list)
     level: int = 0
-
-
-class _Hashing:
-    """A reader that hashes everything read through it."""
-
-    def __init__(self, fileobj: BinaryIO):
-        self._fileobj = fileobj
-        self.digest = hashlib.sha512()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._fileobj.read(size)
-        self.digest.update(data)
-        return data
 
 
 @dataclass
@@ -109,10 +97,10 @@ def render_layers(layers: list[Layer], root: str,
 def _render_layer(layer: Layer, extractor: ScopedExtractor, provided: _Provided,
                   branch: set[str] | None, top: bool, warn: Callable[[str], None]) -> None:
     own = _whitelist(layer.path_whitelist)
-    with open(layer.tar_path, "rb") as f:
-        reader = _Hashing(f)
+    digest = hashlib.sha512()
+    with open(layer.tar_path, "rb") as f, ReadAhead(f, tap=digest.update) as reader:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", tarinfo=CappedTarInfo) as tar:
+            with tarfile.open(fileobj=reader, mode="r:", tarinfo=CappedTarInfo) as tar:
                 while (member := tar.next()) is not None:
                     tar.members.clear()  # memory stays flat for huge archives
                     _render_member(tar, member, extractor, provided, own, branch, top, warn)
@@ -120,7 +108,7 @@ def _render_layer(layer: Layer, extractor: ScopedExtractor, provided: _Provided,
             raise ImageError(f'image "{layer.key}": not a valid tar: {e}') from None
         while reader.read(CHUNK):
             pass
-    actual = "sha512-" + reader.digest.hexdigest()[:64]
+    actual = "sha512-" + digest.hexdigest()[:64]
     if actual != layer.key:
         raise ImageError(f'image "{layer.key}": its content does not match its ID (found '
                          f"{actual})",
