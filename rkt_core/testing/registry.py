@@ -15,12 +15,14 @@ Everything runs as root (umoci keeps ownership)::
         ref = f"docker://{registry.address}/{TEST_REPO}:latest"
 
 :meth:`Registry.close` stops every process and thread the registry started and removes its
-directory.
+directory; the registry process also dies with the process that started it. Nothing here talks
+to anything but 127.0.0.1: proxy settings of the environment are ignored.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime
 import gzip
 import hashlib
@@ -82,7 +84,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+_PR_SET_PDEATHSIG = 1
+
+
+def local_env() -> dict[str, str]:
+    """The environment without proxy settings, so that traffic to 127.0.0.1 stays local."""
+    return {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: be killed (SIGTERM) when the thread that forked it ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, 15, 0, 0, 0)
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies, no .netrc
+    return session
+
+
 def _run(*argv, **kwargs) -> str:
+    kwargs.setdefault("env", local_env())
     result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))} failed ({result.returncode}): "
@@ -226,27 +249,29 @@ class Registry:
 
     ``content`` is another registry's :attr:`storage`: this one starts with a copy of it (the
     images pushed there). The token server speaks https if ``token_tls`` (default: ``tls``);
-    ``token_options`` go to :class:`TokenServer`.
+    ``token_options`` go to :class:`TokenServer`. ``port`` fixes the port (default: a free
+    one).
     """
 
     def __init__(self, mode: str = "noauth", tls: bool = False, content: Path | None = None,
-                 token_tls: bool | None = None, **token_options):
+                 token_tls: bool | None = None, port: int | None = None, **token_options):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if token_options and mode != "token":
             raise ValueError(f"token server options in {mode} mode: {sorted(token_options)}")
         self.mode = mode
         self.tls = tls
-        self.base = Path(tempfile.mkdtemp(prefix="rkt-test-registry-"))
-        self.storage = self.base / "storage"
-        if content is not None:
-            shutil.copytree(content, self.storage, symlinks=True)
         self.token_server: TokenServer | None = None
         self.process: subprocess.Popen | None = None
         self.address = ""
         self._token = ""
+        self._http = _session()
+        self.base = Path(tempfile.mkdtemp(prefix="rkt-test-registry-"))
+        self.storage = self.base / "storage"
         try:
-            self._start(token_tls, token_options)
+            if content is not None:
+                shutil.copytree(content, self.storage, symlinks=True)
+            self._start(token_tls, token_options, port)
         except BaseException:
             self.close()
             raise
@@ -284,6 +309,7 @@ class Registry:
         if self.token_server is not None:
             self.token_server.close()
             self.token_server = None
+        self._http.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def log(self) -> str:
@@ -293,7 +319,7 @@ class Registry:
 
     # --- starting ---------------------------------------------------------------------------
 
-    def _start(self, token_tls: bool | None, token_options: dict) -> None:
+    def _start(self, token_tls: bool | None, token_options: dict, port: int | None) -> None:
         self.storage.mkdir(parents=True, exist_ok=True)
         auth = ""
         if self.tls or self.mode == "token":
@@ -308,14 +334,15 @@ class Registry:
             auth = (f"auth:\n  token:\n    realm: {self.token_server.url}\n"
                     f"    service: {SERVICE}\n    issuer: {ISSUER}\n"
                     f"    rootcertbundle: {self.base}/cert.pem\n")
-        for _ in range(3):  # the free port may be taken before the registry binds it
-            self.address = f"127.0.0.1:{free_port()}"
+        for _ in range(1 if port else 3):  # a free port may be taken before the registry binds
+            self.address = f"127.0.0.1:{port or free_port()}"
             config = self.base / "config.yml"
             config.write_text(self._config(auth))
             with open(self.base / "registry.log", "ab") as log:
                 self.process = subprocess.Popen(["docker-registry", "serve", str(config)],
                                                 stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL)
+                                                stdin=subprocess.DEVNULL, env=local_env(),
+                                                preexec_fn=_die_with_parent)
             if self._wait_up():
                 return
             self.process.wait()
@@ -336,8 +363,8 @@ class Registry:
             if self.process.poll() is not None:
                 return False
             try:
-                if requests.get(self.url + "/v2/", verify=self._verify, timeout=5).status_code \
-                        in (200, 401):
+                if self._http.get(self.url + "/v2/", verify=self._verify,
+                                  timeout=5).status_code in (200, 401):
                     return True
             except requests.RequestException:
                 pass
@@ -356,8 +383,8 @@ class Registry:
                 kwargs["auth"] = (USER, PASSWORD)
             elif self._token:
                 headers["Authorization"] = f"Bearer {self._token}"
-            response = requests.request(method, url, headers=headers, verify=self._verify,
-                                        timeout=60, **kwargs)
+            response = self._http.request(method, url, headers=headers, verify=self._verify,
+                                          timeout=60, **kwargs)
             if response.status_code != 401 or self.mode != "token":
                 return response
             self._token = self.token_server.token(USER, SERVICE,

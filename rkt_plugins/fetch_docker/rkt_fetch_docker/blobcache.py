@@ -84,6 +84,7 @@ class BlobCache:
         f = os.fdopen(self._lock(partial), "r+b")
         try:
             if os.path.exists(self.path(digest)):  # another fetch finished it meanwhile
+                os.unlink(partial)  # the one this fetch just created after the rename
                 f.close()
                 return self.open(digest, size, download)
             try:

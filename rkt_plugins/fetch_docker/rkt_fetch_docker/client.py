@@ -6,8 +6,10 @@
   ``--insecure-options=tls``.
 - Authentication is driven by the registry's ``401`` challenges: ``Bearer`` (a token from the
   realm, asked with the dockerAuth credentials if there are any, ``token`` or ``access_token``
-  accepted; a new token when a later challenge names another scope) or ``Basic`` (the dockerAuth
-  credentials, sent only once the registry asked for them). Credentials go to a token realm only
+  accepted; a new token whenever a request is refused again, e.g. once the token expired
+  during a long pull) or ``Basic`` (the dockerAuth credentials, sent only once the registry
+  asked for them). One request answers each challenge once: the same challenge again means
+  access is denied. Credentials go to a token realm only
   over https unless http is allowed. ``requests`` never adds ``.netrc`` credentials.
 - Responses read into memory (manifests, configs, tokens, error bodies) are capped.
 """
@@ -102,7 +104,6 @@ class Registry:
         self.log = log
         self.base = ""
         self._authorization = ""
-        self._tried: set[tuple[str, ...]] = set()
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.auth = _no_netrc
@@ -160,6 +161,7 @@ class Registry:
     def _get(self, path: str, what: str, accept: tuple[str, ...] = (),
              headers: dict[str, str] | None = None):
         """``GET base+path``, answering up to two authentication challenges."""
+        tried: set[tuple[str, ...]] = set()
         for _ in range(3):
             all_headers = dict(headers or {})
             if accept:
@@ -176,22 +178,25 @@ class Registry:
                 return response
             header = response.headers.get("WWW-Authenticate", "")
             response.close()
-            self._authenticate(parse_challenges(header), header, what)
+            self._authenticate(parse_challenges(header), header, what, tried)
         raise RegistryError(f"{what}: the registry keeps asking for authentication")
 
-    def _authenticate(self, challenges: list[Challenge], header: str, what: str) -> None:
+    def _authenticate(self, challenges: list[Challenge], header: str, what: str,
+                      tried: set[tuple[str, ...]]) -> None:
+        """Get what the first usable challenge asks for; ``tried`` holds the challenges this
+        request answered already."""
         by_scheme = {c.scheme: c for c in reversed(challenges)}
         bearer, basic = by_scheme.get("bearer"), by_scheme.get("basic")
         if bearer is not None and bearer.params.get("realm"):
-            self._get_token(bearer, what)
+            self._get_token(bearer, what, tried)
         elif basic is not None:
             if self.credentials is None:
                 raise RegistryError(f"{what}: the registry {self.ref.registry} requires "
                                     "authentication", hint=self._credentials_hint())
-            if ("basic",) in self._tried:
+            if ("basic",) in tried:
                 raise RegistryError(f"{what}: the registry refused the credentials of user "
                                     f'"{self.credentials[0]}"')
-            self._tried.add(("basic",))
+            tried.add(("basic",))
             self._authorization = self._basic()
         else:
             raise RegistryError(f"{what}: HTTP 401 without a usable authentication challenge "
@@ -206,16 +211,16 @@ class Registry:
         user, password = self.credentials
         return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def _get_token(self, challenge: Challenge, what: str) -> None:
+    def _get_token(self, challenge: Challenge, what: str, tried: set[tuple[str, ...]]) -> None:
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
         scope = challenge.params.get("scope") or f"repository:{self.ref.repository}:pull"
-        if (realm, service, scope) in self._tried:
+        if (realm, service, scope) in tried:
             error = challenge.params.get("error", "")
             raise RegistryError(f"{what}: access denied for scope {scope}"
                                 + (f" ({error})" if error else ""),
                                 hint=None if self.credentials else self._credentials_hint())
-        self._tried.add((realm, service, scope))
+        tried.add((realm, service, scope))
         scheme = urlsplit(realm).scheme
         if scheme not in ("https", "http") or (scheme == "http" and not self.allow_http):
             raise RegistryError(f"{what}: refusing the token realm {realm!r} (not https)",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rkt_core.testing.registry import Registry, build_test_image
+from rkt_core.testing.registry import Registry, build_test_image, local_env
 
 RKT_TIMEOUT = 120
 
@@ -50,21 +50,30 @@ def start_registry(images):
 
 
 class Rkt:
-    """``rkt`` with ``--dir`` and ``--user-config`` of its own."""
+    """``rkt`` with a data directory and configuration directories of its own (the host's
+    ``/etc/rkt`` and ``/usr/lib/rkt`` are never read)."""
 
     def __init__(self, base: Path):
         self.data_dir = base / "data"
         self.config_dir = base / "config"
+        self.system_config = base / "system-config"
+        self.user_config = base / "user-config"
 
     def __call__(self, *args: str, insecure: str = "image,http",
                  timeout: float = RKT_TIMEOUT) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args, insecure=insecure), capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=self.env)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment to run it in: no proxies, so traffic to 127.0.0.1 stays local."""
+        return local_env()
 
     def command(self, *args: str, insecure: str = "image,http") -> list[str]:
         """The argv of ``rkt ARGS``."""
         return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
-                f"--user-config={self.config_dir}", f"--insecure-options={insecure}", *args]
+                f"--system-config={self.system_config}", f"--local-config={self.config_dir}",
+                f"--user-config={self.user_config}", f"--insecure-options={insecure}", *args]
 
     def docker_auth(self, registry: str, user: str, password: str) -> None:
         """Write a dockerAuth file with these credentials for ``registry``."""
@@ -109,6 +118,13 @@ class Rkt:
         if self.blob_cache.exists():
             found += [p.name for p in self.blob_cache.iterdir() if p.name.endswith(".partial")]
         return found
+
+
+@pytest.fixture(scope="session")
+def rkt_in():
+    """``rkt_in(base)``: a :class:`Rkt` on ``base`` (for fixtures wider than one test; test
+    modules never import this conftest, whose module name is ambiguous across the suite)."""
+    return Rkt
 
 
 @pytest.fixture

@@ -41,12 +41,10 @@ def tree(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def latest_tree(images, tmp_path_factory):
+def latest_tree(images, tmp_path_factory, rkt_in):
     """The rootfs of ``:latest`` as fetched and extracted by rkt."""
-    from conftest import Rkt
-
     base = tmp_path_factory.mktemp("latest")
-    rkt = Rkt(base)
+    rkt = rkt_in(base)
     root = rkt.extract(rkt.fetch(ref_of(images)), base / "rootfs")
     yield root, tree(root)
 
@@ -264,7 +262,8 @@ def test_concurrent_fetches_of_the_same_image(rkt, images):
     import subprocess
 
     processes = [subprocess.Popen(rkt.command("fetch", "--full", ref_of(images, tag)),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=rkt.env)
                  for tag in ("latest", "latest", "v2s2")]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
