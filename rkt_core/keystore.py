@@ -119,6 +119,19 @@ class Keystore:
                     found[fingerprint] = entry.path
         return list(found.values())
 
+    def prefix_has_keys(self, name: str) -> bool:
+        """Whether a key is trusted for ``name`` or one of its parent prefixes (root.d keys do
+        not count): then discovered keys are not offered silently."""
+        for directory in self._key_dirs(name):
+            if os.path.basename(os.path.dirname(directory)) == "trustedkeys":
+                continue  # root.d
+            try:
+                if any(e.is_file() and e.stat().st_size for e in os.scandir(directory)):
+                    return True
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return False
+
     def add_key(self, armored: bytes, *, prefix: str | None = None, root: bool = False) -> str:
         """Trust the public key ``armored`` for ``prefix`` (or for every image with ``root``).
 
