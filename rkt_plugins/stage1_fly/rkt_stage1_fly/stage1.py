@@ -50,8 +50,7 @@ class FlyStage1:
                 if app.post_stop and len(fds) == 2:
                     self._post_stop(app, fds[0], fds[1], options)
             finally:
-                for fd in fds:
-                    os.close(fd)
+                proc.close_in_background(fds)  # the app's namespace dies without us waiting
         return code
 
     def _app_to_run(self, pod, options: RunOptions) -> AppRuntime:

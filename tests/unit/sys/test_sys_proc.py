@@ -123,3 +123,13 @@ def test_restore_default_signals_in_a_child():
         assert os.read(read, 100) == b"([], True)"
         os.waitpid(pid, 0)
     os.close(read)
+
+
+
+def test_close_in_background_closes_our_copies_and_the_last_reference():
+    read, write = os.pipe()
+    proc.close_in_background([write])
+    with pytest.raises(OSError):
+        os.fstat(write)  # our copy is gone at once
+    assert os.read(read, 1) == b""  # and the detached process dropped the last one: EOF
+    os.close(read)
