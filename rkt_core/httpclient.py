@@ -107,7 +107,6 @@ class HttpClient:
 
         self.options = options
         self.session = requests.Session()
-        self.session.max_redirects = 0
         self.session.auth = _no_netrc
         self.session.headers["User-Agent"] = f"rkt-python/{__version__}"
         self.verify = ca_bundle() if options.verify_tls else False

@@ -1,4 +1,5 @@
-"""Getting images into the store: pull policy, fetcher choice, signature check, import.
+"""Getting images into the store: pull policy, fetcher choice, signature check, import,
+dependencies.
 
 The fetcher hands back an open file; the signature is checked on that file and the same file is
 decompressed into the store, so the bytes verified are the bytes imported.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..appc.reference import parse_app_string
-from ..errors import ImageError, NotFoundError, PluginMissingError, SignatureError, UsageError
+from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
+from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
 from .imageref import HASH, NAME, URL, classify
@@ -39,40 +41,136 @@ def pull_policy_from_flags(policy: str | None, store_only: bool, no_store: bool,
 
 
 def fetch_image(ctx, text: str, options: FetchOptions = FetchOptions()) -> str:
-    """Make sure the image ``text`` is in the store and return its full key."""
-    store = ctx.store
-    ref = classify(text)
-    if ref.kind == HASH:
-        return store.resolve_key(text)
-    if ref.kind == NAME and options.pull_policy in ("new", "never"):
-        name, labels = parse_app_string(text)
-        found = store.find_by_name(name, labels)
-        if found is not None:
-            return found.key
-    if ref.kind == URL and options.pull_policy in ("new", "never"):
-        remote = store.get_remote(text)
-        if remote is not None:
-            return remote[1]
-    if options.pull_policy == "never" and ref.kind != "path":
-        raise NotFoundError(f'image "{text}" is not in the store and the pull policy is "never"')
-    fetcher = ctx.plugins.fetcher_for(ref.scheme)
-    labels = parse_app_string(text)[1] if ref.kind == NAME else {}
-    ctx.log(f'image: using fetcher "{fetcher.name}" for "{text}"')
-    fetched = fetcher.fetch(FetchRequest(text, ctx, options.signature, labels))
+    """Make sure the image ``text`` and its dependencies are in the store; return its full key.
+
+    Dependencies are fetched recursively (see :class:`_Fetch`). If anything fails, the images
+    this call imported are removed again: the store is as it was.
+    """
+    session = _Fetch(ctx, options)
     try:
-        return _import(ctx, text, fetched)
-    finally:
-        for f in (fetched.aci, fetched.signature):
-            if f is not None:
-                f.close()
+        key = session.image(text)
+        session.dependencies(key)
+        return key
+    except BaseException:
+        session.rollback()
+        raise
 
 
-def _import(ctx, text: str, fetched: FetchedImage) -> str:
+class _Fetch:
+    """One ``fetch_image`` call: the images it imported and the dependencies it has walked.
+
+    A dependency with an ``imageID`` is taken from the store when it is there; otherwise (and for
+    dependencies given by name and labels) it is found by the pull policy like an image given by
+    name: in the store first with ``new``, by discovery with ``update``, only in the store with
+    ``never``. A fetched dependency must have the ``imageID`` its parent names. An image that
+    depends on itself (through any chain), chains deeper than ``MAX_DEPENDENCY_DEPTH`` and more
+    than ``MAX_DEPENDENCY_IMAGES`` images are refused.
+    """
+
+    def __init__(self, ctx, options: FetchOptions):
+        self.ctx, self.options = ctx, options
+        self.imported: list[str] = []
+        self.walked: set[str] = set()
+
+    def image(self, text: str) -> str:
+        store = self.ctx.store
+        options = self.options
+        ref = classify(text)
+        if ref.kind == HASH:
+            return store.resolve_key(text)
+        if ref.kind == NAME and options.pull_policy in ("new", "never"):
+            name, labels = parse_app_string(text)
+            found = store.find_by_name(name, labels)
+            if found is not None:
+                return found.key
+        if ref.kind == URL and options.pull_policy in ("new", "never"):
+            remote = store.get_remote(text)
+            if remote is not None:
+                return remote[1]
+        if options.pull_policy == "never" and ref.kind != "path":
+            raise NotFoundError(f'image "{text}" is not in the store and the pull policy is "never"')
+        labels = parse_app_string(text)[1] if ref.kind == NAME else {}
+        return self._fetch(ref.scheme, text, options.signature, labels)
+
+    def _fetch(self, scheme: str, text: str, signature: str | None, labels: dict[str, str]) -> str:
+        ctx = self.ctx
+        fetcher = ctx.plugins.fetcher_for(scheme)
+        ctx.log(f'image: using fetcher "{fetcher.name}" for "{text}"')
+        fetched = fetcher.fetch(FetchRequest(text, ctx, signature, labels))
+        try:
+            key, new = _import(ctx, text, fetched)
+        finally:
+            for f in (fetched.aci, fetched.signature):
+                if f is not None:
+                    f.close()
+        if new:
+            self.imported.append(key)
+        return key
+
+    def dependencies(self, key: str, chain: tuple[str, ...] = ()) -> None:
+        """Fetch the dependencies of the stored image ``key``, and theirs."""
+        from ..store.treestore import MAX_DEPENDENCY_DEPTH, MAX_DEPENDENCY_IMAGES
+
+        if key in self.walked:
+            return
+        store = self.ctx.store
+        manifest = store.manifest(key)
+        chain = chain + (key,)
+        for dep in manifest.dependencies:
+            if len(chain) > MAX_DEPENDENCY_DEPTH:
+                raise ImageError(f'dependencies of "{manifest.name}" nest deeper than '
+                                 f"{MAX_DEPENDENCY_DEPTH} levels")
+            dep_key = self._dependency(manifest.name, dep)
+            if dep_key in chain:
+                raise ImageError(f'dependency cycle: image "{dep.image_name}" depends on itself '
+                                 f'through "{manifest.name}"')
+            self.dependencies(dep_key, chain)
+            if len(self.walked) > MAX_DEPENDENCY_IMAGES:
+                raise ImageError(f"more than {MAX_DEPENDENCY_IMAGES} images in one dependency tree")
+        self.walked.add(key)
+
+    def _dependency(self, parent: str, dep) -> str:
+        store = self.ctx.store
+        what = f'dependency "{dep.image_name}" of "{parent}"'
+        labels = dict(dep.labels)
+        if dep.image_id:
+            try:
+                return store.resolve_key(dep.image_id)
+            except NotFoundError:
+                pass
+        if self.options.pull_policy in ("new", "never"):
+            found = store.find_by_name(dep.image_name, labels)
+            if found is not None and not dep.image_id:
+                return found.key
+        if self.options.pull_policy == "never":
+            raise NotFoundError(f'{what} is not in the store and the pull policy is "never"')
+        self.ctx.log(f"image: fetching {what}")
+        try:
+            key = self._fetch("appc", dep.image_name, None, labels)
+        except RktError as e:
+            raise type(e)(f"{what}: {e.message}", hint=e.hint) from e
+        if dep.image_id and key != dep.image_id[:KEY_LEN].lower():
+            raise ImageError(f'{what}: the fetched image is {key}, but the manifest asks for '
+                             f"{dep.image_id}")
+        return key
+
+    def rollback(self) -> None:
+        """Remove the images this call imported (after a failure)."""
+        for key in reversed(self.imported):
+            try:
+                self.ctx.store.remove(key)
+            except RktError as e:
+                self.ctx.warn(f"could not remove image {key} after the failed fetch: {e}")
+        self.imported.clear()
+
+
+def _import(ctx, text: str, fetched: FetchedImage) -> tuple[str, bool]:
+    """Verify and import what a fetcher returned: (key, whether it is new in the store)."""
     store = ctx.store
     if fetched.store_key is not None:
         if fetched.aci is not None and _signature_required(ctx, fetched):
             verify_signature(ctx, text, fetched, store.manifest(fetched.store_key).name)
-        return fetched.store_key
+        return fetched.store_key, False
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
     fetched.aci.seek(0)
@@ -80,10 +178,11 @@ def _import(ctx, text: str, fetched: FetchedImage) -> str:
         _check_expected(text, fetched, staged.manifest)
         if _signature_required(ctx, fetched):
             verify_signature(ctx, text, fetched, staged.manifest.name)
+        new = store.find_info(staged.key) is None
         info = store.commit(staged, remote=fetched.remote,
                             latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
     ctx.plugins.notify("rkt_image_fetched", image=info)
-    return info.key
+    return info.key, new
 
 
 def _signature_required(ctx, fetched: FetchedImage) -> bool:

@@ -31,6 +31,8 @@ from pathlib import Path
 class TestCA:
     """A throwaway certificate authority; ``ca_path`` is its PEM certificate."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, directory: str | Path):
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -215,6 +217,8 @@ class TestServer:
     ``names``: extra DNS names or addresses for the certificate. ``sock``: an already bound
     listening socket to serve on (e.g. one made in a test's network namespace).
     """
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, *, ca: TestCA | None = None, host: str = "127.0.0.1", port: int = 0,
                  names: list[str] | None = None, sock: socket.socket | None = None):

@@ -1,0 +1,357 @@
+"""``rkt fetch https://...`` against real HTTPS servers on loopback, with a CA made by the test.
+
+Covers signatures (and 202), TLS verification, ETag / max-age caching and the pull policies,
+resumed downloads (byte counters of the server), auth.d credentials and where they are sent,
+redirect policy, and hostile answers. Each run has its own data and config directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest
+from rkt_core.testing.gpg import GpgSigner
+from rkt_core.testing.httpserver import TestCA, TestServer
+
+NAME = "example.com/hello"
+IMG = NAME + ":1.0"
+
+
+def _env(ca_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["REQUESTS_CA_BUNDLE"] = str(ca_path)
+    env.pop("SSL_CERT_FILE", None)
+    return env
+
+
+class Rkt:
+    """Runs ``rkt`` in a subprocess with its own directories, trusting the test CA."""
+
+    def __init__(self, base: Path, ca: TestCA):
+        self.base, self.ca_path = base, ca.ca_path
+        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
+
+    def __call__(self, *args, check=None, ca_path=None, stderr_tty=False):
+        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
+                f"--local-config={self.local}", f"--system-config={self.system}", *map(str, args)]
+        result = subprocess.run(argv, capture_output=True, text=True,
+                                env=_env(ca_path or self.ca_path), timeout=120)
+        if check is not None:
+            assert result.returncode == check, (result.stdout, result.stderr)
+        return result
+
+    def images(self) -> list[str]:
+        out = self("image", "list", "--no-legend", "--fields=name", check=0).stdout
+        return out.split()
+
+    def auth(self, domain: str, kind: str, credentials: dict) -> None:
+        auth_d = self.local / "auth.d"
+        auth_d.mkdir(parents=True, exist_ok=True)
+        (auth_d / f"{kind}.json").write_text(json.dumps({
+            "rktKind": "auth", "rktVersion": "v1", "domains": [domain], "type": kind,
+            "credentials": credentials}))
+
+    def leftovers(self) -> list[str]:
+        tmp = self.data / "cas" / "tmp"
+        return sorted(os.listdir(tmp)) if tmp.exists() else []
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """A signed busybox ACI: (bytes, signature bytes, key file, signer)."""
+    base = tmp_path_factory.mktemp("image")
+    aci = busybox_aci(base / "hello.aci", name=NAME, version="1.0")
+    with GpgSigner(base / "gnupg") as signer:
+        (base / "key.asc").write_bytes(signer.export_public())
+        signer.sign(aci)
+        yield aci.read_bytes(), (base / "hello.aci.asc").read_bytes(), base / "key.asc", signer
+
+
+@pytest.fixture
+def rkt(tmp_path, ca, image):
+    runner = Rkt(tmp_path, ca)
+    runner("trust", f"--prefix={NAME}", "--skip-fingerprint-review", image[2], check=0)
+    return runner
+
+
+@pytest.fixture
+def server(ca):
+    with TestServer(ca=ca) as srv:
+        yield srv
+
+
+def serve(server, image, **kwargs):
+    data, sig = image[0], image[1]
+    server.add("/hello.aci", data, **kwargs)
+    server.add("/hello.aci.asc", sig)
+    return server.url("/hello.aci")
+
+
+# --- signatures, TLS ---------------------------------------------------------------------------
+
+
+def test_https_fetch_verifies_the_signature_and_stores_the_image(rkt, server, image):
+    url = serve(server, image)
+    out = rkt("fetch", url, check=0)
+    assert out.stdout.startswith("sha512-")
+    assert rkt.images() == [IMG]
+    assert server.bytes_sent["/hello.aci"] == len(image[0])
+    assert rkt.leftovers() == []
+    assert out.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_signature_deferred_with_202_is_asked_again(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].accepted = 2
+    rkt("fetch", url, check=0)
+    assert [r.method for r in server.seen("/hello.aci.asc")] == ["GET", "GET", "GET"]
+
+
+def test_missing_or_wrong_signature_is_refused_and_nothing_is_stored(rkt, server, image, ca):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].status = 404
+    out = rkt("fetch", url, check=254)
+    assert out.stderr.startswith("rkt: ") and "404" in out.stderr
+    assert "--insecure-options=image" in out.stderr
+    server.routes["/hello.aci.asc"].status = 200
+    server.routes["/hello.aci.asc"].body = image[1].replace(b"A", b"B", 3)
+    out = rkt("fetch", url, check=254)
+    assert "rkt: " in out.stderr
+    assert rkt.images() == [] and rkt.leftovers() == []
+
+
+def test_insecure_image_skips_the_signature(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].status = 404
+    rkt("--insecure-options=image", "fetch", url, check=0)
+    assert server.seen("/hello.aci.asc") == []
+
+
+def test_an_untrusted_certificate_is_refused_unless_tls_checks_are_off(rkt, server, image, tmp_path):
+    url = serve(server, image)
+    other = TestCA(tmp_path / "other-ca")
+    out = rkt("fetch", url, check=254, ca_path=other.ca_path)
+    assert "certificate verify failed" in out.stderr
+    assert "--insecure-options=tls" in out.stderr
+    assert rkt.images() == []
+    out = rkt("--insecure-options=tls", "fetch", url, check=0, ca_path=other.ca_path)
+    assert "TLS verification has been disabled" in out.stderr
+    assert rkt.images() == [IMG]
+
+
+def test_an_explicit_signature_file_is_used(rkt, server, image, tmp_path):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].status = 404
+    sig = tmp_path / "sig.asc"
+    sig.write_bytes(image[1])
+    rkt("fetch", "--signature", sig, url, check=0)
+    assert server.seen("/hello.aci.asc") == []
+
+
+# --- caching and pull policies ----------------------------------------------------------------
+
+
+def test_etag_gives_304_and_reuses_the_stored_image(rkt, server, image):
+    url = serve(server, image, etag='"v1"')
+    first = rkt("fetch", url, check=0).stdout
+    second = rkt("fetch", url, check=0).stdout
+    assert first == second
+    assert server.bytes_sent["/hello.aci"] == len(image[0])
+    assert server.seen("/hello.aci")[-1].headers.get("If-None-Match") == '"v1"'
+
+
+def test_max_age_means_no_request_at_all_until_it_expires(rkt, server, image):
+    url = serve(server, image, headers={"Cache-Control": "public, max-age=3600"})
+    rkt("fetch", url, check=0)
+    requests_before = len(server.requests)
+    rkt("fetch", url, check=0)
+    assert len(server.requests) == requests_before
+
+
+def test_no_cache_and_a_changed_image_fetch_again(rkt, server, image, tmp_path):
+    url = serve(server, image, etag='"v1"', headers={"Cache-Control": "no-cache, max-age=3600"})
+    first = rkt("fetch", url, check=0).stdout
+    other = busybox_aci(tmp_path / "v2.aci", name=NAME, version="2.0")
+    with GpgSigner(tmp_path / "g2") as signer:
+        rkt("trust", f"--prefix={NAME}", "--skip-fingerprint-review",
+            _write(tmp_path / "k2.asc", signer.export_public()), check=0)
+        server.add("/hello.aci", other.read_bytes(), etag='"v2"')
+        server.add("/hello.aci.asc", signer.sign(other).read_bytes())
+    second = rkt("fetch", url, check=0).stdout
+    assert first != second
+    assert sorted(rkt.images()) == [IMG, NAME + ":2.0"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_pull_policies(rkt, server, image):
+    url = serve(server, image, etag='"v1"')
+    out = rkt("fetch", "--pull-policy=never", url, check=254)
+    assert 'pull policy is "never"' in out.stderr
+    assert server.requests == []
+    key = rkt("fetch", "--pull-policy=new", url, check=0).stdout
+    count = len(server.requests)
+    assert rkt("fetch", "--pull-policy=new", url, check=0).stdout == key
+    assert rkt("fetch", "--pull-policy=never", url, check=0).stdout == key
+    assert len(server.requests) == count  # store only
+    rkt("fetch", "--pull-policy=update", url, check=0)
+    assert len(server.requests) > count  # asked the server (304)
+
+
+# --- resumed downloads -------------------------------------------------------------------------
+
+
+def test_a_broken_download_resumes_with_only_the_missing_bytes(rkt, server, image):
+    data = image[0]
+    half = len(data) // 2
+    url = serve(server, image, etag='"v1"', drop_after=half)
+    out = rkt("fetch", url, check=254)
+    assert "broke off" in out.stderr and "run the command again" in out.stderr
+    assert rkt.images() == []
+    assert server.bytes_sent["/hello.aci"] == half
+    rkt("fetch", url, check=0)
+    assert server.bytes_sent["/hello.aci"] == len(data)  # the first half was not sent again
+    last = server.seen("/hello.aci")[-1]
+    assert last.headers["Range"] == f"bytes={half}-" and last.headers["If-Range"] == '"v1"'
+    assert rkt.images() == [IMG] and rkt.leftovers() == []
+
+
+def test_a_changed_resource_restarts_the_download_cleanly(rkt, server, image, tmp_path):
+    data = image[0]
+    url = serve(server, image, etag='"v1"', drop_after=len(data) // 2)
+    rkt("fetch", url, check=254)
+    # The file changes on the server (new ETag): the partial half must not be reused.
+    server.routes["/hello.aci"].etag = '"v2"'
+    rkt("fetch", url, check=0)
+    assert server.bytes_sent["/hello.aci"] == len(data) // 2 + len(data)
+    assert rkt.images() == [IMG]
+
+
+def test_without_a_validator_a_broken_download_is_not_resumed(rkt, server, image):
+    data = image[0]
+    url = serve(server, image, drop_after=1000)
+    rkt("fetch", url, check=254)
+    rkt("fetch", url, check=0)
+    assert "Range" not in server.seen("/hello.aci")[-1].headers
+    assert server.bytes_sent["/hello.aci"] == 1000 + len(data)
+
+
+def test_a_resumed_download_with_corrupted_bytes_fails_verification(rkt, server, image):
+    data = image[0]
+    url = serve(server, image, last_modified="Mon, 02 Jan 2006 15:04:05 GMT",
+                drop_after=len(data) // 2)
+    rkt("fetch", url, check=254)
+    # Same validator, different bytes in the second half: the signature check catches it.
+    route = server.routes["/hello.aci"]
+    route.body = data[: len(data) // 2] + bytes(len(data) - len(data) // 2)
+    out = rkt("fetch", url, check=254)
+    assert out.stderr.startswith("rkt: ")
+    assert rkt.images() == [] and rkt.leftovers() == []
+
+
+# --- credentials and redirects ------------------------------------------------------------------
+
+
+def test_basic_auth_from_auth_d(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci"].basic = ("alice", "s3cret")
+    out = rkt("fetch", url, check=254)
+    assert "401" in out.stderr
+    rkt.auth(f"127.0.0.1:{server.port}", "basic", {"user": "alice", "password": "s3cret"})
+    rkt("fetch", url, check=0)
+
+
+def test_oauth_bearer_token_from_auth_d(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci"].bearer = "t0ken"
+    rkt.auth("127.0.0.1", "oauth", {"token": "t0ken"})
+    rkt("fetch", url, check=0)
+    assert server.seen("/hello.aci")[-1].headers["Authorization"] == "Bearer t0ken"
+
+
+def test_credentials_are_not_sent_to_the_host_a_redirect_leads_to(rkt, server, image, ca):
+    with TestServer(ca=ca) as other:
+        other.add("/hello.aci", image[0])
+        other.add("/hello.aci.asc", image[1])
+        server.add("/hello.aci", redirect=other.url("/hello.aci"))
+        server.add("/hello.aci.asc", redirect=other.url("/hello.aci.asc"))
+        rkt.auth(f"127.0.0.1:{server.port}", "basic", {"user": "alice", "password": "s3cret"})
+        rkt("fetch", server.url("/hello.aci"), check=0)
+        assert server.seen("/hello.aci")[0].headers["Authorization"].startswith("Basic ")
+        assert all("Authorization" not in r.headers for r in other.requests)
+
+
+def test_redirect_from_https_to_http_is_refused_and_never_carries_credentials(rkt, server, image):
+    with TestServer() as plain:
+        plain.add("/hello.aci", image[0])
+        plain.add("/hello.aci.asc", image[1])
+        server.add("/hello.aci", redirect=plain.url("/hello.aci"))
+        server.add("/hello.aci.asc", redirect=plain.url("/hello.aci.asc"))
+        # the same host name: only the scheme (and port) changes
+        rkt.auth("127.0.0.1", "basic", {"user": "alice", "password": "s3cret"})
+        out = rkt("fetch", server.url("/hello.aci"), check=254)
+        assert "refusing the redirect from https to plain http" in out.stderr
+        assert plain.requests == []
+        rkt("--insecure-options=http", "fetch", server.url("/hello.aci"), check=0)
+        assert plain.requests and all("Authorization" not in r.headers for r in plain.requests)
+
+
+def test_redirect_loops_and_chains_are_capped(rkt, server, image):
+    server.add("/a.aci", redirect=server.url("/b.aci"))
+    server.add("/b.aci", redirect=server.url("/a.aci"))
+    out = rkt("fetch", server.url("/a.aci"), check=254)
+    assert "redirect loop" in out.stderr
+    for i in range(15):
+        server.add(f"/r{i}.aci", redirect=server.url(f"/r{i + 1}.aci"))
+    out = rkt("fetch", server.url("/r0.aci"), check=254)
+    assert "too many redirects" in out.stderr
+    assert rkt.images() == []
+
+
+# --- hostile answers ----------------------------------------------------------------------------
+
+
+def test_wrong_content_is_refused_and_leaves_nothing(rkt, server, image):
+    server.add("/hello.aci", b"<html>not an image</html>" * 100, content_type="text/html")
+    server.add("/hello.aci.asc", image[1])
+    out = rkt("fetch", server.url("/hello.aci"), check=254)
+    assert out.stderr.startswith("rkt: ")
+    assert rkt.images() == [] and rkt.leftovers() == []
+
+
+def test_a_huge_signature_is_refused(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].body = b"-----BEGIN PGP SIGNATURE-----\n" + b"A" * (2 << 20)
+    out = rkt("fetch", url, check=254)
+    assert "larger than" in out.stderr
+    assert rkt.images() == [] and rkt.leftovers() == []
+
+
+def test_a_manifest_without_the_expected_content_is_still_checked(rkt, server, tmp_path):
+    # An image served under a trusted name but signed by nobody we trust.
+    bad = build_aci(tmp_path / "bad.aci", image_manifest(NAME, "6.6"))
+    with GpgSigner(tmp_path / "evil") as evil:
+        server.add("/hello.aci", bad.read_bytes())
+        server.add("/hello.aci.asc", evil.sign(bad).read_bytes())
+    out = rkt("fetch", server.url("/hello.aci"), check=254)
+    assert "signature made by unknown entity" in out.stderr
+    assert rkt.images() == []
+
+
+def test_connection_refused_is_a_clear_error(rkt):
+    out = rkt("fetch", "https://127.0.0.1:1/hello.aci", check=254)
+    assert out.stderr.startswith("rkt: ") and "refused" in out.stderr.lower()
