@@ -22,14 +22,10 @@ removes its record once done.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import os
 import re
-import signal
-import socket
-import sys
 import tempfile
 from dataclasses import dataclass, replace
 
@@ -425,78 +421,3 @@ def teardown(ctx, pod, force: bool = False) -> bool:
 def needs_teardown(pod) -> bool:
     """Whether the pod still holds networking that :func:`teardown` would release."""
     return os.path.exists(pod.file(BACKEND_FILE)) or os.path.exists(pod.file(NETNS_FILE))
-
-
-# --- the guardian ----------------------------------------------------------------------------------
-
-
-class Guardian:
-    """A process that tears the pod's networks down if ``rkt run`` dies before doing it.
-
-    It is started before the networks are set up and waits on a socket. ``rkt run`` tells it
-    ``done`` after its own teardown; if ``rkt run`` disappears instead (SIGKILL, or a flavor
-    that replaced it with ``exec``), the socket closes, the guardian waits for the pod's lock
-    (free exactly when the pod's last process is gone) and tears down. It holds no descriptor
-    of the pod's lock itself and lives in its own session, so a terminal's ^C spares it.
-    """
-
-    def __init__(self, ctx, pod):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pod_fd = os.open(pod.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                ours.close()
-                _guard(ctx, pod.data_dir, pod.uuid, pod_fd, theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        os.close(pod_fd)
-        os.waitpid(pid, 0)  # the first child exits at once; the guardian is its child
-        self.sock = ours
-
-    def release(self) -> None:
-        """Tell the guardian the teardown is done and wait until it has exited."""
-        try:
-            self.sock.sendall(b"done")
-            while self.sock.recv(64):
-                pass
-        except OSError:
-            pass
-        finally:
-            self.sock.close()
-
-
-def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> None:
-    """The guardian's life (in the first child: detach, fork again, wait, maybe tear down)."""
-    from ..pod.pod import Pod
-    from ..sys import proc
-
-    os.setsid()
-    if os.fork() != 0:
-        return
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    proc.close_fds_except((pod_fd, sock.fileno()))
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    message = b""
-    while True:
-        chunk = sock.recv(64)
-        if not chunk:
-            break
-        message += chunk
-        if message.startswith(b"done"):
-            return
-    # Granted once the pod's last process is gone; held while tearing down, so that gc
-    # leaves the pod alone (it reads as running until its networks are released).
-    fcntl.flock(pod_fd, fcntl.LOCK_EX)
-    try:
-        with Pod.open(data_dir, uuid) as pod:
-            teardown(ctx, pod)
-    except RktError:
-        pass  # the pod is gone: gc took care of it

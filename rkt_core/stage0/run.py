@@ -14,6 +14,7 @@ from ..errors import NotFoundError, RktError, UsageError
 from ..pod.pod import Pod
 from ..types import RunOptions, Stage1
 from . import network
+from .net_guardian import Guardian
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -75,17 +76,16 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     os.set_inheritable(pod.lock.fd, True)
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)
-    # Networks are set up here, torn down when the flavor returns, and by a guardian process
-    # if rkt itself dies first (see rkt_core.stage0.network).
-    guardian = network.Guardian(ctx, pod) if options.net != (network.HOST,) else None
+    # Networks are set up here and released by a guardian process once the pod's last process
+    # is gone, even if rkt itself is killed or exec'ed (see rkt_core.stage0.net_guardian).
+    guardian = Guardian(ctx, pod) if options.net != (network.HOST,) else None
     try:
         options = network.setup(ctx, pod, options)
         ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
         code = stage1.run(pod, options)
     finally:
         if guardian is not None:
-            network.teardown(ctx, pod)
-            guardian.release()
+            guardian.finish(ctx, pod)
     ctx.plugins.notify("rkt_pod_exited", pod=pod, exit_code=code)
     return code
 

@@ -128,11 +128,15 @@ def load(local_config: str, warn=lambda message: None) -> dict[str, NetConfig]:
 
 
 def select(configs: dict[str, NetConfig], names: list[str]) -> list[NetConfig]:
-    """The networks asked for (``all``: every one), in configuration file name order; a name
-    nobody defines is an error."""
+    """The networks asked for, in interface order: user networks by configuration file name,
+    then rkt's built-ins (as rkt appended its default after the user's networks). ``all`` means
+    every user network plus ``default``; a name nobody defines is an error."""
     missing = [n for n in names if n != "all" and n not in configs]
     if missing:
         raise RktError(f"networks not found: {', '.join(missing)}",
                        hint="define them in <local-config>/net.d/*.conf (e.g. /etc/rkt/net.d)")
-    chosen = list(configs.values()) if "all" in names else [configs[n] for n in names]
-    return sorted(chosen, key=lambda c: c.filename)
+    wanted = set(names)
+    if "all" in wanted:
+        wanted |= {c.name for c in configs.values() if c.source} | {"default"}
+    chosen = [c for c in configs.values() if c.name in wanted]
+    return sorted(chosen, key=lambda c: (not c.source, c.filename))

@@ -1,11 +1,24 @@
-"""Fixtures for networking tests as root: a leak check around every test (network namespaces,
-links, iptables rules, host-local leases, processes holding the test's data directory), the
-``rkt`` command with the test-only ``nettest`` flavor, and the flavors to run pods with."""
+"""Fixtures for networking tests as root: the ``rkt`` command (with the test-only ``nettest``
+flavor) on a data directory of the test's own, and a leak check around every test.
+
+The leak check looks for what belongs to the test's pods, found by their UUIDs: network
+namespaces (``rkt-<uuid>``), links whose peer is in one of them, iptables rules and chains
+that name them (CNI's masquerading rules carry the container id, rkt's port forwarding chains
+its first eight characters), host-local leases held for them, and processes that still hold
+something under the test's directory. Looking only for the test's own objects keeps the check
+exact while other pods (other tests, other users of the host) come and go.
+
+Leaks are checked right after the pods ended, before any ``rkt gc`` (releasing everything at
+exit is what is tested), and again after the cleanup's gc; whatever is left is then removed by
+force, so that one failure does not spill into the next tests.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
-import shutil
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +27,9 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-LEASES = Path("/var/lib/cni/networks")
+LEASES = Path("/var/lib/cni/networks")  # host-local's default dataDir
+NETNS_DIR = Path("/run/netns")
+# host-local's own files in a network's lease directory, which hold no address
 NOT_LEASES = ("lock",)
 
 
@@ -23,29 +38,24 @@ def _lines(argv: list[str]) -> list[str]:
     return done.stdout.splitlines() if done.returncode == 0 else []
 
 
-def _iptables() -> list[str]:
-    """Rules and user chains of the nat and filter tables (counters left out)."""
-    rules = []
-    for table in ("nat", "filter"):
-        for line in _lines(["iptables-save", "-t", table]):
-            if line.startswith("-A"):
-                rules.append(f"{table} {line}")
-            elif line.startswith(":") and line.split()[1] == "-":
-                rules.append(f"{table} {line.split()[0]}")
-    return sorted(rules)
-
-
-def _leases() -> dict[str, list[str]]:
-    if not LEASES.is_dir():
-        return {}
-    return {d.name: sorted(f.name for f in d.iterdir()
-                           if f.name not in NOT_LEASES and not f.name.startswith("last_reserved_ip"))
-            for d in LEASES.iterdir() if d.is_dir()}
+def _lease_files(directories) -> dict[Path, str]:
+    """Lease files (one per address) and the container id each is held for."""
+    found = {}
+    for top in directories:
+        for network in top.iterdir() if top.is_dir() else ():
+            for lease in network.iterdir() if network.is_dir() else ():
+                if lease.name in NOT_LEASES or lease.name.startswith("last_reserved_ip"):
+                    continue
+                try:
+                    found[lease] = lease.read_text().split()[0]
+                except (OSError, IndexError):
+                    found[lease] = ""
+    return found
 
 
 def _holders(path: Path) -> list[int]:
     """Processes with a descriptor or working directory under ``path``."""
-    prefix = str(path)
+    prefix = str(path) + "/"
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -53,44 +63,101 @@ def _holders(path: Path) -> list[int]:
             links += [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
             continue
-        if int(pid) != os.getpid() and any(link.startswith(prefix) for link in links):
+        if int(pid) != os.getpid() and any((link + "/").startswith(prefix) for link in links):
             found.append(int(pid))
     return found
 
 
-def snapshot() -> dict:
-    """What networking tests must leave as they found it."""
-    netns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    links = sorted(line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link"]))
-    return {"netns": netns, "links": links, "iptables": _iptables(), "leases": _leases()}
+def _iptables_rules(marks: set[str]) -> list[tuple[str, str]]:
+    """(table, rule) of the nat and filter tables mentioning one of ``marks``."""
+    found = []
+    for table in ("nat", "filter"):
+        for line in _lines(["iptables-save", "-t", table]):
+            if line.startswith(("-A", ":")) and any(mark in line for mark in marks):
+                found.append((table, line))
+    return found
 
 
-@pytest.fixture
-def no_leaks(tmp_path):
-    """Fail a test that leaves a namespace, link, rule, lease or process behind (the teardown
-    of a killed ``rkt run`` happens in the background: it gets a few seconds)."""
-    before = snapshot()
-    lease_dirs = set(os.listdir(LEASES)) if LEASES.is_dir() else set()
-    yield
-    deadline = time.monotonic() + 15
-    while (snapshot() != before or _holders(tmp_path)) and time.monotonic() < deadline:
+def leaks(uuids: set[str], lease_dirs=(LEASES,), bridges=()) -> dict[str, list]:
+    """What is left of the pods ``uuids`` on the host (empty lists: nothing)."""
+    netns = [n for n in (os.listdir(NETNS_DIR) if NETNS_DIR.is_dir() else ())
+             if n.removeprefix("rkt-") in uuids]
+    links = [line.split(":")[1].strip() for line in _lines(["ip", "-o", "link"])
+             if any(f"rkt-{u}" in line for u in uuids)
+             or line.split(":")[1].strip().split("@")[0] in bridges]
+    marks = set(uuids) | {f"RKT-PFWD-{kind}-{u[:8]}" for u in uuids for kind in ("DNAT", "SNAT")}
+    rules = [line for _, line in _iptables_rules(marks)] if uuids else []
+    leases = sorted(str(p) for p, owner in _lease_files(lease_dirs).items() if owner in uuids)
+    return {"netns": netns, "links": links, "iptables": rules, "leases": leases}
+
+
+def scrub(uuids: set[str], lease_dirs=(LEASES,), bridges=()) -> None:
+    """Remove by force whatever :func:`leaks` finds."""
+    from rkt_net_cni import portfwd
+
+    for u in uuids:
+        portfwd.teardown(u)
+    chains = set()  # CNI's per-container chains: their rules name the container
+    for table, line in _iptables_rules(set(uuids)):
+        words = shlex.split(line)
+        if words[0] == "-A":
+            subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
+            chains.update((table, w) for w in (words[1], words[-1]) if w.startswith("CNI-"))
+    for table, chain in chains:
+        subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
+    for name in leaks(uuids, lease_dirs)["netns"]:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    for bridge in bridges:
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+    for lease, owner in _lease_files(lease_dirs).items():
+        if owner in uuids:
+            lease.unlink()
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
-    after = snapshot()
-    holders = _holders(tmp_path)
-    for pid in holders:  # don't let one failure spill into the next tests
-        subprocess.run(["kill", "-9", str(pid)])
-    for name in set(os.listdir(LEASES)) - lease_dirs if LEASES.is_dir() else ():
-        if not _leases().get(name):  # only lock/last_reserved_ip: the test's own directory
-            shutil.rmtree(LEASES / name)
-    assert after == before
-    assert holders == []
+
+
+class Started:
+    """A ``rkt`` command running in the background; its output goes to files (never pipes:
+    a pod's processes inherit them and would keep a reader waiting)."""
+
+    def __init__(self, argv: list[str], directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.out, self.err = directory / "stdout", directory / "stderr"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+
+    def wait(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr (killed after ``timeout``)."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.process.args} did not finish within {timeout} s")
+        return code, self.out.read_text(), self.err.read_text()
 
 
 class Rkt:
-    """``rkt`` (with the nettest flavor available) on its own data directory."""
+    """``rkt`` (with the nettest flavor available) on its own data directory; remembers every
+    pod it saw, for the leak check."""
 
     def __init__(self, data: Path, local_config: Path):
         self.data, self.local_config = data, local_config
+        self.started: list[Started] = []
+        self.seen: set[str] = set()
+        self.lease_dirs: list[Path] = [LEASES]  # tests add the dataDir of their own networks
+        self.bridges: list[str] = []  # bridges tests' networks create (CNI never deletes them)
 
     def argv(self, *args) -> list[str]:
         return [sys.executable, str(HERE / "rkt_with_nettest.py"), f"--dir={self.data}",
@@ -98,38 +165,84 @@ class Rkt:
                 *map(str, args)]
 
     def __call__(self, *args, check=None, timeout=120):
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        self.note_pods()
         if check is not None:
             assert done.returncode == check, (done.stdout, done.stderr)
         return done
 
-    def start(self, *args) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    def start(self, *args) -> Started:
+        started = Started(self.argv(*args), self.data.parent / f"started-{len(self.started)}")
+        self.started.append(started)
+        return started
+
+    def note_pods(self) -> list[str]:
+        """The UUIDs of the pods now in the data directory (remembered in ``seen``)."""
+        pods = self.data / "pods"
+        uuids = [p.name for d in (pods.iterdir() if pods.is_dir() else ()) if d.is_dir()
+                 for p in d.iterdir()]
+        self.seen.update(uuids)
+        return uuids
 
     def status(self, uuid: str) -> dict[str, str]:
         out = self("status", uuid).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def wait_for(self, predicate, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError("timed out")
+    def running_pods(self) -> list[str]:
+        run_dir = self.data / "pods" / "run"
+        return sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
 
     def only_pod(self) -> str:
-        return self.wait_for(lambda: [p.name for p in (self.data / "pods" / "run").iterdir()]
-                             if (self.data / "pods" / "run").is_dir() else None)[0]
+        """The UUID of the (one) pod in ``run/``, once there is one."""
+        uuid = wait_until(self.running_pods, what="a pod in run/")[0]
+        self.seen.add(uuid)
+        return uuid
 
-    def cleanup(self):
-        """Stop whatever pod still runs and remove every pod (networks included)."""
-        run_dir = self.data / "pods" / "run"
-        for pod in run_dir.iterdir() if run_dir.is_dir() else ():
-            self("stop", "--force", pod.name)
+    def leaks(self) -> dict[str, list]:
+        self.note_pods()
+        return leaks(self.seen, self.lease_dirs, self.bridges)
+
+    def finish(self, tmp_path: Path) -> list[str]:
+        """Stop every pod, wait for every process, check for leaks at exit and after gc, then
+        remove whatever is left; return the problems found."""
+        problems = []
+        for uuid in self.running_pods():
+            if self.status(uuid).get("state") == "running":
+                self("stop", "--force", uuid)
+        for started in self.started:
+            try:
+                started.process.wait(30)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{started.process.args} still ran after its pod was stopped")
+                started.process.kill()
+                started.process.wait()
+        try:  # the guardian of a killed rkt run releases the networks in the background
+            wait_until(lambda: not _holders(tmp_path), 20)
+        except AssertionError:
+            holders = _holders(tmp_path)
+            problems.append(f"processes left: {[_cmdline(p) for p in holders]}")
+            for pid in holders:
+                os.kill(pid, signal.SIGKILL)
+        empty = {"netns": [], "links": [], "iptables": [], "leases": []}
+        try:
+            wait_until(lambda: self.leaks() == empty, 10)
+        except AssertionError:
+            problems.append(f"left after the pods exited: {self.leaks()}")
         self("gc", "--grace-period=0s")
+        left = self.leaks()
+        if left != empty:
+            problems.append(f"left after rkt gc: {left}")
+            scrub(self.seen, self.lease_dirs, self.bridges)
+        return problems
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return str(pid)
 
 
 def contained_flavors() -> list[str]:
@@ -142,10 +255,34 @@ def contained_flavors() -> list[str]:
     return ["nettest"] + [n for n in done.stdout.split() if n != "nettest"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lease_directories():
+    """host-local leaves a directory per network under /var/lib/cni/networks (its lock and
+    last address, no lease); remove those this session created, under host-local's lock."""
+    before = set(os.listdir(LEASES)) if LEASES.is_dir() else set()
+    yield
+    for name in set(os.listdir(LEASES)) - before if LEASES.is_dir() else ():
+        directory = LEASES / name
+        try:
+            lock = os.open(directory / "lock", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            names = os.listdir(directory)
+            if all(n in NOT_LEASES or n.startswith("last_reserved_ip") for n in names):
+                for n in names:
+                    os.unlink(directory / n)
+                os.rmdir(directory)
+        finally:
+            os.close(lock)
+
+
 @pytest.fixture
-def rkt(tmp_path, no_leaks):
+def rkt(tmp_path):
     local = tmp_path / "etc"
     (local / "net.d").mkdir(parents=True)
     rkt = Rkt(tmp_path / "data", local)
     yield rkt
-    rkt.cleanup()
+    problems = rkt.finish(tmp_path)
+    assert problems == []

@@ -39,6 +39,7 @@ class NetTestStage1:
                 app.exec, pass_fds=(options.lock_fd,), preexec_fn=join, start_new_session=True,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **app.environment})))
         write_atomic(pod.file("pid"), str(procs[0][1].pid).encode())
+        write_atomic(pod.file("nettest-pids"), " ".join(str(p.pid) for _, p in procs).encode())
         status = pod.file("stage1", "rootfs", "rkt", "status")
         os.makedirs(status, exist_ok=True)
         codes = []
@@ -55,8 +56,12 @@ class NetTestStage1:
         raise RktError("the nettest flavor cannot enter pods")
 
     def stop(self, pod, force):
-        if pod.pid:
-            os.killpg(pod.pid, signal.SIGKILL if force else signal.SIGTERM)
+        """Signal every app's process group (each app runs in a session of its own)."""
+        for pid in (pod.read_text("nettest-pids") or "").split():
+            try:
+                os.killpg(int(pid), signal.SIGKILL if force else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def gc(self, pod):
         pass

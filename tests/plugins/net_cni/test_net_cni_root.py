@@ -3,8 +3,9 @@
 Pods run through the real ``rkt`` command with every installed flavor that has contained
 networking, and with the test-only ``nettest`` flavor (apps on the host's filesystem, in the
 pod's network namespace). Traffic goes only to the host's loopback and to addresses inside the
-namespaces these tests create. Every test is wrapped in a leak check (``no_leaks``): no network
-namespace, link, iptables rule, host-local lease or process may be left behind.
+namespaces these tests create. Every test is wrapped in a leak check (the ``rkt`` fixture): no
+network namespace, link, iptables rule, host-local lease or process of its pods may be left
+once they exited, nor after ``rkt gc``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import contained_flavors
+from conftest import contained_flavors, wait_until
 from rkt_core.testing.stage1_contract import contract_image
 
 pytestmark = pytest.mark.root
@@ -34,8 +36,8 @@ def image(tmp_path_factory):
                           ports=[{"name": "http", "protocol": "tcp", "port": 80}])
 
 
-def _networks(rkt, uuid):
-    return rkt.wait_for(lambda: rkt.status(uuid).get("networks"))
+def _networks(rkt, uuid) -> str:
+    return wait_until(lambda: rkt.status(uuid).get("networks"), what="the pod's networks")
 
 
 def _ip(networks: str, name: str = "default") -> str:
@@ -43,9 +45,31 @@ def _ip(networks: str, name: str = "default") -> str:
     return entries[name]
 
 
-def _stop(rkt, process, uuid):
+def _stop(rkt, started, uuid):
     rkt("stop", uuid, check=0)
-    process.communicate(timeout=60)
+    started.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fetch(url: str):
+    def get():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return reply.status == 200 and len(reply.read()) > 100000
+        except OSError:
+            return False
+    return get
+
+
+def _run_output(rkt, *args) -> str:
+    """Run a one-shot pod; return its output."""
+    done = rkt("run", *args, check=0)
+    return done.stdout
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
@@ -60,116 +84,178 @@ def test_two_pods_on_the_default_network_reach_each_other(rkt, image, flavor):
                  "-c", f"for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O /dev/null http://{ip}/busybox"
                        " && echo reached && exit 0; sleep 0.5; done; exit 1")
     assert client.returncode == 0 and "reached" in client.stdout, client.stderr
+    # the client pod got an address of its own, and released it when it ended
+    client_uuid = next(u for u in rkt.note_pods() if u != uuid)
+    client_ip = _ip(rkt.status(client_uuid)["networks"])
+    assert client_ip.startswith("172.16.28.") and client_ip != ip
+    assert rkt.leaks()["leases"] == [f"/var/lib/cni/networks/default/{ip}"]
     _stop(rkt, server, uuid)
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_forwarded_port_is_reached_from_the_hosts_loopback(rkt, image, flavor):
-    server = rkt.start("run", f"--stage1-name={flavor}", "--port=http:18931", image, *SERVE)
+    port = _free_port()
+    server = rkt.start("run", f"--stage1-name={flavor}", f"--port=http:{port}", image, *SERVE)
     uuid = rkt.only_pod()
     _networks(rkt, uuid)
-
-    def fetch():
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:18931/busybox", timeout=5) as reply:
-                return reply.status == 200 and len(reply.read()) > 100000
-        except OSError:
-            return False
-
-    assert rkt.wait_for(fetch)
+    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-    assert f"RKT-PFWD-DNAT-{uuid[:8]}" in nat and "--dport 18931" in nat
+    assert f"RKT-PFWD-DNAT-{uuid[:8]}" in nat and f"--dport {port}" in nat
     _stop(rkt, server, uuid)
 
 
-def test_port_needs_a_contained_network(rkt, image):
+def test_forwarded_port_on_one_host_address(rkt, image):
+    port = _free_port()
+    server = rkt.start("run", "--stage1-name=nettest", f"--port=http:127.0.0.1:{port}", image,
+                       *SERVE)
+    uuid = rkt.only_pod()
+    _networks(rkt, uuid)
+    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert f"-d 127.0.0.1/32 -p tcp -m tcp --dport {port}" in nat
+    _stop(rkt, server, uuid)
+
+
+def test_port_needs_a_contained_network_and_a_declared_name(rkt, image):
     done = rkt("run", "--stage1-name=nettest", "--net=none", "--port=http:18932", image)
     assert done.returncode == 254 and "--port does not work with --net=none" in done.stderr
     done = rkt("run", "--stage1-name=nettest", "--port=nope:18932", image)
     assert done.returncode == 254 and 'port name "nope" is not declared' in done.stderr
-    assert not (rkt.data / "pods" / "run").exists() or not list((rkt.data / "pods" / "run").iterdir())
+    assert rkt.note_pods() == []  # refused before any pod existed
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_net_none_has_only_loopback(rkt, image, flavor):
-    done = rkt("run", f"--stage1-name={flavor}", "--net=none", image, "--exec", "/bin/busybox",
-               "--", "ip", "-o", "link", check=0)
-    names = [line.split(":")[1].strip() for line in done.stdout.splitlines()]
-    assert names == ["lo"] and "UP" in done.stdout
+    out = _run_output(rkt, f"--stage1-name={flavor}", "--net=none", image, "--exec",
+                      "/bin/busybox", "--", "ip", "-o", "link")
+    names = [line.split(":")[1].strip() for line in out.splitlines()]
+    assert names == ["lo"] and "UP" in out
 
 
 def test_cni_args_dns_and_interfaces_in_order(rkt, image, tmp_path):
     resolv = tmp_path / "cni-resolv.conf"
     resolv.write_text("nameserver 10.99.0.53\nsearch cni.example\n")
+    leases = tmp_path / "leases"
+    rkt.lease_dirs.append(leases)
     (rkt.local_config / "net.d" / "10-first.conf").write_text(json.dumps({
         "cniVersion": "0.4.0", "name": "first", "type": "ptp",
         "ipam": {"type": "host-local", "subnet": "10.99.7.0/24", "resolvConf": str(resolv),
-                 "dataDir": str(tmp_path / "leases")}}))
-    done = rkt("run", "--stage1-name=nettest", "--net=default:IP=172.16.28.211,first", image,
-               "--exec", "/bin/busybox", "--", "ip", "-o", "-4", "addr", check=0)
-    assert "eth0    inet 10.99.7." in done.stdout
-    assert "eth1    inet 172.16.28.211/24" in done.stdout
-    uuid = rkt("list", "--no-legend", "--full").stdout.split()[0]
+                 "dataDir": str(leases)}}))
+    out = _run_output(rkt, "--stage1-name=nettest", "--net=default:IP=172.16.28.211,first",
+                      image, "--exec", "/bin/busybox", "--", "ip", "-o", "-4", "addr")
+    assert "eth0    inet 10.99.7." in out
+    assert "eth1    inet 172.16.28.211/24" in out
+    uuid = rkt.note_pods()[0]
     status = rkt.status(uuid)
-    assert "first:ip4=10.99.7." in status["networks"] and "default:ip4=172.16.28.211" in status["networks"]
+    assert "first:ip4=10.99.7." in status["networks"]
+    assert "default:ip4=172.16.28.211" in status["networks"]
     pod = rkt.data / "pods" / "run" / uuid
     info = json.loads((pod / "net-info.json").read_text())
     assert [(n["netName"], n["ifName"], n["args"]) for n in info] == [
         ("first", "eth0", ""), ("default", "eth1", "IP=172.16.28.211")]
+    assert info[1]["ip"] == "172.16.28.211" and info[1]["mask"] == "255.255.255.0"
+    assert info[1]["pluginPath"] == "/usr/lib/cni/ptp"
     options = json.loads((pod / "nettest-options.json").read_text())
     assert (pod / "resolv.conf").read_text() == "nameserver 10.99.0.53\nsearch cni.example\n"
     assert options["resolv_conf"] == str(pod / "resolv.conf")
     assert options["hosts_fallback"] == str(pod / "hosts") and options["hosts_file"] == ""
+    assert options["netns"] == f"/run/netns/rkt-{uuid}"
+    # released at exit: no namespace, no records left
     assert not (pod / "netns").exists() and not list((pod / "net").iterdir())
 
 
+def test_net_all_is_every_user_network_and_default(rkt, image, tmp_path):
+    leases = tmp_path / "leases"
+    rkt.lease_dirs.append(leases)
+    for name, subnet in (("zeta", "10.97.1.0/24"), ("alpha", "10.97.2.0/24")):
+        (rkt.local_config / "net.d" / f"50-{name}.conf").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": name, "type": "ptp",
+            "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(leases)}}))
+    rkt("run", "--stage1-name=nettest", "--net=all", image, check=0)
+    info = json.loads((rkt.data / "pods" / "run" / rkt.note_pods()[0] / "net-info.json")
+                      .read_text())
+    # file name order (50-alpha, 50-zeta), rkt's built-in default last
+    assert [(n["netName"], n["ifName"]) for n in info] == [
+        ("alpha", "eth0"), ("zeta", "eth1"), ("default", "eth2")]
+
+
+def test_default_restricted_has_no_route_out(rkt, image):
+    out = _run_output(rkt, "--stage1-name=nettest", "--net=default-restricted", image,
+                      "--exec", "/bin/busybox", "--", "ip", "-4", "route")
+    assert "default" not in out and "172.31." in out
+
+
 def test_dns_flags_and_hosts_entries(rkt, image):
-    rkt("run", "--stage1-name=nettest", "--dns=10.1.2.3", "--dns-search=example.com",
-        "--hosts-entry=10.9.8.7=db", "--hostname=web", image, check=0)
-    uuid = rkt("list", "--no-legend", "--full").stdout.split()[0]
+    out = _run_output(rkt, "--stage1-name=nettest", "--dns=10.1.2.3", "--dns-search=example.com",
+                      "--hosts-entry=10.9.8.7=db", "--hostname=web", image)
+    uuid = rkt.note_pods()[0]
     pod = rkt.data / "pods" / "run" / uuid
     assert (pod / "resolv.conf").read_text() == "nameserver 10.1.2.3\nsearch example.com\n"
     assert (pod / "hosts").read_text() == ("127.0.0.1\tlocalhost web\n::1\tlocalhost\n"
                                            "10.9.8.7\tdb\n")
+    assert "hi" in out
     done = rkt("run", "--stage1-name=nettest", "--dns=host", "--dns-opt=rotate", image)
     assert done.returncode == 254 and "cannot be used with --dns=host" in done.stderr
 
 
-def test_unknown_network_and_missing_plugin(rkt, image):
+def test_unknown_network_and_bad_plugins(rkt, image):
     done = rkt("run", "--stage1-name=nettest", "--net=nosuchnet", image)
     assert done.returncode == 254 and "networks not found: nosuchnet" in done.stderr
     (rkt.local_config / "net.d" / "10-bad.conf").write_text(json.dumps(
         {"name": "bad", "type": "no-such-plugin"}))
     done = rkt("run", "--stage1-name=nettest", "--net=bad", image)
     assert done.returncode == 254 and 'CNI plugin "no-such-plugin" not found' in done.stderr
+    (rkt.local_config / "net.d" / "10-bad.conf").write_text(json.dumps(
+        {"name": "bad", "type": "../../../bin/true"}))
+    done = rkt("run", "--stage1-name=nettest", "--net=bad", image)
+    assert done.returncode == 254 and "invalid plugin type" in done.stderr
 
 
 def test_failing_plugin_leaves_nothing(rkt, image, tmp_path):
     """The second network fails (its subnet is full); the first one is torn down again."""
+    leases = tmp_path / "leases"
+    rkt.lease_dirs.append(leases)
     (rkt.local_config / "net.d" / "20-full.conf").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "full", "type": "ptp",
         "ipam": {"type": "host-local", "subnet": "10.98.0.0/30", "rangeStart": "10.98.0.1",
-                 "rangeEnd": "10.98.0.1", "dataDir": str(tmp_path / "leases")}}))
-    (tmp_path / "leases" / "full").mkdir(parents=True)
-    (tmp_path / "leases" / "full" / "10.98.0.1").write_text("someone-else")
+                 "rangeEnd": "10.98.0.1", "dataDir": str(leases)}}))
+    (leases / "full").mkdir(parents=True)
+    (leases / "full" / "10.98.0.1").write_text("someone-else")
     done = rkt("run", "--stage1-name=nettest", "--net=default,full", image)
     assert done.returncode == 254 and 'error adding network "full"' in done.stderr
+    assert (leases / "full" / "10.98.0.1").read_text() == "someone-else"
 
 
 def test_killed_rkt_run_is_cleaned_up_when_the_pod_ends(rkt, image):
     """rkt leaked a killed pod's networks until gc; here they go when its last process does."""
-    process = rkt.start("run", "--stage1-name=nettest", image, "--exec", "/bin/busybox", "--",
+    started = rkt.start("run", "--stage1-name=nettest", image, "--exec", "/bin/busybox", "--",
                         "sleep", "1000")
     uuid = rkt.only_pod()
     _networks(rkt, uuid)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    started.process.kill()
+    assert started.wait()[0] == -signal.SIGKILL
     pod = rkt.data / "pods" / "run" / uuid
     assert (pod / "netns").exists()  # the app still runs, and so does the pod
     assert rkt.status(uuid)["state"] == "running"
-    os.killpg(int((pod / "pid").read_text()), signal.SIGKILL)
-    rkt.wait_for(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists())
-    assert rkt.wait_for(lambda: rkt.status(uuid)["state"] == "exited")
+    app = int((pod / "pid").read_text())  # the app: a session of its own, out of rkt's group
+    os.killpg(app, signal.SIGKILL)
+    wait_until(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
+               what="the guardian's teardown")
+    assert wait_until(lambda: rkt.status(uuid)["state"] == "exited", what="the pod to exit")
+    assert f"rkt-{uuid}" not in os.listdir("/run/netns")
+
+
+def test_daemonized_app_keeps_the_network_until_it_exits(rkt, image):
+    """``rkt run`` returns when the flavor does; a process of the pod that is still alive (it
+    holds the pod's lock) keeps the networks until it exits."""
+    done = rkt("run", "--stage1-name=nettest", image, "--exec", "/bin/busybox", "--", "sh", "-c",
+               "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!", check=0)
+    uuid = rkt.note_pods()[0]
+    daemon = int(done.stdout.split()[-1])
+    pod = rkt.data / "pods" / "run" / uuid
+    assert rkt.status(uuid)["state"] == "running" and (pod / "netns").exists()
+    os.kill(daemon, signal.SIGKILL)
+    wait_until(lambda: not (pod / "netns").exists(), what="the guardian's teardown")
 
 
 def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
@@ -190,7 +276,10 @@ def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
     done = subprocess.run([os.sys.executable, "-c", script, str(rkt.data), str(rkt.local_config)],
                           capture_output=True, text=True, check=True)
     uuid = done.stdout.strip()
+    rkt.seen.add(uuid)
     assert f"rkt-{uuid}" in os.listdir("/run/netns")
-    rkt("gc", "--mark-only", check=0)
-    assert f"rkt-{uuid}" not in os.listdir("/run/netns")
+    assert rkt.leaks()["leases"]
+    out = rkt("gc", "--mark-only", check=0)
+    assert f'moving pod "{uuid}" to garbage' in out.stderr
+    assert rkt.leaks() == {"netns": [], "links": [], "iptables": [], "leases": []}
     assert (rkt.data / "pods" / "exited-garbage" / uuid / "net-info.json").exists()

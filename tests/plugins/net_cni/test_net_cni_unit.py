@@ -56,10 +56,17 @@ def test_user_networks_override_builtins_and_order_interfaces(tmp_path):
                                     {"type": "portmap", "cniVersion": "0.4.0", "name": "a"}]
     chosen = config.select(configs, ["default", "b", "a"])
     assert [c.name for c in chosen] == ["a", "b", "default"]  # file name order: eth0, eth1...
-    assert {c.name for c in config.select(configs, ["all"])} == {"a", "b", "default",
-                                                                 "default-restricted"}
+    assert [c.name for c in config.select(configs, ["all"])] == ["a", "b", "default"]
     with pytest.raises(RktError, match="networks not found: x, y"):
         config.select(configs, ["default", "x", "y"])
+
+
+def test_builtins_come_after_user_networks(tmp_path):
+    _write(tmp_path / "net.d" / "99-zzz.conf", {"name": "zzz", "type": "ptp"})
+    configs = config.load(str(tmp_path))
+    assert [c.name for c in config.select(configs, ["default-restricted", "zzz", "default"])] \
+        == ["zzz", "default-restricted", "default"]
+    assert [c.name for c in config.select(configs, ["all"])] == ["zzz", "default"]
 
 
 @pytest.mark.parametrize("plugin_type", ["../../bin/sh", "/bin/sh", "a/b", ".", "..", "", 7, None])
