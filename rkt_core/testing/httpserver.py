@@ -283,3 +283,24 @@ class TestServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def listen_in_netns(netns_path: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket bound to ``host:port`` inside the network namespace pinned at
+    ``netns_path`` (needs root). Only the calling thread visits the namespace; the socket stays
+    in it, so a :class:`TestServer` given ``sock=`` serves there (e.g. on port 443)."""
+    import os
+
+    from ..sys import ns
+
+    home = ns.open_ns("net")
+    target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.setns(target, "net")
+        try:
+            return socket.create_server((host, port))
+        finally:
+            ns.setns(home, "net")
+    finally:
+        os.close(target)
+        os.close(home)
