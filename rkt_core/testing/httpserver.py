@@ -105,6 +105,7 @@ class Route:
     accepted: int = 0          # answer 202 this many times first
     drop_after: int = -1       # send this many body bytes, then cut the connection (once)
     ranges: bool = True        # honour Range requests
+    if_range: bool = True      # honour If-Range (False: serve the range whatever the validator)
 
 
 @dataclass
@@ -179,7 +180,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wanted = self.headers.get("Range", "")
         if_range = self.headers.get("If-Range")
         if (route.ranges and wanted.startswith("bytes=") and wanted.endswith("-")
-                and (if_range is None or if_range in (route.etag, route.last_modified))):
+                and (if_range is None or not route.if_range
+                     or if_range in (route.etag, route.last_modified))):
             start = int(wanted[6:-1])
             if start >= len(body):
                 self._send(416, {"Content-Range": f"bytes */{len(body)}"}, b"", head)

@@ -355,3 +355,31 @@ def test_a_manifest_without_the_expected_content_is_still_checked(rkt, server, t
 def test_connection_refused_is_a_clear_error(rkt):
     out = rkt("fetch", "https://127.0.0.1:1/hello.aci", check=254)
     assert out.stderr.startswith("rkt: ") and "refused" in out.stderr.lower()
+
+
+def test_progress_bar_only_on_a_terminal(rkt, server, image):
+    import pty
+    import select
+
+    url = serve(server, image)
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={rkt.data}",
+            f"--local-config={rkt.local}", f"--system-config={rkt.system}", "fetch", url]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                            env=_env(rkt.ca_path))
+    os.close(slave)
+    out = proc.stdout.read().decode()
+    assert proc.wait(timeout=120) == 0
+    terminal = b""
+    while select.select([master], [], [], 0)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    text = terminal.decode()
+    assert "Downloading ACI: [" in text and "KiB" in text and "/s" in text
+    assert out.startswith("sha512-") and "Downloading" not in out
