@@ -19,7 +19,9 @@ from pathlib import Path
 
 from common import RKT, median_seconds, report, require_root
 
-from rkt_core.testing.registry import Registry, build_test_image
+from rkt_core.testing.registry import Registry, build_test_image, local_env
+
+ENV = local_env()  # no proxies: every request goes to the registry on 127.0.0.1
 
 
 def debian_image(rootfs: Path, layout: Path) -> None:
@@ -51,24 +53,30 @@ def bench(registry: Registry, name: str, tag: str, other_tag: str, tmp: Path, ru
                 shutil.rmtree(path, ignore_errors=True)
         return setup
 
-    skopeo = median_seconds(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                             f"docker://{ref}:{tag}", f"dir:{out}"], runs, clean(out))
-    unpack_ref = median_seconds(["sh", "-c", f"mkdir {out} && skopeo copy --quiet "
+    skopeo = median_seconds(["skopeo", f"--policy={tmp / 'policy.json'}", "copy", "--quiet",
+                             "--src-tls-verify=false",
+                             f"docker://{ref}:{tag}", f"dir:{out}"], runs, clean(out), env=ENV)
+    unpack_ref = median_seconds(["sh", "-c", f"mkdir {out} && skopeo "
+                                 f"--policy={tmp / 'policy.json'} copy --quiet "
                                  "--src-tls-verify=false "
                                  f"docker://{ref}:{tag} oci:{out}/oci:x && umoci unpack "
                                  f"--image {out}/oci:x {out}/bundle >/dev/null"],
-                                runs, clean(out))
-    cold = median_seconds([*fetch, f"docker://{ref}:{tag}"], runs, clean(data))
+                                runs, clean(out), env=ENV)
+    cold = median_seconds([*fetch, f"docker://{ref}:{tag}"], runs, clean(data), env=ENV)
     report(f"{name}: rkt fetch (cold)", cold, ("skopeo copy to dir:", skopeo))
     report(f"{name}: rkt fetch (cold)", cold, ("skopeo copy + umoci unpack", unpack_ref))
     report(f"{name}: rkt fetch, unchanged tag", median_seconds([*fetch, f"docker://{ref}:{tag}"],
-                                                               runs), ("skopeo copy", skopeo))
+                                                               runs, env=ENV),
+           ("skopeo copy", skopeo))
 
-    def drop_image():
-        shutil.rmtree(data / "cas/db", ignore_errors=True)  # keep only the blob cache
-        shutil.rmtree(data / "cas/blob", ignore_errors=True)
+    def drop_image():  # keep the store and the blob cache, remove the converted images
+        listed = subprocess.run([*RKT, f"--dir={data}", "image", "list", "--no-legend", "--full",
+                                 "--fields=id"], check=True, capture_output=True, text=True)
+        if listed.stdout.split():
+            subprocess.run([*RKT, f"--dir={data}", "image", "rm", *listed.stdout.split()],
+                           check=True, capture_output=True)
 
-    cached = median_seconds([*fetch, f"docker://{ref}:{other_tag}"], runs, drop_image)
+    cached = median_seconds([*fetch, f"docker://{ref}:{other_tag}"], runs, drop_image, env=ENV)
     report(f"{name}: rkt fetch, layers in the blob cache", cached, ("skopeo copy", skopeo))
     shutil.rmtree(out, ignore_errors=True)
 
@@ -90,11 +98,11 @@ def main() -> None:
         policy = tmp / "policy.json"
         policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
         for tag in ("latest", "v2s2"):
+            form = ["--format=v2s2"] if tag == "v2s2" else []
             subprocess.run(["skopeo", f"--policy={policy}", "copy", "--quiet",
-                            "--dest-tls-verify=false", *(["--format=v2s2"] if tag == "v2s2"
-                                                         else []),
-                            f"oci:{debian}:debian", f"docker://{registry.address}/bench/debian:{tag}"],
-                           check=True)
+                            "--dest-tls-verify=false", *form, f"oci:{debian}:debian",
+                            f"docker://{registry.address}/bench/debian:{tag}"],
+                           check=True, env=ENV)
         size = sum(f.stat().st_size for f in (debian / "blobs/sha256").iterdir())
         print(f"debian image: {size / 1e6:.0f} MB compressed", flush=True)
         bench(registry, "test/busybox", "latest", "v2s2", tmp, runs=10)

@@ -560,7 +560,8 @@ def build_test_image(layout: Path) -> Path:
         shutil.rmtree(bundle)
     layer3 = layout.parent / (layout.name + ".layer3.tar")
     layer3.write_bytes(layer_tar([
-        tar_entry("var/"), tar_entry("var/opq/"), tar_entry("var/opq/.wh..wh..opq", tarfile.REGTYPE),
+        tar_entry("var/"), tar_entry("var/opq/"),
+        tar_entry("var/opq/.wh..wh..opq", tarfile.REGTYPE),
         ("var/opq/new", KEPT_FILES["var/opq/new"]),
         tar_entry("usr/"), tar_entry("usr/share/"), tar_entry("usr/share/hl/"),
         ("usr/share/hl/a", KEPT_FILES["usr/share/hl/a"]),

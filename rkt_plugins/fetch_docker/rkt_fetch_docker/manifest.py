@@ -69,8 +69,9 @@ class Layer:
 class Image:
     """What the conversion needs of one image.
 
-    ``digest`` is the digest of the image manifest converted (a list's entry, for a list). ``config`` is the container config (``Entrypoint``,
-    ``Cmd``, ``Env``...), None when the image has none. ``v1_id``, ``v1_parent`` and ``comment``
+    ``digest`` is the digest of the image manifest converted (a list's entry, for a list).
+    ``config`` is the container config (``Entrypoint``, ``Cmd``, ``Env``...), None when the
+    image has none. ``v1_id``, ``v1_parent`` and ``comment``
     come with schema1 only.
     """
 

@@ -37,7 +37,8 @@ def test_reference_and_names():
     assert (ref.reference, ref.aci_name, str(ref)) == (
         "latest", "127.0.0.1_5000/test/busybox", "127.0.0.1:5000/test/busybox:latest")
     ref = parse(f"docker://busybox@{DIGEST}")
-    assert (ref.reference, ref.tag, ref.aci_name) == (DIGEST, "", "registry-1.docker.io/library/busybox")
+    assert (ref.reference, ref.tag, ref.aci_name) == (DIGEST, "",
+                                                      "registry-1.docker.io/library/busybox")
 
 
 @pytest.mark.parametrize("text", [
