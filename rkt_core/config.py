@@ -28,7 +28,12 @@ class ConfigError(RktError):
 
 @dataclass(frozen=True)
 class Auth:
-    """Credentials for one host: ``type`` is ``basic``, ``oauth`` or ``aws``."""
+    """Credentials for one host: ``type`` is ``basic``, ``oauth`` or ``aws``.
+
+    A domain is a host name, or ``host:port`` to apply to that port only; the http fetchers send
+    the credentials only to that host and only over https (:mod:`rkt_core.httpclient`). ``aws``
+    credentials are parsed and shown by ``rkt config`` but not used for signing requests.
+    """
 
     type: str
     credentials: dict
@@ -165,6 +170,9 @@ def _parse_auth(config: Config, doc: dict) -> None:
     else:
         raise ConfigError(f'unknown auth type: "{kind}"')
     for domain in domains:
+        if not isinstance(domain, str) or not domain or "/" in domain or domain != domain.strip():
+            raise ConfigError(f"invalid domain {json.dumps(domain)}: expected a host name, "
+                              "optionally with :port")
         if domain in config.auth:
             raise ConfigError(f'auth for domain "{domain}" is already specified')
         config.auth[domain] = Auth(kind, creds)

@@ -383,3 +383,12 @@ def test_progress_bar_only_on_a_terminal(rkt, server, image):
     text = terminal.decode()
     assert "Downloading ACI: [" in text and "KiB" in text and "/s" in text
     assert out.startswith("sha512-") and "Downloading" not in out
+
+
+def test_credentials_never_go_over_plain_http(rkt, image):
+    with TestServer() as plain:
+        url = serve(plain, image)
+        rkt.auth("127.0.0.1", "basic", {"user": "alice", "password": "s3cret"})
+        rkt.auth(f"127.0.0.1:{plain.port}", "oauth", {"token": "t0ken"})
+        rkt("fetch", url, check=0)
+        assert plain.requests and all("Authorization" not in r.headers for r in plain.requests)
