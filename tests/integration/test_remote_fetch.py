@@ -306,3 +306,17 @@ def test_an_image_with_another_name_than_discovered_is_refused(world, signer, tm
     out = world.rkt("--insecure-options=image", "fetch", f"{HELLO}:1.0", check=254)
     assert 'the manifest names "example.com/impostor"' in out.stderr
     assert world.images() == []
+
+
+def test_discovery_over_plain_http_only_with_insecure_http(world, signer, tmp_path):
+    with TestServer(sock=listen_in_netns(world.netns, "127.0.0.1", 80)) as plain:
+        plain.add("/plain", _page(("ac-discovery", "example.com/plain",
+                                   "http://example.com/{name}-{version}.{ext}")))
+        aci = build_aci(tmp_path / "plain.aci", image_manifest("example.com/plain", "1.0"))
+        plain.add("/example.com/plain-1.0.aci", aci.read_bytes())
+        world.main.routes.pop("/")
+        out = world.rkt("--insecure-options=image", "fetch", "example.com/plain:1.0", check=254)
+        assert "discovery failed" in out.stderr and plain.requests == []
+        world.rkt("--insecure-options=image,http", "fetch", "example.com/plain:1.0", check=0)
+        assert world.main.seen("/plain")  # https was asked first
+        assert world.images() == ["example.com/plain:1.0"]
