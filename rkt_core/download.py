@@ -115,6 +115,7 @@ def download(client: HttpClient, url: str, partial: str, *, what: str = "image",
              progress: Callable[[int, int], object] | None = None) -> Downloaded:
     """Download ``url`` into ``partial``, resuming an earlier broken transfer of the same URL.
 
+    ``client`` is an :class:`HttpClient` (anything with its ``request`` method will do).
     ``if_none_match``: an ETag the caller already has (a 304 gives ``not_modified``).
     ``limit``: the most bytes accepted. ``progress(total, done)`` is called once the size is
     known and must return an object with ``update(n)`` and ``finish()``. Errors raise
@@ -131,7 +132,7 @@ def download(client: HttpClient, url: str, partial: str, *, what: str = "image",
             raise HttpError(f"{what}: {url}: the server keeps changing the file while it is "
                             "downloaded")
     except HttpError as e:
-        if e.status != BROKEN:
+        if e.status != BROKEN or not os.path.exists(meta_path):  # kept only if resumable
             _remove(partial, meta_path)
         f.close()
         raise

@@ -170,7 +170,7 @@ class HttpClient:
             location = urljoin(current, response.headers["Location"])
             response.close()
             seen.append(current)
-            if location in seen or location == current:
+            if location in seen:
                 raise HttpError(f"{what}: redirect loop at {location}")
             if len(seen) > self.options.max_redirects:
                 raise HttpError(f"{what}: too many redirects (more than "

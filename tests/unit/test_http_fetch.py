@@ -223,6 +223,7 @@ def test_a_broken_download_resumes_with_only_the_missing_bytes(rkt, server, imag
     assert "broke off" in out.stderr and "run the command again" in out.stderr
     assert rkt.images() == []
     assert server.bytes_sent["/hello.aci"] == half
+    assert len(rkt.leftovers()) == 2  # the partial file and its validators
     rkt("fetch", url, check=0)
     assert server.bytes_sent["/hello.aci"] == len(data)  # the first half was not sent again
     last = server.seen("/hello.aci")[-1]
@@ -245,6 +246,7 @@ def test_without_a_validator_a_broken_download_is_not_resumed(rkt, server, image
     data = image[0]
     url = serve(server, image, drop_after=1000)
     rkt("fetch", url, check=254)
+    assert rkt.leftovers() == []  # nothing worth keeping
     rkt("fetch", url, check=0)
     assert "Range" not in server.seen("/hello.aci")[-1].headers
     assert server.bytes_sent["/hello.aci"] == 1000 + len(data)
