@@ -97,7 +97,8 @@ def delete_pod(ctx, pod: Pod) -> None:
     from . import network
 
     print(f'Garbage collecting pod "{pod.uuid}"')
-    network.teardown(ctx, pod, force=True)
+    if not network.teardown(ctx, pod):  # the pod (and its records) stay for the next gc
+        raise RktError("its networks could not be released; it is kept for the next gc")
     flavor_name = pod.read_text("stage1", "flavor")
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:

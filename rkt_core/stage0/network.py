@@ -393,12 +393,11 @@ def setup(ctx, pod, options: RunOptions) -> RunOptions:
         raise
 
 
-def teardown(ctx, pod, force: bool = False) -> bool:
+def teardown(ctx, pod) -> bool:
     """Release the pod's networks: the backend's teardown, then the namespace. Idempotent;
     safe after a crash at any point of :func:`setup`. A failure is reported and the records
-    stay for a later try (gc), unless ``force``. Returns whether everything was released."""
+    stay for a later try (gc). Returns whether everything was released."""
     name = pod.read_text(BACKEND_FILE)
-    ok = True
     if name:
         record = ctx.plugins.network_backends().get(name)
         try:
@@ -407,15 +406,14 @@ def teardown(ctx, pod, force: bool = False) -> bool:
             record.factory().teardown(pod, ctx)
         except Exception as e:  # noqa: BLE001 - report, keep the records, let gc retry
             ctx.warn(f'networking: pod "{pod.uuid}": teardown failed: {e}')
-            ok = False
-    if ok or force:
-        try:
-            _destroy_netns(pod)
-            _remove(pod.file(BACKEND_FILE))
-        except (OSError, RktError) as e:
-            ctx.warn(f'networking: pod "{pod.uuid}": cannot remove its network namespace: {e}')
-            ok = False
-    return ok
+            return False
+    try:
+        _destroy_netns(pod)
+        _remove(pod.file(BACKEND_FILE))
+    except (OSError, RktError) as e:
+        ctx.warn(f'networking: pod "{pod.uuid}": cannot remove its network namespace: {e}')
+        return False
+    return True
 
 
 def needs_teardown(pod) -> bool:

@@ -274,5 +274,5 @@ def test_unexpected_netns_path_is_never_removed(pod, tmp_path):
     network.write_state(pod.file("netns"), str(victim).encode())
     plugins, _ = load_plugin(net_host, "net-host")
     ctx = _Ctx(plugins)
-    assert not network.teardown(ctx, pod, force=True)
+    assert not network.teardown(ctx, pod)
     assert victim.read_text() == "keep" and "unexpected network namespace path" in ctx.warnings[0]

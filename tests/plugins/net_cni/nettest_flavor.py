@@ -1,7 +1,10 @@
 """A test-only stage1 flavor with contained networking: it runs each app's command *on the
 host's filesystem* (no root of its own), joined to the pod's network namespace, and records
 the ``RunOptions`` it got in ``<pod>/nettest-options.json``. Enough to test stage0's
-networking end to end through the real ``rkt`` command while no real flavor is installed."""
+networking end to end through the real ``rkt`` command while no real flavor is installed.
+
+``nettest-exec`` does the same for a one-app pod by replacing ``rkt run`` itself with the app
+(``exec``), as a flavor that execs its stage1 does: nothing of rkt is left to tear down."""
 
 from __future__ import annotations
 
@@ -67,6 +70,26 @@ class NetTestStage1:
         pass
 
 
+class NetTestExecStage1(NetTestStage1):
+    features = Stage1Features(contained_network=True)
+
+    def run(self, pod, options) -> int:
+        (app,) = app_runtimes(pod.data_dir, pod.path, pod.manifest())
+        write_atomic(pod.file("pid"), str(os.getpid()).encode())
+        if options.netns:
+            netns = os.open(options.netns, os.O_RDONLY | os.O_CLOEXEC)
+            ns.setns(netns, "net")
+            os.close(netns)
+        os.execve(app.exec[0], app.exec,  # the lock's descriptor stays open across exec
+                  {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **app.environment})
+
+    def stop(self, pod, force):
+        if pod.pid:
+            os.kill(pod.pid, signal.SIGKILL if force else signal.SIGTERM)
+
+
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor(NAME, NetTestStage1, 1, "test only: host filesystem, pod network")]
+    return [Stage1Flavor(NAME, NetTestStage1, 1, "test only: host filesystem, pod network"),
+            Stage1Flavor(NAME + "-exec", NetTestExecStage1, 1,
+                         "test only: like nettest, rkt run replaced by the app")]

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import contained_flavors, wait_until
+from netcheck import contained_flavors, wait_until
 from rkt_core.testing.stage1_contract import contract_image
 
 pytestmark = pytest.mark.root
@@ -243,6 +243,19 @@ def test_killed_rkt_run_is_cleaned_up_when_the_pod_ends(rkt, image):
                what="the guardian's teardown")
     assert wait_until(lambda: rkt.status(uuid)["state"] == "exited", what="the pod to exit")
     assert f"rkt-{uuid}" not in os.listdir("/run/netns")
+
+
+def test_flavor_that_execs_is_torn_down_when_the_app_exits(rkt, image):
+    """A flavor may replace ``rkt run`` with its own process (exec): the guardian still
+    releases the networks, once that process (the pod) is gone."""
+    out = _run_output(rkt, "--stage1-name=nettest-exec", image, "--exec", "/bin/busybox", "--",
+                      "ip", "-o", "-4", "addr")
+    assert "eth0    inet 172.16.28." in out
+    uuid = rkt.note_pods()[0]
+    pod = rkt.data / "pods" / "run" / uuid
+    wait_until(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
+               what="the guardian's teardown")
+    assert not list((pod / "net").iterdir())
 
 
 def test_daemonized_app_keeps_the_network_until_it_exits(rkt, image):
