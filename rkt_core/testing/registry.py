@@ -125,7 +125,7 @@ def digest(data: bytes) -> str:
 # --- certificates and tokens ------------------------------------------------------------------
 
 
-def _self_signed(key_path: Path, cert_path: Path, name: str) -> None:
+def self_signed(key_path: Path, cert_path: Path, name: str) -> None:
     """An RSA key and a self-signed certificate for ``name`` and 127.0.0.1."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -323,7 +323,7 @@ class Registry:
         self.storage.mkdir(parents=True, exist_ok=True)
         auth = ""
         if self.tls or self.mode == "token":
-            _self_signed(self.base / "key.pem", self.base / "cert.pem", ISSUER)
+            self_signed(self.base / "key.pem", self.base / "cert.pem", ISSUER)
         if self.mode == "htpasswd":
             (self.base / "htpasswd").write_text(_run("htpasswd", "-Bbn", USER, PASSWORD))
             auth = f"auth:\n  htpasswd:\n    realm: basic-realm\n    path: {self.base}/htpasswd\n"

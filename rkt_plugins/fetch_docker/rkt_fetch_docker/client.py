@@ -52,6 +52,18 @@ def _no_netrc(request):
     return request
 
 
+class _Session(requests.Session):
+    """A session that, on a redirect, only drops ``Authorization`` when the host or scheme
+    changes (blobs are often served from another host) and never adds ``.netrc``
+    credentials for the new host, as ``requests`` otherwise would."""
+
+    def rebuild_auth(self, prepared_request, response):
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(response.request.url,
+                                                                 prepared_request.url):
+            del headers["Authorization"]
+
+
 def _reason(error: BaseException) -> str:
     """The innermost, readable cause of a ``requests`` or ``urllib3`` exception."""
     for _ in range(10):
@@ -104,7 +116,7 @@ class Registry:
         self.log = log
         self.base = ""
         self._authorization = ""
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.auth = _no_netrc
         self.session.headers["User-Agent"] = f"rkt-python/{__version__}"
@@ -139,8 +151,9 @@ class Registry:
                     problems.append(f"{url} answered HTTP {response.status_code}")
             except requests.exceptions.SSLError as e:
                 problems.append(f"{url}: {_reason(e)}")
-                hint = hint or "if you trust this registry, skip TLS verification with " \
-                               "--insecure-options=tls"
+                if "WRONG_VERSION_NUMBER" not in str(e):  # else it speaks plain http
+                    hint = hint or "if you trust this registry, skip TLS verification with " \
+                                   "--insecure-options=tls"
             except requests.RequestException as e:
                 problems.append(f"{url}: {_reason(e)}")
         if not self.allow_http:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rkt_core.testing.registry import (DELETED, DOCKER_V2, KEPT_FILES, OCI_MANIFEST, TEST_REPO,
-                                       USER, PASSWORD, host_goarch)
+                                       USER, PASSWORD, host_goarch, self_signed)
 from rkt_fetch_docker.convert import appc_os_arch
 
 pytestmark = pytest.mark.root
@@ -141,6 +141,7 @@ def test_plain_http_needs_insecure_http(rkt, images):
     assert result.returncode == 254
     assert f"cannot use the Docker registry {images.address}" in result.stderr
     assert "--insecure-options=http" in result.stderr
+    assert "--insecure-options=tls" not in result.stderr  # TLS would not help
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -269,3 +270,74 @@ def test_concurrent_fetches_of_the_same_image(rkt, images):
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
     assert outputs[0][0] == outputs[1][0]
     assert rkt.tmp_leftovers() == []
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+class Redirector:
+    """An HTTP(S) server on 127.0.0.1 answering every GET with a 307 to the same path on
+    ``target``; ``authorizations`` records the Authorization header of each request."""
+
+    def __init__(self, target: str, tls_dir=None):
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.authorizations = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                self.send_response(307)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls_dir is not None:
+            self_signed(tls_dir / "key.pem", tls_dir / "cert.pem", "redirector")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls_dir / "cert.pem", tls_dir / "key.pem")
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.address = f"127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def redirector():
+    started = []
+
+    def start(target, tls_dir=None):
+        started.append(Redirector(target, tls_dir))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_redirects_are_followed(rkt, images, redirector):
+    front = redirector(f"http://localhost:{images.address.split(':')[1]}")
+    key = rkt.fetch(f"docker://{front.address}/{TEST_REPO}:v2s2")
+    assert rkt.manifest(key)["name"] == f"127.0.0.1_{front.address.split(':')[1]}/{TEST_REPO}"
+    assert len(front.authorizations) > 3  # /v2/, manifest, config and layers all came through it
+
+
+def test_a_redirect_to_plain_http_needs_insecure_http(rkt, images, redirector, tmp_path):
+    front = redirector(f"http://{images.address}", tls_dir=tmp_path)
+    ref = f"docker://{front.address}/{TEST_REPO}"
+    result = rkt("fetch", ref, insecure="image,tls")
+    assert result.returncode == 254
+    assert f"http://{images.address}/v2/: refusing plain http" in result.stderr
+    assert "--insecure-options=http" in result.stderr
+    rkt.fetch(ref, insecure="image,tls,http")
