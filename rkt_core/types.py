@@ -48,8 +48,12 @@ class RunOptions:
     local_config: str = ""
     insecure: int = 0
     dns_domain: str = ""
-    # Filled in by stage0's networking before the flavor runs: the network namespace the pod
-    # joins ("" = the host's network).
+    # Filled in by stage0's networking (rkt_core.stage0.network) before the flavor runs:
+    # ``netns`` is the pod's network namespace, a pinned nsfs file (``/run/netns/rkt-<uuid>``,
+    # interfaces already configured, ``lo`` up) that every process of the pod must join
+    # (setns(2); systemd-nspawn: ``--network-namespace-path=``); "" = the host's network.
+    # Flavors never create or remove it: stage0 releases the networks once no process holds
+    # the pod's lock any more, so a flavor must keep ``lock_fd`` open in the pod's processes.
     netns: str = ""
     # Name service files stage0 wrote for the pod (see rkt_core.stage0.network); the flavor
     # binds them read-only into every app ("" = leave the app's own file). ``resolv_conf`` and

@@ -14,10 +14,11 @@ first, so that every later step can undo it:
   the API service;
 - ``resolv.conf`` and ``hosts``: the name service files the flavor binds into every app.
 
-Teardown (:func:`teardown`) runs when the flavor returns (also after it failed), in a small
-guardian process when ``rkt run`` itself died first (it waits for the pod's lock, i.e. for the
-pod's last process), and again in ``rkt gc`` (mark and sweep). It is idempotent: each step
-removes its record once done.
+Teardown (:func:`teardown`) runs once the pod's last process is gone, in the guardian process
+that ``rkt run`` starts beforehand (:mod:`.net_guardian`; it works even if ``rkt run`` is killed
+or replaced by the flavor), and again in ``rkt gc`` (at mark, without waiting for the grace
+period, and before deleting the pod). It is idempotent: each step removes its record once done,
+and a failure keeps the records (and the pod) for the next try.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ RESOLV_FILE = "resolv.conf"
 HOSTS_FILE = "hosts"
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
+PROTOCOLS = ("tcp", "udp", "sctp")  # what --port can forward
 
 _NET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ARG_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -185,6 +187,12 @@ def forwarded_ports(manifest) -> list[ForwardedPort]:
         if len(found) > 1:
             raise RktError(f'port name "{exposed.name}" is declared by more than one app')
         port = found[0]
+        if not 1 <= exposed.host_port <= 65535:
+            raise RktError(f'port "{exposed.name}": host port {exposed.host_port} is not in '
+                           "1-65535")
+        if port.protocol.lower() not in PROTOCOLS:
+            raise RktError(f'port "{exposed.name}": protocol "{port.protocol}" cannot be '
+                           f"forwarded (only {', '.join(PROTOCOLS)})")
         forward = ForwardedPort(exposed.name, port.protocol.lower(), port.port, exposed.host_port,
                                 getattr(exposed, "host_ip", "") or "")
         for other in result:

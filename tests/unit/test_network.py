@@ -102,6 +102,10 @@ def test_forwarded_ports_match_app_ports_by_name():
      "more than one app"),
     ([{"name": "http", "hostPort": 1}, {"name": "web", "hostPort": 1}],
      (("http", "tcp", 80), ("web", "tcp", 8080)), (), "forwarded twice"),
+    ([{"name": "http", "hostPort": 0}], (("http", "tcp", 80),), (), "not in 1-65535"),
+    ([{"name": "http", "hostPort": 70000}], (("http", "tcp", 80),), (), "not in 1-65535"),
+    ([{"name": "ping", "hostPort": 7}], (("ping", "icmp", 7),), (), 'protocol "icmp" cannot'),
+    ([{"name": "x", "hostPort": 7}], (("x", "-j ACCEPT", 7),), (), "cannot be forwarded"),
 ])
 def test_forwarded_ports_errors(ports, app_ports, second, message):
     with pytest.raises(RktError, match=message):

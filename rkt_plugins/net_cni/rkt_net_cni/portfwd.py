@@ -1,10 +1,20 @@
 """Port forwarding (``--port``) with iptables NAT rules in two chains of the pod's own, as rkt
-did it: ``RKT-PFWD-DNAT-<uuid8>`` (reached from PREROUTING and OUTPUT for packets to a local
-address) rewrites the destination to the pod; ``RKT-PFWD-SNAT-<uuid8>`` (reached from
-POSTROUTING for packets from 127.0.0.1) masquerades connections made to the host's loopback,
-which the kernel routes out of the host's interface towards the pod only with
-``route_localnet`` set on it. The chain names derive from the pod's UUID, so teardown needs no
-record of the rules: it removes the jumps and the chains, whatever is left of them.
+did it: ``RKT-PFWD-DNAT-<id>`` (reached from PREROUTING and OUTPUT for packets to a local
+address) rewrites the destination to the pod; ``RKT-PFWD-SNAT-<id>`` (reached from POSTROUTING
+for packets from 127.0.0.1) masquerades connections made to the host's loopback, which the
+kernel routes out of the host's interface towards the pod only with ``route_localnet`` set on
+that interface. ``<id>`` is the first 14 hex digits of the pod's UUID (rkt used 8; 14 is what
+fits iptables' 28-character chain names, and makes two pods' chains practically never collide).
+The chain names derive from the pod's UUID, so teardown needs no record of the rules: it
+removes the jumps and the chains, whatever is left of them.
+
+Why these chains rather than CNI's ``portmap`` plugin: portmap only runs as a link of a
+``.conflist`` chain with the ``portMappings`` capability, so it would forward nothing on rkt's
+built-in networks, on ``.conf`` networks or on user chains that leave it out; these rules work
+the same on every network type. The ports come from the pod manifest (they are known before any
+plugin runs), the rules are visible under a name that says which pod they serve, and a pod's
+teardown cannot touch another pod's rules. Both end up with the same kernel mechanism (DNAT
+plus ``route_localnet`` for the host's loopback).
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
 def chains(pod_uuid: str) -> tuple[str, str]:
     """The pod's DNAT and SNAT chain names."""
-    return f"RKT-PFWD-DNAT-{pod_uuid[:8]}", f"RKT-PFWD-SNAT-{pod_uuid[:8]}"
+    short = pod_uuid.replace("-", "")[:14]
+    if not re.fullmatch(r"[0-9a-f]{14}", short):
+        raise RktError(f'invalid pod UUID "{pod_uuid}"')
+    return f"RKT-PFWD-DNAT-{short}", f"RKT-PFWD-SNAT-{short}"
 
 
 def _jumps(dnat: str, snat: str) -> list[tuple[str, list[str]]]:

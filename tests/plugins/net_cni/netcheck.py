@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from rkt_net_cni import portfwd
+
 HERE = Path(__file__).resolve().parent
 LEASES = Path("/var/lib/cni/networks")  # host-local's default dataDir
 NETNS_DIR = Path("/run/netns")
@@ -84,7 +86,7 @@ def leaks(uuids: set[str], lease_dirs=(LEASES,)) -> dict[str, list]:
              if n.removeprefix("rkt-") in uuids]
     links = [line.split(":")[1].strip() for line in _lines(["ip", "-o", "link"])
              if any(f"rkt-{u}" in line for u in uuids)]
-    marks = set(uuids) | {f"RKT-PFWD-{kind}-{u[:8]}" for u in uuids for kind in ("DNAT", "SNAT")}
+    marks = set(uuids) | {c for u in uuids for c in portfwd.chains(u)}
     rules = [line for _, line in _iptables_rules(marks)] if uuids else []
     leases = sorted(str(p) for p, owner in _lease_files(lease_dirs).items() if owner in uuids)
     return {"netns": netns, "links": links, "iptables": rules, "leases": leases}
@@ -92,8 +94,6 @@ def leaks(uuids: set[str], lease_dirs=(LEASES,)) -> dict[str, list]:
 
 def scrub(uuids: set[str], lease_dirs=(LEASES,)) -> None:
     """Remove by force whatever :func:`leaks` finds."""
-    from rkt_net_cni import portfwd
-
     for u in uuids:
         portfwd.teardown(u)
     chains = set()  # CNI's per-container chains: their rules name the container

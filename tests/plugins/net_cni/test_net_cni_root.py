@@ -21,6 +21,7 @@ import pytest
 
 from netcheck import contained_flavors, wait_until
 from rkt_core.testing.stage1_contract import contract_image
+from rkt_net_cni import portfwd
 
 pytestmark = pytest.mark.root
 
@@ -100,7 +101,7 @@ def test_forwarded_port_is_reached_from_the_hosts_loopback(rkt, image, flavor):
     _networks(rkt, uuid)
     assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-    assert f"RKT-PFWD-DNAT-{uuid[:8]}" in nat and f"--dport {port}" in nat
+    assert portfwd.chains(uuid)[0] in nat and f"--dport {port}" in nat
     _stop(rkt, server, uuid)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from rkt_core.errors import RktError
 from rkt_core.testing.plugins import load_plugin
-from rkt_net_cni import config, invoke, plugin, result
+from rkt_net_cni import config, invoke, plugin, portfwd, result
 
 
 def _write(path, data):
@@ -206,3 +206,64 @@ def test_result_without_addresses():
     r = result.parse({"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": "/n"}]})
     assert r.ipv4("/n") is None and result.dns_fields(r.dns) == ([], [], [], "")
     assert result.parse(None).ips == [] and result.parse({"ips": [{"address": "bogus"}]}).ips == []
+
+
+# --- port forwarding (a stand-in iptables records the commands) -------------------------------------
+
+IPTABLES = """#!/bin/sh
+echo "$*" >> "$0.log"
+case " $* " in *" -C "*|*" -D "*|*" -L "*) exit 1;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def iptables(tmp_path, monkeypatch):
+    path = _write(tmp_path / "bin" / "iptables", IPTABLES)
+    path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{path.parent}:{os.environ['PATH']}")
+    return lambda: path.with_name("iptables.log").read_text().splitlines()
+
+
+UUID = "d24e14df-862e-40f6-b643-10412a0e1f0c"
+
+
+def test_chain_names_fit_iptables_and_come_from_a_uuid_only():
+    dnat, snat = portfwd.chains(UUID)
+    assert (dnat, snat) == ("RKT-PFWD-DNAT-d24e14df862e40", "RKT-PFWD-SNAT-d24e14df862e40")
+    assert len(dnat) <= 28
+    for bad in ("", "../../x", "d24e14df -j ACCEPT", "D24E14DF-862E-40F6"):
+        with pytest.raises(RktError, match="invalid pod UUID"):
+            portfwd.chains(bad)
+
+
+def test_port_forwarding_rules(iptables):
+    from rkt_core.stage0.network import ForwardedPort
+
+    portfwd.setup(UUID, "172.16.28.5", [ForwardedPort("http", "tcp", 80, 8080),
+                                        ForwardedPort("dns", "udp", 53, 5353, "127.0.0.1")])
+    dnat, snat = portfwd.chains(UUID)
+    local = f"-m addrtype --dst-type LOCAL -j {dnat}"
+    assert iptables() == [
+        f"-w -t nat -N {dnat}", f"-w -t nat -N {snat}",
+        f"-w -t nat -C POSTROUTING -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
+        f"-w -t nat -I POSTROUTING 1 -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
+        f"-w -t nat -C PREROUTING {local}", f"-w -t nat -I PREROUTING 1 {local}",
+        f"-w -t nat -C OUTPUT {local}", f"-w -t nat -I OUTPUT 1 {local}",
+        f"-w -t nat -A {dnat} -d 0.0.0.0/0 -p tcp --dport 8080 -j DNAT --to-destination "
+        "172.16.28.5:80",
+        f"-w -t nat -A {snat} -p tcp -s 127.0.0.1 -d 172.16.28.5 --dport 80 -j MASQUERADE",
+        f"-w -t nat -A {dnat} -d 127.0.0.1/32 -p udp --dport 5353 -j DNAT --to-destination "
+        "172.16.28.5:53",
+        f"-w -t nat -A {snat} -p udp -s 127.0.0.1 -d 172.16.28.5 --dport 53 -j MASQUERADE"]
+
+
+def test_port_forwarding_teardown_removes_jumps_then_chains(iptables):
+    portfwd.teardown(UUID)
+    dnat, snat = portfwd.chains(UUID)
+    log = iptables()
+    assert log[:3] == [f"-w -t nat -D POSTROUTING -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
+                       f"-w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j {dnat}",
+                       f"-w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j {dnat}"]
+    assert log[3:7] == [f"-w -t nat -F {dnat}", f"-w -t nat -X {dnat}",
+                        f"-w -t nat -F {snat}", f"-w -t nat -X {snat}"]
