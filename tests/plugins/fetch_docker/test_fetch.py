@@ -2,6 +2,7 @@
 rules, the appc mapping, authentication, TLS and caching."""
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -206,8 +207,6 @@ def test_credentials_never_go_to_a_plain_http_token_realm(rkt, start_registry):
 
 def blobs_of(registry, tag="latest"):
     """The config and layer digests of an OCI tag."""
-    import json
-
     manifest = json.loads(registry.manifest(tag, OCI_MANIFEST)[0])
     return manifest["config"]["digest"], [layer["digest"] for layer in manifest["layers"]]
 
@@ -341,3 +340,22 @@ def test_a_redirect_to_plain_http_needs_insecure_http(rkt, images, redirector, t
     assert f"http://{images.address}/v2/: refusing plain http" in result.stderr
     assert "--insecure-options=http" in result.stderr
     rkt.fetch(ref, insecure="image,tls,http")
+
+
+def test_a_token_refused_later_is_renewed(start_registry):
+    """A token that stops working (it expired during a long pull) is replaced on the next
+    request instead of failing the pull."""
+    from rkt_fetch_docker.client import Registry as Client
+    from rkt_fetch_docker.reference import parse
+
+    registry = start_registry("token")
+    with Client(parse(ref_of(registry)), credentials=(USER, PASSWORD),
+                allow_http=True) as client:
+        client.connect()
+        body, _, _ = client.get_manifest("v2s2", (DOCKER_V2,))
+        assert len(registry.token_server.requests) == 1
+        client._authorization = "Bearer expired"
+        config = json.loads(body)["config"]
+        data = client.get_blob(config["digest"], 1 << 20, "config")
+        assert len(data) == config["size"]
+        assert len(registry.token_server.requests) == 2
