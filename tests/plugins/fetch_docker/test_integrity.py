@@ -8,7 +8,8 @@ import tarfile
 
 import pytest
 
-from rkt_core.testing.registry import OCI_MANIFEST, TEST_REPO, layer_tar, tar_entry
+from rkt_core.testing.registry import (DOCKER_LIST, OCI_MANIFEST, TEST_REPO, host_goarch,
+                                       layer_tar, tar_entry)
 
 pytestmark = pytest.mark.root
 
@@ -119,3 +120,23 @@ def test_a_layer_with_an_unsupported_media_type(rkt, start_registry):
     registry.put_manifest("zstd", json.dumps(manifest).encode(), OCI_MANIFEST)
     assert_refused(rkt, registry, "zstd", "unsupported media type "
                                           "'application/vnd.oci.image.layer.v1.tar+zstd'")
+
+
+def test_an_oversized_config(rkt, start_registry):
+    registry = start_registry()
+    registry.push_image("bigconfig", [layer_tar([("f", b"f")])],
+                        {"Env": ["X=" + "a" * (9 << 20)]})
+    assert_refused(rkt, registry, "bigconfig", "is more than the 8388608 allowed")
+
+
+def test_lists_without_this_platform_or_with_a_wrong_entry(rkt, start_registry):
+    registry = start_registry()
+    other = "amd64" if host_goarch() == "s390x" else "s390x"
+    registry.push_list("foreign", [("v2s2", other)])
+    assert_refused(rkt, registry, "foreign", f"no image for linux/{host_goarch()} "
+                                             f"(the list has linux/{other})")
+    list_doc = json.loads(registry.manifest("list", DOCKER_LIST)[0])
+    for entry in list_doc["manifests"]:
+        entry["size"] += 1
+    registry.put_manifest("badsize", json.dumps(list_doc).encode(), DOCKER_LIST)
+    assert_refused(rkt, registry, "badsize", "bytes, the list says")
