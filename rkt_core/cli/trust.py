@@ -11,6 +11,7 @@ import re
 import click
 
 from ..errors import RktError, UsageError
+from ..insecure import Insecure
 from ..keystore import Keystore, check_prefix
 from ..pubkeys import ASK, FORCE, add_discovered_keys, add_key, fingerprint_text, read_key
 from .main import RktCommand, get_context
@@ -65,7 +66,8 @@ def trust(pubkeys, prefix, root, skip_fingerprint_review, insecure_allow_http) -
                                 allow_http=insecure_allow_http)
             return
         for location in pubkeys:
-            armored = read_key(ctx, location, allow_http=insecure_allow_http)
+            armored = read_key(ctx, location, allow_http=insecure_allow_http,
+                               verify_tls=not ctx.insecure_for(Insecure.TLS))
             add_key(keystore, armored, location, prefix, FORCE if skip_fingerprint_review else ASK)
     except RktError as e:
         if e.message.startswith("error determining key location"):

@@ -394,3 +394,20 @@ def test_credentials_never_go_over_plain_http(rkt, image):
         rkt.auth(f"127.0.0.1:{plain.port}", "oauth", {"token": "t0ken"})
         rkt("fetch", url, check=0)
         assert plain.requests and all("Authorization" not in r.headers for r in plain.requests)
+
+
+def test_trust_reads_a_key_over_https_and_honours_tls_checks(tmp_path, server, image, ca):
+    runner = Rkt(tmp_path, ca)
+    server.add("/key.asc", image[2].read_bytes())
+    other = TestCA(tmp_path / "other-ca")
+    out = runner("trust", f"--prefix={NAME}", "--skip-fingerprint-review", server.url("/key.asc"),
+                 check=254, ca_path=other.ca_path)
+    assert "certificate verify failed" in out.stderr
+    runner("--insecure-options=tls", "trust", f"--prefix={NAME}", "--skip-fingerprint-review",
+           server.url("/key.asc"), check=0, ca_path=other.ca_path)
+    fp = image[3].fingerprint.lower()
+    assert (runner.local / "trustedkeys/prefix.d" / NAME / fp).is_file()
+    server.add("/missing.asc", status=404)
+    out = runner("trust", "--root", "--skip-fingerprint-review", server.url("/missing.asc"),
+                 check=254)
+    assert "bad HTTP status code: 404" in out.stderr
