@@ -59,3 +59,14 @@ def test_invalid_references_are_refused(text):
 ])
 def test_sanitize_ac_identifier(text, name):
     assert sanitize_ac_identifier(text) == name
+
+
+def test_docker_auth_lookup_by_registry_and_hub_aliases():
+    from rkt_fetch_docker.fetcher import credentials
+
+    auth = {"docker.io": {"user": "hub", "password": "p1"},
+            "127.0.0.1:5000": {"user": "local", "password": "p2"}}
+    assert credentials(auth, parse("docker://busybox").registry) == ("hub", "p1")
+    assert credentials(auth, parse("docker://127.0.0.1:5000/a").registry) == ("local", "p2")
+    assert credentials(auth, parse("docker://127.0.0.1:5001/a").registry) is None
+    assert credentials(auth, parse("docker://quay.io/a/b").registry) is None
