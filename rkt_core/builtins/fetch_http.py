@@ -102,32 +102,37 @@ def fetch_remote(ctx, aci_url: str, asc_url: str, *, signature_file: str | None 
     if ctx.insecure_for(Insecure.TLS):
         ctx.warn_once("warning: TLS verification has been disabled")
     need_signature = not ctx.insecure_for(Insecure.IMAGE)
-    with HttpClient(options_for(ctx)) as client:
-        ctx.log(f"image: downloading {aci_url}")
-        result = download(client, aci_url, os.path.join(store.tmp_dir, partial_name(aci_url)),
-                          what="image", if_none_match=stored[0].etag if stored else "",
-                          limit=MAX_IMAGE_BYTES, progress=_progress("Downloading ACI"))
-        if result.resumed_at:
-            ctx.log(f"image: resumed the download of {aci_url} at byte {result.resumed_at}")
-        remote = RemoteInfo(aci_url, asc_url, result.etag, max_age(result.cache_control))
-        if result.not_modified:
-            ctx.log(f"image: {aci_url} is not modified; using the stored image")
-            store.save_remote(remote, stored[1])
-            return FetchedImage(store_key=stored[1])
-        try:
-            signature = None
-            if signature_file:
-                signature = _open_signature(signature_file)
-            elif need_signature:
+    signature = _open_signature(signature_file) if signature_file else None
+    aci = None
+    try:
+        with HttpClient(options_for(ctx)) as client:
+            ctx.log(f"image: downloading {aci_url}")
+            result = download(client, aci_url,
+                              os.path.join(store.tmp_dir, partial_name(aci_url)), what="image",
+                              if_none_match=stored[0].etag if stored else "",
+                              limit=MAX_IMAGE_BYTES, progress=_progress("Downloading ACI"))
+            aci = result.file
+            if result.resumed_at:
+                ctx.log(f"image: resumed the download of {aci_url} at byte {result.resumed_at}")
+            remote = RemoteInfo(aci_url, asc_url, result.etag, max_age(result.cache_control))
+            if result.not_modified:
+                ctx.log(f"image: {aci_url} is not modified; using the stored image")
+                store.save_remote(remote, stored[1])
+                if signature is not None:
+                    signature.close()
+                return FetchedImage(store_key=stored[1])
+            if signature is None and need_signature:
                 body, wait = _get_signature(ctx, client, asc_url)
                 if body is None:
                     ctx.log("image: the server asked to defer the signature download")
                     body = _get_deferred_signature(ctx, client, asc_url, wait)
                 signature = io.BytesIO(body)
-        except BaseException:
-            result.file.close()
-            raise
-    return FetchedImage(aci=result.file, signature=signature, remote=remote,
+    except BaseException:
+        for f in (aci, signature):
+            if f is not None:
+                f.close()
+        raise
+    return FetchedImage(aci=aci, signature=signature, remote=remote,
                         expected_name=expected_name, expected_labels=dict(expected_labels or {}))
 
 

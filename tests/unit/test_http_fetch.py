@@ -411,3 +411,10 @@ def test_trust_reads_a_key_over_https_and_honours_tls_checks(tmp_path, server, i
     out = runner("trust", "--root", "--skip-fingerprint-review", server.url("/missing.asc"),
                  check=254)
     assert "bad HTTP status code: 404" in out.stderr
+
+
+def test_a_missing_signature_file_fails_before_downloading(rkt, server, image, tmp_path):
+    url = serve(server, image)
+    out = rkt("fetch", "--signature", tmp_path / "nope.asc", url, check=254)
+    assert "no such file" in out.stderr
+    assert server.requests == []
