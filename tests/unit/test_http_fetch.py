@@ -418,3 +418,11 @@ def test_a_missing_signature_file_fails_before_downloading(rkt, server, image, t
     out = rkt("fetch", "--signature", tmp_path / "nope.asc", url, check=254)
     assert "no such file" in out.stderr
     assert server.requests == []
+
+
+def test_a_signature_deferred_forever_is_an_error(rkt, server, image):
+    url = serve(server, image)
+    server.routes["/hello.aci.asc"].accepted = 100
+    out = rkt("fetch", url, check=254)
+    assert "asked to defer the download 6 times" in out.stderr
+    assert rkt.images() == [] and rkt.leftovers() == []
