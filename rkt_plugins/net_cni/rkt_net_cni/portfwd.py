@@ -35,23 +35,29 @@ def chains(pod_uuid: str) -> tuple[str, str]:
     return f"RKT-PFWD-DNAT-{short}", f"RKT-PFWD-SNAT-{short}"
 
 
-def _jumps(dnat: str, snat: str) -> list[tuple[str, list[str]]]:
-    to_dnat = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", dnat]
-    return [("POSTROUTING", ["-s", "127.0.0.1", "!", "-d", "127.0.0.1", "-j", snat]),
-            ("PREROUTING", to_dnat), ("OUTPUT", to_dnat)]
+def _jumps(dnat: str, snat: str) -> list[str]:
+    """The rules that lead into the pod's chains, as ``iptables-save`` prints them."""
+    to_dnat = f"-m addrtype --dst-type LOCAL -j {dnat}"
+    return [f"-A POSTROUTING -s 127.0.0.1/32 ! -d 127.0.0.1/32 -j {snat}",
+            f"-A PREROUTING {to_dnat}", f"-A OUTPUT {to_dnat}"]
 
 
-def iptables(*args: str, check: bool = True) -> bool:
-    """Run ``iptables -w -t nat ARGS``; with ``check`` a failure is an error, else it returns
-    whether the command succeeded."""
+def _run(argv: list[str], script: str = "") -> str:
+    """Run an iptables tool (``script`` on its stdin); its output, or RktError."""
     try:
-        done = subprocess.run(["iptables", "-w", "-t", "nat", *args], capture_output=True,
-                              text=True)
+        done = subprocess.run(argv, input=script, capture_output=True, text=True)
     except FileNotFoundError:
-        raise RktError("port forwarding needs iptables, which is not installed") from None
-    if check and done.returncode != 0:
-        raise RktError(f"iptables -t nat {' '.join(args)}: {done.stderr.strip()}")
-    return done.returncode == 0
+        raise RktError(f"port forwarding needs {argv[0]} (Debian package iptables), which is "
+                       "not installed") from None
+    if done.returncode != 0:
+        raise RktError(f"{argv[0]}: {done.stderr.strip() or 'failed'}")
+    return done.stdout
+
+
+def _restore(lines: list[str]) -> None:
+    """Apply nat table commands in one transaction (all or nothing), leaving the rest alone:
+    one ``iptables-restore`` instead of one ``iptables`` per rule (each costs milliseconds)."""
+    _run(["iptables-restore", "-w", "--noflush"], "\n".join(["*nat", *lines, "COMMIT", ""]))
 
 
 def enable_route_localnet(interfaces: list[str]) -> None:
@@ -68,38 +74,32 @@ def enable_route_localnet(interfaces: list[str]) -> None:
 
 
 def setup(pod_uuid: str, pod_ip: str, ports) -> None:
-    """Forward each port (``rkt_core.stage0.network.ForwardedPort``) to ``pod_ip``."""
+    """Forward each port (``rkt_core.stage0.network.ForwardedPort``) to ``pod_ip``: the chains,
+    their rules and the jumps into them (first in their chains), all at once."""
     dnat, snat = chains(pod_uuid)
-    for chain in (dnat, snat):
-        if not iptables("-N", chain, check=False):
-            iptables("-F", chain)
-    for chain, rule in _jumps(dnat, snat):
-        if not iptables("-C", chain, *rule, check=False):
-            iptables("-I", chain, "1", *rule)
+    lines = [f":{dnat} - [0:0]", f":{snat} - [0:0]"]
+    lines += ["-I " + jump[3:].replace(" ", " 1 ", 1) for jump in _jumps(dnat, snat)]
     for port in ports:
         destination = f"{port.host_ip}/32" if port.host_ip else "0.0.0.0/0"
-        iptables("-A", dnat, "-d", destination, "-p", port.protocol, "--dport",
-                 str(port.host_port), "-j", "DNAT", "--to-destination",
-                 f"{pod_ip}:{port.pod_port}")
-        iptables("-A", snat, "-p", port.protocol, "-s", "127.0.0.1", "-d", pod_ip, "--dport",
-                 str(port.pod_port), "-j", "MASQUERADE")
+        lines.append(f"-A {dnat} -d {destination} -p {port.protocol} -m {port.protocol} "
+                     f"--dport {port.host_port} -j DNAT --to-destination "
+                     f"{pod_ip}:{port.pod_port}")
+        lines.append(f"-A {snat} -s 127.0.0.1/32 -d {pod_ip}/32 -p {port.protocol} "
+                     f"-m {port.protocol} --dport {port.pod_port} -j MASQUERADE")
+    _restore(lines)
 
 
 def teardown(pod_uuid: str) -> None:
-    """Remove the pod's jumps and chains; whatever is already gone is fine."""
+    """Remove the pod's jumps and chains (what is already gone is fine), at once."""
     dnat, snat = chains(pod_uuid)
-    for chain, rule in _jumps(dnat, snat):
-        while iptables("-D", chain, *rule, check=False):
-            pass
+    current = _run(["iptables-save", "-t", "nat"]).splitlines()
+    jumps = set(_jumps(dnat, snat))
+    lines = ["-D " + line[3:] for line in current if line in jumps]
     for chain in (dnat, snat):
-        if iptables("-F", chain, check=False):
-            iptables("-X", chain)
-    if any(_chain_exists(c) for c in (dnat, snat)):
-        raise RktError(f"iptables chains {dnat}/{snat} could not be removed")
-
-
-def _chain_exists(chain: str) -> bool:
-    return iptables("-n", "-L", chain, check=False)
+        if any(line.startswith(f":{chain} ") for line in current):
+            lines += [f"-F {chain}", f"-X {chain}"]
+    if lines:
+        _restore(lines)
 
 
 def host_interfaces_with(address: str) -> list[str]:

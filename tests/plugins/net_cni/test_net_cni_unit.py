@@ -208,62 +208,75 @@ def test_result_without_addresses():
     assert result.parse(None).ips == [] and result.parse({"ips": [{"address": "bogus"}]}).ips == []
 
 
-# --- port forwarding (a stand-in iptables records the commands) -------------------------------------
+# --- port forwarding (stand-ins for iptables-save and iptables-restore) ---------------------------
 
-IPTABLES = """#!/bin/sh
+IPTABLES_SAVE = """#!/bin/sh
+cat "$0.table"
+"""
+IPTABLES_RESTORE = """#!/bin/sh
 echo "$*" >> "$0.log"
-case " $* " in *" -C "*|*" -D "*|*" -L "*) exit 1;; esac
-exit 0
+cat >> "$0.log"
 """
 
 
 @pytest.fixture
 def iptables(tmp_path, monkeypatch):
-    path = _write(tmp_path / "bin" / "iptables", IPTABLES)
-    path.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{path.parent}:{os.environ['PATH']}")
-    return lambda: path.with_name("iptables.log").read_text().splitlines()
+    """Returns (what iptables-save prints, the log of iptables-restore's arguments and input)."""
+    bin_dir = tmp_path / "bin"
+    _write(bin_dir / "iptables-save", IPTABLES_SAVE).chmod(0o755)
+    _write(bin_dir / "iptables-restore", IPTABLES_RESTORE).chmod(0o755)
+    (bin_dir / "iptables-save.table").write_text("")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    log = bin_dir / "iptables-restore.log"
+    return bin_dir / "iptables-save.table", lambda: log.read_text().splitlines() if log.exists() else []
 
 
 UUID = "d24e14df-862e-40f6-b643-10412a0e1f0c"
+DNAT, SNAT = "RKT-PFWD-DNAT-d24e14df862e40", "RKT-PFWD-SNAT-d24e14df862e40"
 
 
 def test_chain_names_fit_iptables_and_come_from_a_uuid_only():
-    dnat, snat = portfwd.chains(UUID)
-    assert (dnat, snat) == ("RKT-PFWD-DNAT-d24e14df862e40", "RKT-PFWD-SNAT-d24e14df862e40")
-    assert len(dnat) <= 28
+    assert portfwd.chains(UUID) == (DNAT, SNAT) and len(DNAT) <= 28
     for bad in ("", "../../x", "d24e14df -j ACCEPT", "D24E14DF-862E-40F6"):
         with pytest.raises(RktError, match="invalid pod UUID"):
             portfwd.chains(bad)
 
 
-def test_port_forwarding_rules(iptables):
+def test_port_forwarding_is_one_transaction(iptables):
     from rkt_core.stage0.network import ForwardedPort
 
+    _, log = iptables
     portfwd.setup(UUID, "172.16.28.5", [ForwardedPort("http", "tcp", 80, 8080),
                                         ForwardedPort("dns", "udp", 53, 5353, "127.0.0.1")])
-    dnat, snat = portfwd.chains(UUID)
-    local = f"-m addrtype --dst-type LOCAL -j {dnat}"
-    assert iptables() == [
-        f"-w -t nat -N {dnat}", f"-w -t nat -N {snat}",
-        f"-w -t nat -C POSTROUTING -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
-        f"-w -t nat -I POSTROUTING 1 -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
-        f"-w -t nat -C PREROUTING {local}", f"-w -t nat -I PREROUTING 1 {local}",
-        f"-w -t nat -C OUTPUT {local}", f"-w -t nat -I OUTPUT 1 {local}",
-        f"-w -t nat -A {dnat} -d 0.0.0.0/0 -p tcp --dport 8080 -j DNAT --to-destination "
+    local = f"-m addrtype --dst-type LOCAL -j {DNAT}"
+    assert log() == [
+        "-w --noflush", "*nat", f":{DNAT} - [0:0]", f":{SNAT} - [0:0]",
+        f"-I POSTROUTING 1 -s 127.0.0.1/32 ! -d 127.0.0.1/32 -j {SNAT}",
+        f"-I PREROUTING 1 {local}", f"-I OUTPUT 1 {local}",
+        f"-A {DNAT} -d 0.0.0.0/0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination "
         "172.16.28.5:80",
-        f"-w -t nat -A {snat} -p tcp -s 127.0.0.1 -d 172.16.28.5 --dport 80 -j MASQUERADE",
-        f"-w -t nat -A {dnat} -d 127.0.0.1/32 -p udp --dport 5353 -j DNAT --to-destination "
+        f"-A {SNAT} -s 127.0.0.1/32 -d 172.16.28.5/32 -p tcp -m tcp --dport 80 -j MASQUERADE",
+        f"-A {DNAT} -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination "
         "172.16.28.5:53",
-        f"-w -t nat -A {snat} -p udp -s 127.0.0.1 -d 172.16.28.5 --dport 53 -j MASQUERADE"]
+        f"-A {SNAT} -s 127.0.0.1/32 -d 172.16.28.5/32 -p udp -m udp --dport 53 -j MASQUERADE",
+        "COMMIT"]
 
 
-def test_port_forwarding_teardown_removes_jumps_then_chains(iptables):
-    portfwd.teardown(UUID)
-    dnat, snat = portfwd.chains(UUID)
-    log = iptables()
-    assert log[:3] == [f"-w -t nat -D POSTROUTING -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}",
-                       f"-w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j {dnat}",
-                       f"-w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j {dnat}"]
-    assert log[3:7] == [f"-w -t nat -F {dnat}", f"-w -t nat -X {dnat}",
-                        f"-w -t nat -F {snat}", f"-w -t nat -X {snat}"]
+def test_port_forwarding_teardown_removes_what_is_there(iptables):
+    table, log = iptables
+    other = "-A PREROUTING -m addrtype --dst-type LOCAL -j RKT-PFWD-DNAT-0000000000000"
+    table.write_text("\n".join([
+        "*nat", ":PREROUTING ACCEPT [0:0]", f":{DNAT} - [0:0]", other,
+        f"-A PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}",
+        f"-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}",
+        f"-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}", "COMMIT"]))
+    portfwd.teardown(UUID)  # the SNAT chain and its jump are gone already
+    assert log() == ["-w --noflush", "*nat",
+                     f"-D PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}",
+                     f"-D OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}",
+                     f"-D OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}",
+                     f"-F {DNAT}", f"-X {DNAT}", "COMMIT"]
+    table.write_text("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n")
+    (table.parent / "iptables-restore.log").unlink()
+    portfwd.teardown(UUID)  # nothing left: nothing to do
+    assert log() == []
