@@ -102,6 +102,12 @@ def test_forwarded_port_is_reached_from_the_hosts_loopback(rkt, image, flavor):
     assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert portfwd.chains(uuid)[0] in nat and f"--dport {port}" in nat
+    # From the outside: another pod plays the other host and connects to the host's address
+    # on its link (its gateway), which the DNAT rule in PREROUTING sends to the server.
+    client = rkt("run", f"--stage1-name={flavor}", image, "--exec", "/bin/busybox", "--", "sh",
+                 "-c", "gw=$(ip route | awk '/^default/ {print $3}'); "
+                       f"wget -q -O /dev/null http://$gw:{port}/busybox && echo reached $gw")
+    assert client.returncode == 0 and "reached 172.16.28." in client.stdout, client.stderr
     _stop(rkt, server, uuid)
 
 
