@@ -128,16 +128,19 @@ def _ports(exposed: object, warn: Callable[[str], None]) -> list[Port]:
 
 
 def _mount_points(volumes: object) -> list[MountPoint]:
-    points, seen = [], {}
+    """One mount point per volume path (made absolute), names unique: ``volume-data``,
+    ``volume-data-1``..."""
+    points, names = [], set()
     for path in sorted(volumes) if isinstance(volumes, dict) else []:
         if not path:
             continue
-        name = sanitize_ac_name(posixpath.normpath("volume/" + path))
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}-{seen[name] - 1}"
-        else:
-            seen[name] = 1
+        path = path if path.startswith("/") else "/" + path
+        name = base = sanitize_ac_name(posixpath.normpath("volume/" + path))
+        suffix = 0
+        while name in names:
+            suffix += 1
+            name = f"{base}-{suffix}"
+        names.add(name)
         points.append(MountPoint(name, path))
     return sorted(points, key=lambda p: p.name)
 

@@ -104,3 +104,11 @@ def test_schema1_annotations_and_string_entrypoint():
         ("appc.io/docker/parentimageid", "b" * 64),
         ("appc.io/docker/manifesthash", "sha256:" + "d" * 64),
         ("appc.io/docker/entrypoint", '["/bin/sh"]'), ("appc.io/docker/tag", "v1")]
+
+
+def test_mount_point_names_stay_unique_and_paths_absolute():
+    config = {"Volumes": {"/a-b": {}, "/a/b": {}, "/a-b-1": {}, "rel": {}}}
+    manifest = image_manifest(parse("docker://x.io/a/b:v1"), oci_image(config=config)).to_dict()
+    points = [(m["name"], m["path"]) for m in manifest["app"]["mountPoints"]]
+    assert sorted(points) == [("volume-a-b", "/a-b"), ("volume-a-b-1", "/a-b-1"),
+                              ("volume-a-b-2", "/a/b"), ("volume-rel", "/rel")]
