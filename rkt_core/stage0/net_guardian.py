@@ -157,6 +157,7 @@ def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> N
         pass  # the pod is gone: gc deleted it (and its networks) first
     except Exception as e:  # noqa: BLE001 - report what we can; gc retries
         warnings.append(f'networking: pod "{uuid}": teardown failed: {e}')
+    os.close(pod_fd)  # the pod reads as exited from now on: before rkt run hears of it
     if told:
         _send(sock, _DONE + "".join(w + "\n" for w in warnings).encode())
 

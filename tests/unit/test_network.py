@@ -280,3 +280,31 @@ def test_unexpected_netns_path_is_never_removed(pod, tmp_path):
     ctx = _Ctx(plugins)
     assert not network.teardown(ctx, pod)
     assert victim.read_text() == "keep" and "unexpected network namespace path" in ctx.warnings[0]
+
+
+def test_gc_keeps_a_pod_whose_networks_cannot_be_released(tmp_path):
+    from rkt_core import hookimpl
+    from rkt_core.stage0 import gc
+    from rkt_core.types import NetworkBackend
+
+    class Stuck:
+        def teardown(self, pod, context):
+            raise RktError("CNI plugin exploded")
+
+    class Plugin:
+        @hookimpl
+        def rkt_network_backends(self):
+            return [NetworkBackend("stuck", lambda n: n == "x", Stuck)]
+
+    plugins, _ = load_plugin(Plugin(), "stuck")
+    ctx = _Ctx(plugins)
+    with Pod.create(str(tmp_path)) as pod:
+        pod.to_run()
+        network.write_state(pod.file("net-backend"), b"stuck")
+        pod.unlock()
+        pod.to_exited_garbage()
+        pod.exclusive_lock()
+        with pytest.raises(RktError, match="networks could not be released"):
+            gc.delete_pod(ctx, pod)
+        assert os.path.isdir(pod.path) and network.needs_teardown(pod)
+        assert "CNI plugin exploded" in ctx.warnings[0]
