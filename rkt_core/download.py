@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable
 
 from .httpclient import HttpClient, HttpError, reason
 
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024
 BROKEN = -1  # HttpError.status of a transfer that broke off (resumable)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -131,13 +131,11 @@ def download(client: HttpClient, url: str, partial: str, *, what: str = "image",
         else:
             raise HttpError(f"{what}: {url}: the server keeps changing the file while it is "
                             "downloaded")
-    except HttpError as e:
-        if e.status != BROKEN or not os.path.exists(meta_path):  # kept only if resumable
+    except BaseException as e:
+        # A transfer that broke off (or was interrupted: Ctrl-C) is kept if it can be resumed.
+        broken = not isinstance(e, HttpError) or e.status == BROKEN
+        if not (broken and os.path.exists(meta_path)):
             _remove(partial, meta_path)
-        f.close()
-        raise
-    except BaseException:
-        _remove(partial, meta_path)
         f.close()
         raise
     _remove(partial, meta_path)  # the open file (still locked) is all that is left

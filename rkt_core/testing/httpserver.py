@@ -24,6 +24,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class Route:
     drop_after: int = -1       # send this many body bytes, then cut the connection (once)
     ranges: bool = True        # honour Range requests
     if_range: bool = True      # honour If-Range (False: serve the range whatever the validator)
+    chunk_delay: float = 0.0   # seconds to wait after each 64 KiB of body (a slow server)
 
 
 @dataclass
@@ -130,16 +132,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes = b"", head=False) -> None:
+    def _send(self, status: int, headers: dict[str, str], body: bytes = b"", head=False,
+              delay: float = 0.0) -> None:
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
         if "Content-Length" not in headers:
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head and body:
-            self.wfile.write(body)
-            self.server.owner._count(self.path, len(body))
+        if head or not body:
+            return
+        step = 64 * 1024 if delay else len(body)
+        for start in range(0, len(body), step):
+            try:
+                self.wfile.write(body[start:start + step])
+                self.wfile.flush()
+            except OSError:  # the client went away
+                self.close_connection = True
+                return
+            self.server.owner._count(self.path, len(body[start:start + step]))
+            if delay:
+                time.sleep(delay)
 
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
@@ -205,7 +218,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self._send(status, headers, body, head)
+        self._send(status, headers, body, head, route.chunk_delay)
 
 
 class _Server(http.server.ThreadingHTTPServer):

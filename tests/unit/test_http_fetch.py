@@ -426,3 +426,33 @@ def test_a_signature_deferred_forever_is_an_error(rkt, server, image):
     out = rkt("fetch", url, check=254)
     assert "asked to defer the download 6 times" in out.stderr
     assert rkt.images() == [] and rkt.leftovers() == []
+
+
+def test_an_interrupted_fetch_resumes_where_it_stopped(rkt, server, image):
+    import signal
+    import time
+
+    data = image[0]
+    url = serve(server, image, etag='"v1"', chunk_delay=0.05)
+    argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={rkt.data}",
+            f"--local-config={rkt.local}", f"--system-config={rkt.system}", "fetch", url]
+    proc = subprocess.Popen(argv, env=_env(rkt.ca_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while server.bytes_sent.get("/hello.aci", 0) < 512 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 254  # click turns Ctrl-C into "rkt: aborted"
+        assert "rkt: aborted" in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rkt.images() == [] and len(rkt.leftovers()) == 2
+    server.routes["/hello.aci"].chunk_delay = 0
+    rkt("fetch", url, check=0)
+    assert "Range" in server.seen("/hello.aci")[-1].headers
+    # what was sent twice is at most what was in flight when the client stopped reading
+    assert server.bytes_sent["/hello.aci"] < len(data) + 512 * 1024
+    assert rkt.images() == [IMG]
