@@ -320,3 +320,13 @@ def test_discovery_over_plain_http_only_with_insecure_http(world, signer, tmp_pa
         world.rkt("--insecure-options=image,http", "fetch", "example.com/plain:1.0", check=0)
         assert world.main.seen("/plain")  # https was asked first
         assert world.images() == ["example.com/plain:1.0"]
+
+
+def test_a_template_pointing_at_a_local_file_is_refused(world, tmp_path):
+    secret = tmp_path / "secret-1.0.aci"
+    build_aci(secret, image_manifest("example.com/local", "1.0"))
+    world.main.add("/local", _page(("ac-discovery", "example.com/local",
+                                    f"file://{tmp_path}/secret-{{version}}.{{ext}}")))
+    out = world.rkt("--insecure-options=image", "fetch", "example.com/local:1.0", check=254)
+    assert "unsupported URL scheme" in out.stderr
+    assert world.images() == []
