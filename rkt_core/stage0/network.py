@@ -219,9 +219,22 @@ def check_name_service_flags(options: RunOptions) -> None:
     for server in options.dns:
         if server not in (HOST, NONE):
             _check_ip(server, "--dns")
+    for flag, values in (("--dns-search", options.dns_search), ("--dns-opt", options.dns_opt),
+                         ("--dns-domain", (options.dns_domain,) if options.dns_domain else ()),
+                         ("--hostname", (options.hostname,) if options.hostname else ())):
+        for value in values:
+            if not is_word(value):
+                raise UsageError(f"{flag} {json.dumps(value)}: must be one word (no blanks or "
+                                 "control characters)")
     entries = hosts_entries(options.hosts_entries)
     if entries and HOST in options.hosts_entries:
         raise UsageError("--hosts-entry=host cannot be combined with other hosts entries")
+
+
+def is_word(text: str) -> bool:
+    """Whether ``text`` fits in one field of resolv.conf or hosts (nothing that could start
+    another field or line)."""
+    return bool(text) and text.isprintable() and not any(c.isspace() for c in text)
 
 
 def _check_ip(text: str, flag: str) -> None:
@@ -240,8 +253,8 @@ def hosts_entries(values) -> list[tuple[str, list[str]]]:
             continue
         for item in value.split(","):
             ip, eq, name = item.partition("=")
-            if not eq or not name or any(c.isspace() for c in name):
-                raise UsageError(f'--hosts-entry "{item}" is not IP=HOSTNAME')
+            if not eq or not is_word(name):
+                raise UsageError(f"--hosts-entry {json.dumps(item)} is not IP=HOSTNAME")
             _check_ip(ip, "--hosts-entry")
             entries.setdefault(ip, []).append(name)
     return list(entries.items())

@@ -200,6 +200,11 @@ def test_host_network_leaves_the_image_files_alone(pod):
     ({"hosts_entries": ("host", "10.0.0.1=a")}, "cannot be combined"),
     ({"hosts_entries": ("10.0.0.1",)}, "is not IP=HOSTNAME"),
     ({"hosts_entries": ("x=a",)}, "invalid IP address passed to --hosts-entry"),
+    ({"hosts_entries": ("10.0.0.1=a\n10.6.6.6",)}, "is not IP=HOSTNAME"),
+    ({"dns_search": ("a.example\nnameserver 10.6.6.6",)}, "--dns-search .* one word"),
+    ({"dns_opt": ("ndots:1 rotate",)}, "--dns-opt .* one word"),
+    ({"dns_domain": "x\ty"}, "--dns-domain .* one word"),
+    ({"hostname": "web\n10.6.6.6 evil"}, "--hostname .* one word"),
 ])
 def test_bad_name_service_flags(kwargs, message):
     with pytest.raises(UsageError, match=message):

@@ -79,11 +79,23 @@ def parse(raw: object) -> Result:
 
 
 def dns_fields(dns: dict) -> tuple[list[str], list[str], list[str], str]:
-    """(nameservers, search, options, domain) of a CNI ``dns`` object."""
+    """(nameservers, search, options, domain) of a CNI ``dns`` object; what could not go into
+    resolv.conf as one field (not a string, blanks, control characters; name servers that are
+    not addresses) is left out."""
+    from rkt_core.stage0.network import is_word
+
     def strings(key):
         value = dns.get(key)
-        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return [v for v in value if isinstance(v, str) and is_word(v)] \
+            if isinstance(value, list) else []
+
+    def address(text):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return True
 
     domain = dns.get("domain")
-    return strings("nameservers"), strings("search"), strings("options"), \
-        domain if isinstance(domain, str) else ""
+    return [n for n in strings("nameservers") if address(n)], strings("search"), \
+        strings("options"), domain if isinstance(domain, str) and is_word(domain) else ""

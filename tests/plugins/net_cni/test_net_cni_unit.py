@@ -202,6 +202,13 @@ def test_result_current_versions(version):
     assert r.host_interfaces() == ["veth1234"]
 
 
+def test_hostile_dns_in_a_result_is_left_out():
+    r = result.parse({"cniVersion": "1.0.0", "dns": {
+        "nameservers": ["10.0.0.53", "10.0.0.54\nnameserver 10.6.6.6", "dns.example", 7],
+        "search": ["ok.example", "a b"], "options": ["ndots:2", "x\ny"], "domain": "d\ne"}})
+    assert result.dns_fields(r.dns) == (["10.0.0.53"], ["ok.example"], ["ndots:2"], "")
+
+
 def test_result_without_addresses():
     r = result.parse({"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": "/n"}]})
     assert r.ipv4("/n") is None and result.dns_fields(r.dns) == ([], [], [], "")
