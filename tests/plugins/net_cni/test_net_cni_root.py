@@ -174,16 +174,18 @@ def test_cni_args_dns_and_interfaces_in_order(rkt, image, tmp_path):
 def test_net_all_is_every_user_network_and_default(rkt, image, tmp_path):
     leases = tmp_path / "leases"
     rkt.lease_dirs.append(leases)
-    for name, subnet in (("zeta", "10.97.1.0/24"), ("alpha", "10.97.2.0/24")):
+    # results of older spec versions too: 0.2.0 (ip4), 0.3.1 (ips with a version)
+    for name, subnet, version in (("zeta", "10.97.1.0/24", "0.3.1"),
+                                  ("alpha", "10.97.2.0/24", "0.2.0")):
         (rkt.local_config / "net.d" / f"50-{name}.conf").write_text(json.dumps({
-            "cniVersion": "1.0.0", "name": name, "type": "ptp",
+            "cniVersion": version, "name": name, "type": "ptp",
             "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(leases)}}))
     rkt("run", "--stage1-name=nettest", "--net=all", image, check=0)
     info = json.loads((rkt.data / "pods" / "run" / rkt.note_pods()[0] / "net-info.json")
                       .read_text())
     # file name order (50-alpha, 50-zeta), rkt's built-in default last
-    assert [(n["netName"], n["ifName"]) for n in info] == [
-        ("alpha", "eth0"), ("zeta", "eth1"), ("default", "eth2")]
+    assert [(n["netName"], n["ifName"], n["ip"].rsplit(".", 1)[0]) for n in info] == [
+        ("alpha", "eth0", "10.97.2"), ("zeta", "eth1", "10.97.1"), ("default", "eth2", "172.16.28")]
 
 
 def test_default_restricted_has_no_route_out(rkt, image):
