@@ -99,13 +99,15 @@ def run_flags(f):
     options = [
         click.option("--net", "net", cls=OptionalValue, flag_value="default", default=None,
                      multiple=True, metavar="NETS",
-                     help="networks to join: default, host, none, NAME[:K=V;...], comma-separated"),
+                     help="networks to join, comma-separated: default, default-restricted, "
+                          "NAME[:CNI_ARGS K=V;...], all (every network), or host / none alone"),
         click.option("--interactive/--no-interactive", default=False,
                      help="run the pod interactively (one app only)"),
         click.option("--mds-register/--no-mds-register", default=False,
                      help="register the pod with the metadata service"),
         click.option("--hostname", default="", help="the pod's hostname [default: rkt-<uuid>]"),
-        click.option("--dns", multiple=True, help="name servers, or host to use the host's"),
+        click.option("--dns", multiple=True,
+                     help="name servers; host: the host's resolv.conf; none: the image's"),
         click.option("--dns-search", multiple=True, help="DNS search domains"),
         click.option("--dns-opt", multiple=True, help="DNS options"),
         click.option("--dns-domain", default="", help="the DNS domain of /etc/resolv.conf"),
