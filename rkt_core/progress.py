@@ -13,11 +13,12 @@ _INTERVAL = 0.1  # seconds between redraws
 
 def human_bytes(n: float) -> str:
     """``1.5 MiB`` style sizes."""
+    unit = "B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            break
         n /= 1024
-    return f"{n:.1f} TiB"
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
 
 
 def _eta(seconds: float) -> str:
@@ -42,7 +43,6 @@ class Progress:
         self.label, self.total, self.done = label, total, done
         self._start_done = done
         self._start = self._last = time.monotonic()
-        self._drawn = False
 
     def update(self, n: int) -> None:
         """Count ``n`` more bytes; redraw at most every 0.1 s."""
@@ -71,7 +71,6 @@ class Progress:
         self._last = time.monotonic()
         self.stream.write("\r\x1b[K" + self.line())
         self.stream.flush()
-        self._drawn = True
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
