@@ -126,7 +126,8 @@ def image_rm(images) -> None:
 @click.option("--grace-period", type=DURATION, default="24h", show_default=True,
               help="duration to wait since an image was last used before removing it")
 def image_gc(grace_period: float) -> None:
-    """Garbage collect local store: unused trees, images unused for a grace period, orphans."""
+    """Garbage collect local store: unused trees, images unused for a grace period, orphans,
+    and temporary files (unfinished imports and downloads) older than the grace period."""
     from ..pod.references import prepare_lock, referenced_tree_ids, running_image_keys
     from ..store.treestore import TreeStore
 
@@ -150,6 +151,8 @@ def image_gc(grace_period: float) -> None:
             if store.find_info(key) is None and os.path.exists(path):
                 os.unlink(path)
                 ctx.log(f"image: removed orphan {path}")
+    for path in store.remove_stale_temp_files(grace_period):
+        ctx.log(f"image: removed stale temporary file {path}")
     if failed:
         raise RktError("error(s) found while removing images")
 

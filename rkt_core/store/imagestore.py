@@ -12,8 +12,10 @@ Lookups are plain SQL through ``sqlite3``; imports and removals are SQLAlchemy t
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -345,6 +347,32 @@ class ImageStore:
         except OSError:
             pass
         return stale
+
+    def remove_stale_temp_files(self, older_than: float) -> list[str]:
+        """Remove files in ``cas/tmp`` untouched for ``older_than`` seconds (staging files of a
+        crashed import, partial downloads nobody resumed); skip those locked by a download in
+        progress. Return the paths removed."""
+        removed = []
+        cutoff = time.time() - older_than
+        for name in os.listdir(self.tmp_dir):
+            path = os.path.join(self.tmp_dir, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue  # gone meanwhile, or not a plain file of ours
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a download is resuming it right now
+                os.unlink(path)
+                removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
 
     def orphan_files(self) -> list[str]:
         """Blobs and manifests with no database row (left by a crash between file and row)."""

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,24 @@ def test_image_gc_removes_orphans_left_by_a_crash(rkt, fetched):
     rkt("image", "gc", check=0)
     assert not orphan.exists()
     assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+
+
+def test_image_gc_removes_stale_temporary_files_but_not_fresh_or_locked_ones(rkt, fetched):
+    import fcntl
+
+    tmp = rkt.data / "cas" / "tmp"
+    old = time.time() - 2 * 86400
+    stale, fresh, locked = tmp / "import-crashed", tmp / "download-fresh", tmp / "download-busy"
+    for path in (stale, fresh, locked):
+        path.write_bytes(b"partial")
+    for path in (stale, locked):
+        os.utime(path, (old, old))
+    with open(locked, "rb") as busy:
+        fcntl.flock(busy, fcntl.LOCK_EX)  # as a download in progress holds it
+        rkt("image", "gc", check=0)
+    assert not stale.exists()
+    assert fresh.exists() and locked.exists()
+    assert "busybox" in rkt("image", "list", check=0).stdout
 
 
 def test_version_config_and_unknown_command(rkt):
