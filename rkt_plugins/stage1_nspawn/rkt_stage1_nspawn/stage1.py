@@ -1,0 +1,265 @@
+"""The nspawn flavor: systemd-nspawn boots the pod's stage1 root with the host's systemd as
+PID 1, which runs one service per app.
+
+``rkt run`` prepares the stage1 root and the units (:mod:`.rootfs`, :mod:`.units`), forks a
+process that takes a private mount namespace, mounts the apps' roots, volumes and the pod's
+cgroup view (:mod:`.apps`, :mod:`.cgroups`) and execs systemd-nspawn. While the pod runs, ``rkt
+run`` relays the apps' output (:mod:`.relay`) and passes SIGTERM/SIGINT/SIGHUP on to nspawn
+(which shuts the pod down); when nspawn exits it returns the exit status of the first app that
+failed, and removes the pod's cgroups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+
+from rkt_core.errors import NotFoundError, RktError
+from rkt_core.pod.runtime import AppRuntime, app_runtimes
+from rkt_core.sys import mount, ns, proc
+from rkt_core.sys.fs import write_atomic
+from rkt_core.types import RunOptions, Stage1Features
+
+from . import apps as app_roots
+from . import cgroups, nspawn, rootfs, units
+from .isolators import CAPABILITIES, SUPPORTED, app_limits
+from .relay import Relay
+from .spawn import spawn
+
+CGROUPS_FILE = "cgroups.json"  # the pod's cgroup hierarchies (for enter and gc)
+PRIVATE_USERS_FILE = "private-users"  # shift:count of a pod run with --private-users
+CGROUP_VIEW = "cgroup"  # mount point of the pod's /sys/fs/cgroup in the pod directory
+NSPAWN_RUNTIME = "/run/systemd/nspawn"
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOPPED = 128 + signal.SIGTERM  # the exit status of an app the pod's shutdown stopped
+
+
+class NspawnStage1:
+    """Pods of any number of apps, each a systemd service inside the pod."""
+
+    features = Stage1Features(isolators=SUPPORTED, contained_network=True, interactive=True,
+                              private_users=True, multi_app=True)
+
+    # --- run ----------------------------------------------------------------------------------
+
+    def run(self, pod, options: RunOptions) -> int:
+        """Boot the pod in the foreground; return the first failing app's exit status."""
+        if options.lock_fd < 0:
+            raise RktError("the nspawn flavor needs the pod's lock fd")
+        apps = app_runtimes(pod.data_dir, pod.path, pod.manifest())
+        for app in apps:
+            if "/" in app.name:
+                raise RktError(f'app name "{app.name}": the nspawn flavor does not support "/" '
+                               "in app names")
+            app_limits(app.name, app.isolators)  # refuse bad isolators before anything starts
+        if options.interactive and len(apps) != 1:
+            raise RktError("--interactive is only supported for pods with exactly one app")
+        found = cgroups.hierarchies()
+        write_atomic(pod.file(CGROUPS_FILE), json.dumps([h.__dict__ for h in found]).encode())
+        rootfs.build(pod, [a.name for a in apps])
+        os.makedirs(pod.file(CGROUP_VIEW), mode=0o700, exist_ok=True)
+        shift = self._private_users(pod, options)
+        fifos = {} if options.interactive else rootfs.make_fifos(
+            pod, [units.unit_name(a.name) for a in apps])
+        relay = Relay(fifos, {units.unit_name(a.name): a.name for a in apps},
+                      lambda: _journal_socket(pid))
+        pid = -1
+        try:
+            pid = spawn(lambda: _start(pod, apps, options, found, shift))
+            write_atomic(pod.file("pid"), str(pid).encode())
+            status = self._supervise(pid, relay)
+        finally:
+            relay.close()
+            cgroups.remove(found, pod.uuid)
+        return self._exit_status(pod, apps, proc.exit_code(status))
+
+    @staticmethod
+    def _private_users(pod, options: RunOptions) -> str:
+        """``shift:count`` for --private-users (a random multiple of 65536, as rkt), kept in
+        the pod for ``enter``; "" without."""
+        if not options.private_users:
+            return ""
+        value = f"{random.randint(1, 0x7FFF) << 16}:{nspawn.PRIVATE_USERS_COUNT}"
+        write_atomic(pod.file(PRIVATE_USERS_FILE), value.encode())
+        return value
+
+    @staticmethod
+    def _supervise(pid: int, relay: Relay) -> int:
+        """Relay output until nspawn exits, passing on the signals rkt run gets; return its
+        wait status."""
+        pidfd = os.pidfd_open(pid)
+
+        def forward(signum, _frame):
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        old = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+        try:
+            relay.pump(pidfd)
+            _, status = os.waitpid(pid, 0)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            os.close(pidfd)
+        return status
+
+    @staticmethod
+    def _exit_status(pod, apps: list[AppRuntime], nspawn_code: int) -> int:
+        """The first failing app's exit status. Apps that recorded none were stopped with the
+        pod: they get nspawn's own status if it was killed, else 143 (SIGTERM)."""
+        codes = pod.app_exit_codes()
+        if not codes and 0 < nspawn_code < 128:
+            raise RktError(f"systemd-nspawn failed (exit status {nspawn_code})")
+        status_dir = pod.file("stage1", "rootfs", "rkt", "status")
+        missing = [a.name for a in apps if a.name not in codes]
+        for name in missing:
+            code = nspawn_code if nspawn_code > 128 else STOPPED
+            write_atomic(os.path.join(status_dir, name), str(code).encode())
+            codes[name] = code
+        try:
+            first = os.readlink(pod.file("stage1", "rootfs", "rkt", "first-failure"))
+        except OSError:
+            first = None
+        if first in codes:
+            return codes[first]
+        failed = [codes[a.name] for a in apps if codes[a.name] != 0]
+        return failed[0] if failed else 0
+
+    # --- enter, stop, gc ----------------------------------------------------------------------
+
+    def enter(self, pod, app: str, argv: list[str]) -> int:
+        """Run ``argv`` inside the app: its namespaces, root, cgroups, user, environment and
+        capabilities, with no_new_privs."""
+        from .enter import enter_app
+
+        runtime = next((a for a in app_runtimes(pod.data_dir, pod.path, pod.manifest())
+                        if a.name == app), None)
+        if runtime is None:
+            raise NotFoundError(f'the pod has no app "{app}"')
+        return enter_app(pod, runtime, _recorded_hierarchies(pod), argv)
+
+    def stop(self, pod, force: bool) -> None:
+        """SIGTERM nspawn, which shuts the pod down (``force``: SIGKILL it)."""
+        pidfd = nspawn_process(pod)
+        if pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL if force else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+
+    def gc(self, pod) -> None:
+        """Remove what an exited pod left: its cgroups and mounts."""
+        cgroups.remove(_recorded_hierarchies(pod), pod.uuid)
+        mount.unmount_all_under(pod.path)
+
+
+def _recorded_hierarchies(pod) -> list[cgroups.Hierarchy]:
+    text = pod.read_text(CGROUPS_FILE)
+    if not text:
+        return []
+    result = []
+    for item in json.loads(text):
+        h = cgroups.Hierarchy(item["mount_point"], int(item["version"]),
+                              tuple(item["controllers"]), item["own"])
+        if h.mount_point != cgroups.ROOT and not h.mount_point.startswith(cgroups.ROOT + "/"):
+            raise RktError(f'pod "{pod.uuid}": unexpected cgroup hierarchy "{h.mount_point}"')
+        if ".." in h.own.split("/"):
+            raise RktError(f'pod "{pod.uuid}": unexpected cgroup "{h.own}"')
+        result.append(h)
+    return result
+
+
+def nspawn_process(pod, wait: float = 0) -> int | None:
+    """A pidfd of the pod's systemd-nspawn, or None if it is gone. A recorded pid whose
+    process is not this pod's nspawn (a recycled pid) is never used."""
+    deadline = time.monotonic() + wait
+    while True:
+        pid = pod.pid
+        if pid is not None or not pod.is_locked() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if pid is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        args = []
+    if f"--machine={nspawn.machine_name(pod.uuid)}".encode() not in args:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def pod_init(nspawn_pid: int) -> int | None:
+    """The pid of the pod's PID 1 (systemd), nspawn's child."""
+    children = _children(nspawn_pid)
+    return children[0] if children else None
+
+
+def _journal_socket(nspawn_pid: int) -> str | None:
+    init = pod_init(nspawn_pid) if nspawn_pid > 0 else None
+    if init is None:
+        return None
+    path = f"/proc/{init}/root/run/systemd/journal/stdout"
+    return path if os.path.exists(path) else None
+
+
+# --- the process that becomes nspawn -----------------------------------------------------------
+
+
+def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups.Hierarchy],
+           shift: str) -> None:
+    """In the child of ``rkt run``: a private mount namespace with the apps' roots and the
+    pod's cgroup view, the units, the pod's cgroups; then exec systemd-nspawn."""
+    parent = os.getppid()
+    proc.set_parent_death_signal(signal.SIGKILL)  # rkt dying during set-up aborts the start
+    ns.unshare(ns.CLONE_NEWNS)
+    mount.make_slave("/")
+    os.makedirs(NSPAWN_RUNTIME, mode=0o755, exist_ok=True)
+    mount.mount("tmpfs", NSPAWN_RUNTIME, "tmpfs", mount.MS_NOSUID | mount.MS_NODEV, "mode=755")
+    services = []
+    for app in apps:
+        root = app_roots.mount_root(app, options)
+        try:
+            services.append(app_roots.service(root, app, found, options.interactive))
+        finally:
+            os.close(root)
+    rootfs.write_units(pod, services, options.interactive)
+    rootfs.write_accounts(pod, services)
+    if not options.interactive:
+        rootfs.chown_fifos(pod, services)
+    cgroups.create(found, pod.uuid)
+    view = pod.file(CGROUP_VIEW) if cgroups.mount_view(found, pod.uuid,
+                                                       pod.file(CGROUP_VIEW)) else ""
+    caps = sorted({c for s in services for c in s.limits.capabilities}, key=CAPABILITIES.get)
+    argv = nspawn.argv(pod.uuid, rootfs.rootfs(pod),
+                       hostname=options.hostname or nspawn.machine_name(pod.uuid),
+                       register=nspawn.system_bus(), interactive=options.interactive,
+                       netns=options.netns, private_users=shift, cgroup_view=view,
+                       capabilities=tuple(caps), debug=options.debug)
+    os.set_inheritable(options.lock_fd, True)
+    proc.set_parent_death_signal(signal.SIGTERM)  # rkt run killed: the pod shuts down
+    if os.getppid() != parent:
+        raise RktError("rkt exited while the pod was starting")
+    os.execve(argv[0], argv, nspawn.environment())
