@@ -27,6 +27,13 @@ PORTS_RECORD = "ports.json"
 _RECORD = re.compile(r"^eth(\d+)\.json$")
 
 
+def _holding(pod) -> tuple[int, ...]:
+    """The pod's lock, for the commands that set networks up: while one runs, the pod counts
+    as running even if rkt itself was killed, so the teardown (which then starts) waits for it
+    rather than racing it."""
+    return (pod.lock.fd,) if pod.locked_by_me and pod.lock.fd >= 0 else ()
+
+
 def _version(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split("."))
@@ -96,7 +103,7 @@ class CniNetworks:
             if previous is not None:
                 request["prevResult"] = previous
             try:
-                output = invoke.run(plugin, request, env)
+                output = invoke.run(plugin, request, env, _holding(pod))
             except RktError as e:
                 raise RktError(f'error adding network "{conf.name}": {e}') from None
             previous = output if output is not None else previous
@@ -137,7 +144,7 @@ class CniNetworks:
         network.write_state(os.path.join(state, PORTS_RECORD), json.dumps(
             [p.__dict__ for p in ports]).encode())
         portfwd.enable_route_localnet(interfaces)
-        portfwd.setup(pod.uuid, str(ip.interface_address.ip), ports)
+        portfwd.setup(pod.uuid, str(ip.interface_address.ip), ports, _holding(pod))
 
     # --- teardown -----------------------------------------------------------------------------
 

@@ -92,13 +92,15 @@ class PluginError(RktError):
         self.code = code
 
 
-def run(plugin: Plugin, config: dict, env: dict[str, str]) -> dict | None:
-    """Run one plugin command; return its JSON result (None for an empty output, as DEL
-    gives) or raise PluginError with the plugin's own message."""
+def run(plugin: Plugin, config: dict, env: dict[str, str],
+        keep_fds: tuple[int, ...] = ()) -> dict | None:
+    """Run one plugin command (with no descriptor of ours but ``keep_fds``); return its JSON
+    result (None for an empty output, as DEL gives) or raise PluginError with the plugin's own
+    message."""
     what = f'CNI plugin "{plugin.type}" ({env["CNI_COMMAND"]})'
     try:
         done = subprocess.run(plugin.argv, input=json.dumps(config).encode(), env=env,
-                              capture_output=True, timeout=TIMEOUT, close_fds=True)
+                              capture_output=True, timeout=TIMEOUT, pass_fds=keep_fds)
     except subprocess.TimeoutExpired:
         raise PluginError(f"{what} did not finish within {TIMEOUT} s") from None
     except OSError as e:

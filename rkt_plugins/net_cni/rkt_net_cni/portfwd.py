@@ -42,10 +42,11 @@ def _jumps(dnat: str, snat: str) -> list[str]:
             f"-A PREROUTING {to_dnat}", f"-A OUTPUT {to_dnat}"]
 
 
-def _run(argv: list[str], script: str = "") -> str:
+def _run(argv: list[str], script: str = "", keep_fds: tuple[int, ...] = ()) -> str:
     """Run an iptables tool (``script`` on its stdin); its output, or RktError."""
     try:
-        done = subprocess.run(argv, input=script, capture_output=True, text=True)
+        done = subprocess.run(argv, input=script, capture_output=True, text=True,
+                              pass_fds=keep_fds)
     except FileNotFoundError:
         raise RktError(f"port forwarding needs {argv[0]} (Debian package iptables), which is "
                        "not installed") from None
@@ -54,10 +55,11 @@ def _run(argv: list[str], script: str = "") -> str:
     return done.stdout
 
 
-def _restore(lines: list[str]) -> None:
+def _restore(lines: list[str], keep_fds: tuple[int, ...] = ()) -> None:
     """Apply nat table commands in one transaction (all or nothing), leaving the rest alone:
     one ``iptables-restore`` instead of one ``iptables`` per rule (each costs milliseconds)."""
-    _run(["iptables-restore", "-w", "--noflush"], "\n".join(["*nat", *lines, "COMMIT", ""]))
+    _run(["iptables-restore", "-w", "--noflush"], "\n".join(["*nat", *lines, "COMMIT", ""]),
+         keep_fds)
 
 
 def enable_route_localnet(interfaces: list[str]) -> None:
@@ -73,9 +75,10 @@ def enable_route_localnet(interfaces: list[str]) -> None:
             f.write("1")
 
 
-def setup(pod_uuid: str, pod_ip: str, ports) -> None:
+def setup(pod_uuid: str, pod_ip: str, ports, keep_fds: tuple[int, ...] = ()) -> None:
     """Forward each port (``rkt_core.stage0.network.ForwardedPort``) to ``pod_ip``: the chains,
-    their rules and the jumps into them (first in their chains), all at once."""
+    their rules and the jumps into them (first in their chains), all at once (``iptables-restore``
+    inherits ``keep_fds``)."""
     dnat, snat = chains(pod_uuid)
     lines = [f":{dnat} - [0:0]", f":{snat} - [0:0]"]
     lines += ["-I " + jump[3:].replace(" ", " 1 ", 1) for jump in _jumps(dnat, snat)]
@@ -86,7 +89,7 @@ def setup(pod_uuid: str, pod_ip: str, ports) -> None:
                      f"{pod_ip}:{port.pod_port}")
         lines.append(f"-A {snat} -s 127.0.0.1/32 -d {pod_ip}/32 -p {port.protocol} "
                      f"-m {port.protocol} --dport {port.pod_port} -j MASQUERADE")
-    _restore(lines)
+    _restore(lines, keep_fds)
 
 
 def teardown(pod_uuid: str) -> None:

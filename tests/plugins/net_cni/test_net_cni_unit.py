@@ -154,6 +154,21 @@ def test_run_passes_the_cni_parameters(recorder, monkeypatch):
     assert json.loads((recorder.parent / "rec.stdin").read_text()) == {"name": "n", "type": "rec"}
 
 
+def test_run_passes_only_the_descriptors_asked_for(tmp_path):
+    plugin = _write(tmp_path / "fds", '#!/bin/sh\nls /proc/$$/fd > "$0.fds"\n')
+    plugin.chmod(0o755)
+    kept, stray = os.open(tmp_path, os.O_RDONLY), os.open(tmp_path, os.O_RDONLY)
+    os.set_inheritable(stray, True)
+    try:
+        env = invoke.environment("ADD", "u", "/n", "eth0", "", [str(tmp_path)])
+        invoke.run(invoke.Plugin("fds", (str(plugin),)), {}, env, (kept,))
+        fds = set(map(int, (tmp_path / "fds.fds").read_text().split()))
+        assert kept in fds and stray not in fds
+    finally:
+        os.close(kept)
+        os.close(stray)
+
+
 def test_run_reports_the_plugins_error(recorder, monkeypatch):
     def run(exit_code, output):
         monkeypatch.setenv("EXIT", str(exit_code))
