@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import time
 from dataclasses import dataclass
 
 from rkt_core.sys import mount
@@ -209,8 +211,33 @@ def app_cgroups(found: list[Hierarchy], uuid: str, unit: str) -> list[str]:
     return result
 
 
-def remove(found: list[Hierarchy], uuid: str) -> None:
-    """Remove the pod's cgroups, deepest first (idempotent; busy ones are left for gc)."""
+def processes(found: list[Hierarchy], uuid: str) -> set[int]:
+    """The processes left in the pod's cgroups."""
+    pids: set[int] = set()
+    for h in found:
+        for current, _dirs, files in os.walk(h.pod_dir(uuid)):
+            if "cgroup.procs" in files:
+                try:
+                    pids.update(int(p) for p in _read(os.path.join(current, "cgroup.procs")).split())
+                except OSError:
+                    continue
+    return pids
+
+
+def remove(found: list[Hierarchy], uuid: str, wait: float = 2.0) -> None:
+    """Kill what is left in the pod's cgroups (a pod whose nspawn was killed keeps running
+    otherwise), then remove them, deepest first. Idempotent; busy ones are left for gc."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = processes(found, uuid)
+        if not left or time.monotonic() > deadline:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
     for h in found:
         top = h.pod_dir(uuid)
         if not os.path.isdir(top):

@@ -144,16 +144,29 @@ class NspawnStage1:
         return enter_app(pod, runtime, _recorded_hierarchies(pod), argv)
 
     def stop(self, pod, force: bool) -> None:
-        """SIGTERM nspawn, which shuts the pod down (``force``: SIGKILL it)."""
+        """SIGTERM nspawn, which shuts the pod down (``force``: SIGKILL nspawn, then the pod's
+        PID 1, which killing nspawn alone would leave running)."""
         pidfd = nspawn_process(pod)
         if pidfd is None:
             return
+        init_fd = None
         try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL if force else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            if force:
+                init = pod_init(pod.pid)
+                try:
+                    init_fd = os.pidfd_open(init) if init is not None else None
+                except ProcessLookupError:
+                    pass
+            for fd in (pidfd, init_fd):
+                if fd is not None:
+                    try:
+                        signal.pidfd_send_signal(fd, signal.SIGKILL if force else signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
         finally:
             os.close(pidfd)
+            if init_fd is not None:
+                os.close(init_fd)
 
     def gc(self, pod) -> None:
         """Remove what an exited pod left: its cgroups and mounts."""

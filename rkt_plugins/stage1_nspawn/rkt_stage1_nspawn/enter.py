@@ -1,0 +1,199 @@
+"""``rkt enter``: a command inside a running app, confined exactly like the app.
+
+rkt's nspawn flavor entered only the pod's namespaces: the command had every capability, no
+cgroup and no no_new_privs (CVE-2019-10144, -10145, -10147). Here the command joins the app's
+cgroups (every hierarchy), the namespaces of one of the app's processes (user, mount, UTS,
+IPC, network, cgroup, PID) and its root; it gets the app's capability bounding set (no ambient
+or inheritable capabilities), its user and groups, its environment, and no_new_privs.
+
+All that is read before anything is joined, through an fd of ``/proc/<app pid>`` that pins the
+process; the process setting itself up is not dumpable, and execs as soon as it is inside.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+
+from rkt_core.errors import RktError
+from rkt_core.pod.runtime import DEFAULT_PATH, AppRuntime, process_environment, resolve_user
+from rkt_core.sys import ns, proc
+
+from . import apps as app_roots
+from . import cgroups, units
+from .isolators import CAPABILITIES, app_limits
+
+DEFAULT_COMMAND = ["/bin/sh"]  # rkt used /bin/bash; busybox images have only sh
+APP_WAIT_SECONDS = 20
+NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "cgroup", "pid")  # the order they are joined
+
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAP_V3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot {what}: {os.strerror(err)}")
+
+
+def _last_cap() -> int:
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
+def confine_capabilities(keep: set[int]) -> None:
+    """Drop every capability outside ``keep`` from the bounding set, clear the ambient and
+    inheritable sets, and set no_new_privs (in the process about to exec)."""
+    libc = _libc()
+    prctl = libc.prctl
+    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong)
+    for cap in range(_last_cap() + 1):
+        if cap not in keep:
+            _check(prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    _check(prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
+           "clear the ambient capabilities")
+    header = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    _check(libc.capget(ctypes.byref(header), data), "read the capabilities")
+    for part in data:
+        part.inheritable = 0
+    _check(libc.capset(ctypes.byref(header), data), "clear the inheritable capabilities")
+    _check(prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
+
+
+def app_process(pod, found: list[cgroups.Hierarchy], unit: str) -> tuple[int, int]:
+    """(pid, pinned fd of /proc/<pid>) of a process of the app, waiting for it to start."""
+    cgroup_dirs = [d for h, d in zip(found, cgroups.app_cgroups(found, pod.uuid, unit))
+                   if h.systemd]
+    deadline = time.monotonic() + APP_WAIT_SECONDS
+    while True:
+        for directory in cgroup_dirs:
+            try:
+                with open(os.path.join(directory, "cgroup.procs")) as f:
+                    pids = [int(p) for p in f.read().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    return pid, proc.open_process(pid)
+                except ProcessLookupError:
+                    continue
+        if not pod.is_locked() or time.monotonic() > deadline:
+            raise RktError(f'app "{unit}" of pod "{pod.uuid}" is not running')
+        time.sleep(0.05)
+
+
+def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[str]) -> int:
+    """Run ``argv`` (default ``/bin/sh``) inside the running app; return its exit status."""
+    unit = units.service_file(app.name)
+    _, proc_fd = app_process(pod, found, unit)
+    fds = [proc_fd]
+    try:
+        try:
+            root = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+            fds.append(root)
+            joins = []
+            for kind in NAMESPACES:
+                fd = ns.open_ns(kind, proc_fd=proc_fd)
+                fds.append(fd)
+                if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{kind}").st_ino:
+                    joins.append((kind, fd))
+        except (FileNotFoundError, ProcessLookupError):
+            raise RktError(f'app "{app.name}" exited') from None
+        account = resolve_user(app, lambda p: app_roots._read_text(root, p),
+                               lambda p: app_roots._owner(root, p))
+        env = process_environment(app, account, interactive=os.isatty(0))
+        cwd = app_roots.directory(root, app, app.working_directory)
+        command = list(argv) or DEFAULT_COMMAND
+        path = app_roots.executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
+        keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators).capabilities}
+        cgroup_dirs = [d for d in cgroups.app_cgroups(found, pod.uuid, unit) if os.path.isdir(d)]
+        with proc.blocked_signals(proc.FORWARDED):
+            return _run(lambda: _exec(root, cwd, path, command, env, account, keep),
+                        cgroup_dirs, joins)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _exec(root: int, cwd: str, path: str, argv: list[str], env: dict, account, keep) -> None:
+    """In the process inside every namespace: the app's root, identity and confinement; exec."""
+    os.fchdir(root)
+    os.chroot(".")
+    os.chdir(cwd)
+    os.setgroups(list(dict.fromkeys((account.gid, *account.groups))))
+    os.setresgid(account.gid, account.gid, account.gid)
+    confine_capabilities(keep)
+    os.setresuid(account.uid, account.uid, account.uid)
+    proc.restore_default_signals()
+    os.execve(path, argv, env)
+
+
+def _run(exec_inside, cgroup_dirs: list[str], joins: list[tuple[str, int]]) -> int:
+    """Fork a process that joins the cgroups and namespaces, then forks again (a PID namespace
+    applies to children) to ``exec_inside()``; wait for it, passing signals on. A set-up error
+    comes back through a pipe as RktError."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 254
+        try:
+            os.close(r)
+            proc.set_parent_death_signal(signal.SIGKILL)
+            proc.set_dumpable(False)
+            for directory in cgroup_dirs:
+                with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+                    f.write("0")
+            for kind, fd in joins:
+                ns.setns(fd, kind)
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    exec_inside()
+                except BaseException as e:  # noqa: BLE001
+                    from .spawn import describe
+
+                    os.write(w, describe(e).encode("utf-8", "replace"))
+                os._exit(254)
+            os.close(w)
+            code = proc.wait_forwarding(inner)
+        except BaseException as e:  # noqa: BLE001
+            from .spawn import describe
+
+            try:
+                os.write(w, describe(e).encode("utf-8", "replace"))
+            except OSError:
+                pass
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while True:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(r)
+    code = proc.wait_forwarding(pid)
+    if chunks:
+        raise RktError(b"".join(chunks).decode("utf-8", "replace"))
+    return code
