@@ -33,7 +33,7 @@ import signal
 import socket
 import sys
 
-from ..errors import RktError
+from ..errors import NotFoundError
 from ..sys.lock import FileLock, LockBusyError
 
 _EXITING, _DONE, _BUSY = b"x", b"D", b"B"
@@ -115,7 +115,7 @@ def _teardown_if_unlocked(ctx, data_dir: str, uuid: str) -> None:
     except LockBusyError:
         ctx.warn(f'networking: pod "{uuid}" is still held; its networks will be released by '
                  "rkt gc")
-    except RktError:
+    except NotFoundError:
         pass  # the pod is gone
 
 
@@ -153,7 +153,7 @@ def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> N
     try:
         with Pod.open(data_dir, uuid) as pod:
             network.teardown(ctx, pod)
-    except RktError:
+    except NotFoundError:
         pass  # the pod is gone: gc deleted it (and its networks) first
     except Exception as e:  # noqa: BLE001 - report what we can; gc retries
         warnings.append(f'networking: pod "{uuid}": teardown failed: {e}')
