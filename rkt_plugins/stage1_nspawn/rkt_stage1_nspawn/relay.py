@@ -4,8 +4,10 @@ into the pod's journal.
 Each app writes to two FIFOs (see :mod:`.rootfs`); ``rkt run`` reads them while the pod runs
 and copies every chunk to its fd 1 or 2 unchanged, and to a journald stdout stream inside the
 pod (``/run/systemd/journal/stdout`` of the pod's PID 1), identified as the app, priority info
-for stdout and err for stderr. The journal connection is made lazily: until journald's socket
-exists, data waits in a bounded buffer.
+for stdout and err for stderr. journald ignores streams from processes outside the pod's PID
+namespace, so each stream is connected by a short-lived process that joins it
+(:func:`connect_in_pod`) and hands the socket back. The connection is made lazily: until
+journald's socket exists, data waits in a bounded buffer.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 import select
 import socket
 
+from rkt_core.sys import ns
+
 CHUNK = 65536
 MAX_PENDING = 1 << 20  # bytes kept for the journal while it is not there yet
 PRIORITY = {1: 6, 2: 3}  # stdout: info, stderr: err
@@ -23,9 +27,9 @@ PRIORITY = {1: 6, 2: 3}  # stdout: info, stderr: err
 class JournalStream:
     """One app's stream into the pod's journald."""
 
-    def __init__(self, identifier: str, priority: int, socket_path):
+    def __init__(self, identifier: str, priority: int, pod_init):
         self.header = f"{identifier}\n\n{priority}\n0\n0\n0\n0\n".encode()
-        self.socket_path = socket_path  # callable: the socket's path, or None if not known yet
+        self.pod_init = pod_init  # callable: the pid of the pod's PID 1, or None
         self.sock: socket.socket | None = None
         self.pending = b""
         self.broken = False
@@ -44,34 +48,73 @@ class JournalStream:
             self.broken = True
 
     def _connect(self) -> bool:
-        path = self.socket_path()
-        if path is None:
+        init = self.pod_init()
+        if init is None:
             return False
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(1.0)
-        try:
-            sock.connect(path)
-            sock.sendall(self.header)
-        except OSError:
-            sock.close()
-            return False
-        self.sock = sock
-        return True
+        self.sock = connect_in_pod(init, self.header)
+        return self.sock is not None
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
 
 
+def connect_in_pod(init: int, header: bytes) -> socket.socket | None:
+    """A journald stdout stream of the pod whose PID 1 is ``init``, connected (and its
+    ``header`` sent) from inside the pod's PID namespace; None if journald is not there yet."""
+    path = f"/proc/{init}/root/run/systemd/journal/stdout"
+    if not os.path.exists(path):
+        return None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        pid_ns = ns.open_ns("pid", init)
+    except OSError:
+        ours.close()
+        theirs.close()
+        return None
+    pid = os.fork()
+    if pid == 0:  # joins the pod's PID namespace; its child connects
+        try:
+            ours.close()
+            ns.setns(pid_ns, "pid")
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.connect(path)
+                    sock.sendall(header)
+                    socket.send_fds(theirs, [b"S"], [sock.fileno()])
+                finally:
+                    os._exit(0)
+            os.waitpid(inner, 0)
+        finally:
+            os._exit(0)
+    theirs.close()
+    os.close(pid_ns)
+    os.waitpid(pid, 0)
+    try:
+        ours.setblocking(False)
+        _msg, fds, _flags, _addr = socket.recv_fds(ours, 16, 1)
+    except OSError:
+        return None
+    finally:
+        ours.close()
+    if not fds:
+        return None
+    sock = socket.socket(fileno=fds[0])
+    sock.settimeout(1.0)
+    return sock
+
+
 class Relay:
     """Copies the FIFOs of every app while the pod runs."""
 
-    def __init__(self, fifos: dict[str, tuple[int, int]], apps: dict[str, str], socket_path):
+    def __init__(self, fifos: dict[str, tuple[int, int]], apps: dict[str, str], pod_init):
         self.targets: dict[int, tuple[int, JournalStream]] = {}
         for unit, (out, err) in fifos.items():
             for fd, target in ((out, 1), (err, 2)):
                 self.targets[fd] = (target, JournalStream(apps[unit], PRIORITY[target],
-                                                          socket_path))
+                                                          pod_init))
 
     def pump(self, until_fd: int) -> None:
         """Copy until ``until_fd`` (a pidfd of nspawn) is readable, then drain what is left."""

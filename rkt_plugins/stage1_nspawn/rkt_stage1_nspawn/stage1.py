@@ -65,7 +65,7 @@ class NspawnStage1:
         fifos = {} if options.interactive else rootfs.make_fifos(
             pod, [units.unit_name(a.name) for a in apps])
         relay = Relay(fifos, {units.unit_name(a.name): a.name for a in apps},
-                      lambda: _journal_socket(pid))
+                      lambda: pod_init(pid) if pid > 0 else None)
         pid = -1
         try:
             pid = spawn(lambda: _start(pod, apps, options, found, shift))
@@ -228,14 +228,6 @@ def pod_init(nspawn_pid: int) -> int | None:
     """The pid of the pod's PID 1 (systemd), nspawn's child."""
     children = _children(nspawn_pid)
     return children[0] if children else None
-
-
-def _journal_socket(nspawn_pid: int) -> str | None:
-    init = pod_init(nspawn_pid) if nspawn_pid > 0 else None
-    if init is None:
-        return None
-    path = f"/proc/{init}/root/run/systemd/journal/stdout"
-    return path if os.path.exists(path) else None
 
 
 # --- the process that becomes nspawn -----------------------------------------------------------

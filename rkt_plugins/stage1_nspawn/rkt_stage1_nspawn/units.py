@@ -194,7 +194,8 @@ def default_target(apps: list[str], journal: bool) -> str:
     """The text of ``default.target``: the apps (and journald)."""
     wants = [service_file(a) for a in apps]
     if journal:
-        wants.insert(0, "systemd-journald.service")
+        # journald writes to the runtime journal until it is told to flush to /var/log/journal
+        wants[:0] = ["systemd-journald.service", "systemd-journal-flush.service"]
     return "\n".join([
         "[Unit]",
         "Description=rkt pod",
