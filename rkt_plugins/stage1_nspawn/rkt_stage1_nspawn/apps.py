@@ -16,7 +16,7 @@ from rkt_core.pod.runtime import DEFAULT_PATH, AppRuntime, process_environment, 
 from rkt_core.sys import mount, scoped
 from rkt_core.types import RunOptions
 
-from . import cgroups, units
+from . import cgroups, units, userns
 from .isolators import app_limits
 from .spawn import describe
 
@@ -28,14 +28,17 @@ def _mounting(app: AppRuntime, what: str, call, *args, **kwargs) -> None:
         raise RktError(f'app "{app.name}": cannot mount {what}: {describe(e)}') from None
 
 
-def mount_root(app: AppRuntime, options: RunOptions) -> int:
+def mount_root(app: AppRuntime, options: RunOptions, shift: int = 0) -> int:
     """Mount the app's root (an overlay of its tree, or its copy bound on itself), its volumes
-    and the name service files; return an ``O_PATH`` fd of the root. Call in the pod's mount
+    and the name service files; return an ``O_PATH`` fd of the root. With ``shift``
+    (--private-users) the root's files get the shifted owners first. Call in the pod's mount
     namespace."""
     if app.overlay:
         mount.overlay(app.rootfs, [app.tree_rootfs], app.overlay_upper, app.overlay_work)
     else:
         mount.bind(app.rootfs, app.rootfs)
+    if shift:
+        userns.shift_tree(app.rootfs, shift)
     root = os.open(app.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for d in ("proc", "sys", "dev"):  # systemd mounts the API file systems here

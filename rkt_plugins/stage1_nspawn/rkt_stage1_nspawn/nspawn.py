@@ -55,7 +55,7 @@ def argv(uuid: str, directory: str, *, hostname: str, register: bool, interactiv
     if netns:
         args.append(f"--network-namespace-path={netns}")
     if private_users:
-        args += [f"--private-users={private_users}", "--private-users-ownership=chown"]
+        args += [f"--private-users={private_users}", "--private-users-ownership=off"]
     if cgroup_view:
         args.append(f"--bind={cgroup_view}:/sys/fs/cgroup")
     if capabilities:

@@ -24,7 +24,7 @@ from rkt_core.sys.fs import write_atomic
 from rkt_core.types import RunOptions, Stage1Features
 
 from . import apps as app_roots
-from . import cgroups, nspawn, rootfs, units
+from . import cgroups, nspawn, rootfs, units, userns
 from .isolators import CAPABILITIES, SUPPORTED, app_limits
 from .relay import Relay
 from .spawn import spawn
@@ -243,9 +243,10 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     mount.make_slave("/")
     os.makedirs(NSPAWN_RUNTIME, mode=0o755, exist_ok=True)
     mount.mount("tmpfs", NSPAWN_RUNTIME, "tmpfs", mount.MS_NOSUID | mount.MS_NODEV, "mode=755")
+    shift_by = int(shift.split(":")[0]) if shift else 0
     services = []
     for app in apps:
-        root = app_roots.mount_root(app, options)
+        root = app_roots.mount_root(app, options, shift_by)
         try:
             services.append(app_roots.service(root, app, found, options.interactive))
         finally:
@@ -254,6 +255,8 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     rootfs.write_accounts(pod, services)
     if not options.interactive:
         rootfs.chown_fifos(pod, services)
+    if shift_by:
+        userns.shift_tree(rootfs.rootfs(pod), shift_by)  # apps' roots are mount points: skipped
     cgroups.create(found, pod.uuid)
     view = pod.file(CGROUP_VIEW) if cgroups.mount_view(found, pod.uuid,
                                                        pod.file(CGROUP_VIEW)) else ""
