@@ -80,6 +80,12 @@ def setup(pod_uuid: str, pod_ip: str, ports, keep_fds: tuple[int, ...] = ()) -> 
     their rules and the jumps into them (first in their chains), all at once (``iptables-restore``
     inherits ``keep_fds``)."""
     dnat, snat = chains(pod_uuid)
+    current = _run(["iptables-save", "-t", "nat"], keep_fds=keep_fds).splitlines()
+    for port in ports:
+        owner = _forwarded_by(current, port)
+        if owner:
+            raise RktError(f"host port {port.protocol}/{port.host_port} is already forwarded "
+                           f"to another pod (iptables chain {owner})")
     lines = [f":{dnat} - [0:0]", f":{snat} - [0:0]"]
     lines += ["-I " + jump[3:].replace(" ", " 1 ", 1) for jump in _jumps(dnat, snat)]
     for port in ports:
@@ -90,6 +96,22 @@ def setup(pod_uuid: str, pod_ip: str, ports, keep_fds: tuple[int, ...] = ()) -> 
         lines.append(f"-A {snat} -s 127.0.0.1/32 -d {pod_ip}/32 -p {port.protocol} "
                      f"-m {port.protocol} --dport {port.pod_port} -j MASQUERADE")
     _restore(lines, keep_fds)
+
+
+def _forwarded_by(current: list[str], port) -> str:
+    """The DNAT chain of another pod that already forwards ``port``'s host port (on the same
+    address, or on all of them), or "". Best effort: two pods set up at the same instant are
+    not caught."""
+    for line in current:
+        words = line.split()
+        if len(words) < 2 or words[0] != "-A" or not words[1].startswith("RKT-PFWD-DNAT-"):
+            continue
+        option = dict(zip(words[2:], words[3:]))
+        destination = option.get("-d", "0.0.0.0/0")
+        if option.get("-p") == port.protocol and option.get("--dport") == str(port.host_port) \
+                and (not port.host_ip or destination in ("0.0.0.0/0", f"{port.host_ip}/32")):
+            return words[1]
+    return ""
 
 
 def teardown(pod_uuid: str) -> None:

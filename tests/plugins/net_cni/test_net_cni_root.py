@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -120,6 +121,18 @@ def test_forwarded_port_on_one_host_address(rkt, image):
     assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert f"-d 127.0.0.1/32 -p tcp -m tcp --dport {port}" in nat
+    _stop(rkt, server, uuid)
+
+
+def test_a_host_port_is_forwarded_to_one_pod_only(rkt, image):
+    port = _free_port()
+    server = rkt.start("run", "--stage1-name=nettest", f"--port=http:{port}", image, *SERVE)
+    uuid = rkt.only_pod()
+    _networks(rkt, uuid)
+    done = rkt("run", "--stage1-name=nettest", f"--port=http:{port}", image)
+    assert done.returncode == 254
+    assert f"host port tcp/{port} is already forwarded to another pod" in done.stderr
+    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the first pod")
     _stop(rkt, server, uuid)
 
 
@@ -295,7 +308,7 @@ def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
               "pod.to_run()\n"
               "network.setup(ctx, pod, RunOptions(lock_fd=-1, net=('default',)))\n"
               "print(pod.uuid)\n")
-    done = subprocess.run([os.sys.executable, "-c", script, str(rkt.data), str(rkt.local_config)],
+    done = subprocess.run([sys.executable, "-c", script, str(rkt.data), str(rkt.local_config)],
                           capture_output=True, text=True, check=True)
     uuid = done.stdout.strip()
     rkt.seen.add(uuid)

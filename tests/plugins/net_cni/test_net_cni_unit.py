@@ -284,6 +284,33 @@ def test_port_forwarding_is_one_transaction(iptables):
         "COMMIT"]
 
 
+@pytest.mark.parametrize("rule,host_ip,taken", [
+    ("-p tcp -m tcp --dport 8080", "", True),
+    ("-d 10.0.0.1/32 -p tcp -m tcp --dport 8080", "", True),
+    ("-d 10.0.0.1/32 -p tcp -m tcp --dport 8080", "10.0.0.1", True),
+    ("-p tcp -m tcp --dport 8080", "10.0.0.1", True),
+    ("-d 10.0.0.2/32 -p tcp -m tcp --dport 8080", "10.0.0.1", False),
+    ("-p udp -m udp --dport 8080", "", False),
+    ("-p tcp -m tcp --dport 80800", "", False),
+])
+def test_a_host_port_another_pod_forwards_is_refused(iptables, rule, host_ip, taken):
+    from rkt_core.stage0.network import ForwardedPort
+
+    table, log = iptables
+    table.write_text(f"*nat\n:RKT-PFWD-DNAT-0000000000000a - [0:0]\n"
+                     f"-A RKT-PFWD-DNAT-0000000000000a {rule} -j DNAT --to-destination "
+                     "172.16.28.9:80\nCOMMIT\n")
+    forward = [ForwardedPort("http", "tcp", 80, 8080, host_ip)]
+    if taken:
+        with pytest.raises(RktError, match="tcp/8080 is already forwarded to another pod "
+                                           r"\(iptables chain RKT-PFWD-DNAT-0000000000000a\)"):
+            portfwd.setup(UUID, "172.16.28.5", forward)
+        assert log() == []
+    else:
+        portfwd.setup(UUID, "172.16.28.5", forward)
+        assert log()
+
+
 def test_port_forwarding_teardown_removes_what_is_there(iptables):
     table, log = iptables
     other = "-A PREROUTING -m addrtype --dst-type LOCAL -j RKT-PFWD-DNAT-0000000000000"
