@@ -220,6 +220,19 @@ def test_dns_flags_and_hosts_entries(rkt, image):
     assert done.returncode == 254 and "cannot be used with --dns=host" in done.stderr
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_name_service_files_reach_the_apps(rkt, image, flavor):
+    out = _run_output(rkt, f"--stage1-name={flavor}", "--dns=10.1.2.3", "--dns-opt=ndots:2",
+                      "--hosts-entry=10.9.8.7=db", image, "--exec", "/bin/busybox", "--", "sh",
+                      "-c", "cat /etc/resolv.conf /etc/hosts")
+    if flavor == "nettest":  # apps see the host's files: check what the flavor was given
+        pod = rkt.data / "pods" / "run" / rkt.note_pods()[0]
+        options = json.loads((pod / "nettest-options.json").read_text())
+        out = "".join(open(options[k]).read() for k in ("resolv_conf", "hosts_file"))
+    assert "nameserver 10.1.2.3\noptions ndots:2\n" in out
+    assert "127.0.0.1\tlocalhost rkt-" in out and "10.9.8.7\tdb\n" in out
+
+
 def test_unknown_network_and_bad_plugins(rkt, image):
     done = rkt("run", "--stage1-name=nettest", "--net=nosuchnet", image)
     assert done.returncode == 254 and "networks not found: nosuchnet" in done.stderr
