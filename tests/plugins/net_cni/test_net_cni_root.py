@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,13 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _free_ip() -> str:
+    """An address of the default network no lease holds now (others may run pods too)."""
+    leases = Path("/var/lib/cni/networks/default")
+    taken = set(os.listdir(leases)) if leases.is_dir() else set()
+    return next(ip for ip in (f"172.16.28.{n}" for n in range(200, 254)) if ip not in taken)
 
 
 def _fetch(url: str):
@@ -161,19 +169,20 @@ def test_cni_args_dns_and_interfaces_in_order(rkt, image, tmp_path):
         "cniVersion": "0.4.0", "name": "first", "type": "ptp",
         "ipam": {"type": "host-local", "subnet": "10.99.7.0/24", "resolvConf": str(resolv),
                  "dataDir": str(leases)}}))
-    out = _run_output(rkt, "--stage1-name=nettest", "--net=default:IP=172.16.28.211,first",
+    ip = _free_ip()
+    out = _run_output(rkt, "--stage1-name=nettest", f"--net=default:IP={ip},first",
                       image, "--exec", "/bin/busybox", "--", "ip", "-o", "-4", "addr")
     assert "eth0    inet 10.99.7." in out
-    assert "eth1    inet 172.16.28.211/24" in out
+    assert f"eth1    inet {ip}/24" in out
     uuid = rkt.note_pods()[0]
     status = rkt.status(uuid)
     assert "first:ip4=10.99.7." in status["networks"]
-    assert "default:ip4=172.16.28.211" in status["networks"]
+    assert f"default:ip4={ip}" in status["networks"]
     pod = rkt.data / "pods" / "run" / uuid
     info = json.loads((pod / "net-info.json").read_text())
     assert [(n["netName"], n["ifName"], n["args"]) for n in info] == [
-        ("first", "eth0", ""), ("default", "eth1", "IP=172.16.28.211")]
-    assert info[1]["ip"] == "172.16.28.211" and info[1]["mask"] == "255.255.255.0"
+        ("first", "eth0", ""), ("default", "eth1", f"IP={ip}")]
+    assert info[1]["ip"] == ip and info[1]["mask"] == "255.255.255.0"
     assert info[1]["pluginPath"] == "/usr/lib/cni/ptp"
     options = json.loads((pod / "nettest-options.json").read_text())
     assert (pod / "resolv.conf").read_text() == "nameserver 10.99.0.53\nsearch cni.example\n"
@@ -231,6 +240,17 @@ def test_name_service_files_reach_the_apps(rkt, image, flavor):
         out = "".join(open(options[k]).read() for k in ("resolv_conf", "hosts_file"))
     assert "nameserver 10.1.2.3\noptions ndots:2\n" in out
     assert "127.0.0.1\tlocalhost rkt-" in out and "10.9.8.7\tdb\n" in out
+
+
+def test_run_prepared_takes_the_network_flags(rkt, image):
+    uuid = rkt("prepare", "--quiet", "--stage1-name=nettest", "--port=http:18933", image,
+               "--exec", "/bin/busybox", "--", "ip", "-o", "-4", "addr", check=0).stdout.strip()
+    done = rkt("run-prepared", "--net=none", uuid)
+    assert done.returncode == 254 and "--port does not work with --net=none" in done.stderr
+    ip = _free_ip()
+    done = rkt("run-prepared", f"--net=default:IP={ip}", uuid, check=0)
+    assert f"eth0    inet {ip}/24" in done.stdout
+    assert rkt.status(uuid)["networks"] == f"default:ip4={ip}"
 
 
 def test_unknown_network_and_bad_plugins(rkt, image):
