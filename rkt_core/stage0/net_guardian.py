@@ -5,7 +5,8 @@ A pod is running exactly while some process holds its lock (``RKT_LOCK_FD``), so
 must be released right after the last holder exits and not before. ``rkt run`` cannot be the
 one to wait for that: it may be killed, or it may ``exec`` the flavor. So before setting the
 networks up it starts a guardian, a small detached process (double fork, its own session, stdio
-on /dev/null, no descriptor but the two below, so it pins no terminal, pipe or lock) holding:
+on /dev/null, no descriptor but the two below, so it pins no terminal, pipe or lock; named
+``rkt-net-guard`` in ``ps -o comm``) holding:
 
 - its own descriptor of the pod directory, to wait on the pod's lock (``flock`` is per open
   file, so waiting on a descriptor of its own works while the pod's processes hold theirs);
@@ -127,6 +128,11 @@ def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> N
 
     # Objects inherited from rkt run may own descriptors closed below: never finalize them.
     gc.freeze()
+    try:  # named in ps -o comm / pgrep (its command line stays rkt run's)
+        with open("/proc/self/comm", "w") as f:
+            f.write("rkt-net-guard")
+    except OSError:
+        pass
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

@@ -160,6 +160,7 @@ def test_the_guardian_keeps_no_descriptor_but_its_own(pod, tmp_path):
         assert targets[:4] == ["/dev/null"] * 3 + [pod.path]
         assert len(targets) == 5 and targets[4].startswith("socket:")
         assert os.readlink(f"/proc/{holder}/cwd") == "/"
+        assert open(f"/proc/{holder}/comm").read() == "rkt-net-guard\n"
         assert os.getsid(holder) != os.getsid(0)  # a session of its own: ^C does not reach it
         guardian.finish(ctx, pod)
         _wait(lambda: not _holders(pod.path))
