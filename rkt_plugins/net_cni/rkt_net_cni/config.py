@@ -32,6 +32,7 @@ BUILTIN = {
     },
 }
 
+RESERVED = ("host", "none", "all")  # --net names that never mean a CNI network
 _TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -110,6 +111,10 @@ def _user_configs(local_config: str, warn) -> dict[str, NetConfig]:
             continue
         with open(path, "rb") as f:
             conf = parse(f.read(), filename, path)
+        if conf.name in RESERVED:
+            warn(f'networking: ignoring {path}: "{conf.name}" is a special --net name, not a '
+                 "network's")
+            continue
         if conf.name in found:
             warn(f'networking: network "{conf.name}" is already defined by '
                  f"{found[conf.name].source}; ignoring {path}")

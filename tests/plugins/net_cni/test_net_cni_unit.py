@@ -61,6 +61,15 @@ def test_user_networks_override_builtins_and_order_interfaces(tmp_path):
         config.select(configs, ["default", "x", "y"])
 
 
+def test_special_names_are_not_networks(tmp_path):
+    _write(tmp_path / "net.d" / "10-host.conf", {"name": "host", "type": "ptp"})
+    _write(tmp_path / "net.d" / "20-all.conf", {"name": "all", "type": "ptp"})
+    warnings = []
+    configs = config.load(str(tmp_path), warnings.append)
+    assert "host" not in configs and "all" not in configs
+    assert len(warnings) == 2 and "special --net name" in warnings[0]
+
+
 def test_builtins_come_after_user_networks(tmp_path):
     _write(tmp_path / "net.d" / "99-zzz.conf", {"name": "zzz", "type": "ptp"})
     configs = config.load(str(tmp_path))
