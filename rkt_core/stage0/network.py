@@ -385,10 +385,20 @@ def write_net_info(pod, interfaces: list[dict]) -> None:
 # --- setup and teardown ----------------------------------------------------------------------------
 
 
-def setup(ctx, pod, options: RunOptions) -> RunOptions:
-    """Set the pod's networks up (the pod is locked and in ``run/``); return the options with
-    ``netns`` and the name service files filled in. On failure, whatever was set up is torn
-    down again and the error raised."""
+def backend_for(ctx, net: tuple[str, ...]):
+    """The backend (``NetworkBackend``) of the ``--net`` entries; they must share one."""
+    names = [r.name for r in parse_requests(net)]
+    backends = {ctx.plugins.network_backend_for(name).name for name in names}
+    if len(backends) > 1:
+        raise UsageError(f"--net: networks {', '.join(names)} are handled by different backends "
+                         f"({', '.join(sorted(backends))}); they cannot be joined together")
+    return ctx.plugins.network_backends()[backends.pop()]
+
+
+def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
+    """Set the pod's networks up (the pod is locked and in ``run/``) with ``backend`` (default:
+    :func:`backend_for`); return the options with ``netns`` and the name service files filled
+    in. On failure, whatever was set up is torn down again and the error raised."""
     check_name_service_flags(options)
     requests = parse_requests(options.net)
     ports = forwarded_ports(pod.manifest())
@@ -396,14 +406,9 @@ def setup(ctx, pod, options: RunOptions) -> RunOptions:
     if names == [HOST] or names == [NONE]:
         if ports:
             raise UsageError(f"--port does not work with --net={names[0]}")
-    backends = {ctx.plugins.network_backend_for(name).name for name in names}
-    if len(backends) > 1:
-        raise UsageError(f"--net: networks {', '.join(names)} are handled by different backends "
-                         f"({', '.join(sorted(backends))}); they cannot be joined together")
-    backend_name = backends.pop()
-    record = ctx.plugins.network_backends()[backend_name]
+    record = backend or backend_for(ctx, options.net)
     if names != [HOST]:
-        write_state(pod.file(BACKEND_FILE), backend_name.encode())
+        write_state(pod.file(BACKEND_FILE), record.name.encode())
     try:
         networks = record.factory().setup(pod, requests, ctx)
         if networks.netns:

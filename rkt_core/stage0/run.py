@@ -78,9 +78,13 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     options = replace(options, lock_fd=pod.lock.fd)
     # Networks are set up here and released by a guardian process once the pod's last process
     # is gone, even if rkt itself is killed or exec'ed (see rkt_core.stage0.net_guardian).
-    guardian = Guardian(ctx, pod) if options.net != (network.HOST,) else None
+    backend = network.backend_for(ctx, options.net)
+    guardian = None
+    if options.net != (network.HOST,):
+        backend.factory()  # imported before the guardian forks: its teardown starts sooner
+        guardian = Guardian(ctx, pod)
     try:
-        options = network.setup(ctx, pod, options)
+        options = network.setup(ctx, pod, options, backend)
         ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
         code = stage1.run(pod, options)
     finally:

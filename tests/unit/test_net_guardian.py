@@ -152,8 +152,7 @@ def test_the_guardian_keeps_no_descriptor_but_its_own(pod, tmp_path):
         (holder,) = _holders(pod.path)  # the guardian: nothing else holds the pod
 
         def targets():
-            return sorted(os.readlink(f"/proc/{holder}/fd/{fd}")
-                          for fd in os.listdir(f"/proc/{holder}/fd"))
+            return sorted(_links(str(holder)))
         _wait(lambda: os.readlink(f"/proc/{holder}/cwd") == "/")  # (it starts in the background)
         _wait(lambda: len(targets()) == 5)
         targets = targets()
@@ -173,11 +172,21 @@ def _holders(path: str) -> list[int]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         if int(pid) == os.getpid():
             continue
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
-            continue
-        if any(link == path or link.startswith(path + "/") for link in links):
+        if any(link == path or link.startswith(path + "/") for link in _links(pid)):
             found.append(int(pid))
     return found
 
+
+def _links(pid: str) -> list[str]:
+    """What the process's descriptors point to (it may be closing some meanwhile)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    links = []
+    for fd in fds:
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return links

@@ -61,10 +61,15 @@ def _holders(path: Path) -> list[int]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            links = [os.readlink(f"/proc/{pid}/cwd")]
-            links += [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            fds = [f"fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
-            continue
+            continue  # gone, or a kernel thread
+        links = []
+        for name in ["cwd", *fds]:
+            try:
+                links.append(os.readlink(f"/proc/{pid}/{name}"))
+            except OSError:
+                pass  # closed meanwhile
         if int(pid) != os.getpid() and any((link + "/").startswith(prefix) for link in links):
             found.append(int(pid))
     return found
