@@ -63,7 +63,7 @@ def options_checker(ctx, options: RunOptions, net_given: bool):
     cannot run."""
     def validate(flavor: str, manifest) -> None:
         stage1 = ctx.plugins.stage1_flavor(flavor).factory()
-        check_options(stage1, flavor, manifest, options, net_given)
+        network.backend_for(ctx, check_options(stage1, flavor, manifest, options, net_given).net)
     return validate
 
 
