@@ -254,6 +254,10 @@ def test_run_prepared_takes_the_network_flags(rkt, image):
 
 
 def test_unknown_network_and_bad_plugins(rkt, image):
+    done = rkt("--disable-plugin=net-cni", "run", "--stage1-name=nettest", image)
+    assert done.returncode == 254 and "rkt-net-cni" in done.stderr
+    assert 'no network backend is installed for network "default"' in done.stderr
+    assert rkt.note_pods() == []  # refused before any pod existed
     done = rkt("run", "--stage1-name=nettest", "--net=nosuchnet", image)
     assert done.returncode == 254 and "networks not found: nosuchnet" in done.stderr
     (rkt.local_config / "net.d" / "10-bad.conf").write_text(json.dumps(
