@@ -1,9 +1,9 @@
 """The CNI backend without root: configurations, plugin lookup and invocation (with stand-in
-plugins that record what they are given), results of every CNI version."""
+plugins that record what they are given), results of every CNI version, port forwarding
+rules (with stand-ins for the iptables tools)."""
 
 import json
 import os
-import stat
 import sys
 
 import pytest
