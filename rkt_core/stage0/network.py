@@ -31,7 +31,6 @@ import tempfile
 from dataclasses import dataclass, replace
 
 from ..errors import RktError, UsageError
-from ..sys import netns as sys_netns
 from ..types import NetworkRequest, PodNetworks, RunOptions
 
 HOST, NONE, ALL, DEFAULT = "host", "none", "all", "default"
@@ -351,12 +350,16 @@ def _remove(path: str) -> None:
 def netns_path(pod) -> str:
     """Where the pod's network namespace is pinned: ``/run/netns/rkt-<uuid>`` (``ip netns``
     lists it as ``rkt-<uuid>``)."""
-    return os.path.join(sys_netns.NETNS_DIR, NETNS_PREFIX + pod.uuid)
+    from ..sys.netns import NETNS_DIR  # imported when needed: ctypes and socket cost start-up
+
+    return os.path.join(NETNS_DIR, NETNS_PREFIX + pod.uuid)
 
 
 def create_netns(pod) -> str:
     """Create the pod's network namespace with ``lo`` up; its path is recorded in ``netns``
     first, so that a crash right after still finds it. Returns the path."""
+    from ..sys import netns as sys_netns
+
     path = netns_path(pod)
     write_state(pod.file(NETNS_FILE), path.encode())
     if sys_netns.is_netns(path):  # a retried setup of this very pod
@@ -372,6 +375,8 @@ def _destroy_netns(pod) -> None:
     if recorded and recorded != netns_path(pod):
         raise RktError(f'pod "{pod.uuid}": unexpected network namespace path "{recorded}" in '
                        f"{pod.file(NETNS_FILE)}; not removing it")
+    from ..sys import netns as sys_netns
+
     sys_netns.destroy(netns_path(pod))
     _remove(pod.file(NETNS_FILE))
 
