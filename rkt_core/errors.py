@@ -36,3 +36,13 @@ class ImageError(RktError):
 
 class PluginMissingError(RktError):
     """A command needs a plugin that is not installed."""
+
+
+def describe(error: BaseException) -> str:
+    """A one-line message for an exception raised while setting a process or mount up."""
+    if isinstance(error, RktError):
+        return error.message
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}"
+    return f"{type(error).__name__}: {error}"

@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Callable
 
-from rkt_core.errors import EXIT_RKT_ERROR, RktError
+from rkt_core.errors import EXIT_RKT_ERROR, RktError, describe
 
 
 class Channel:
@@ -31,16 +31,6 @@ class Channel:
     def fail(self, message: str) -> None:
         """Report the error that ends the child."""
         self.sock.send(b"E" + message.encode("utf-8", "replace"))
-
-
-def describe(error: BaseException) -> str:
-    """A one-line message for an exception raised while setting a process up."""
-    if isinstance(error, RktError):
-        return error.message
-    if isinstance(error, OSError):
-        where = f": {error.filename}" if error.filename else ""
-        return f"{error.strerror or error}{where}"
-    return f"{type(error).__name__}: {error}"
 
 
 def spawn(child: Callable[[Channel], None]) -> tuple[int, list[int]]:

@@ -1,26 +1,25 @@
 """What happens inside a fly pod: the app's root and its mounts, a process's identity, exec.
 
 The image is untrusted, so its root is only ever touched through an fd of it
-(:mod:`rkt_core.sys.scoped`): no symlink in it makes rkt read, create or mount anything outside
-it. Executables and working directories are resolved the same way to symlink-free paths, and
-refused under ``/proc``, before rkt enters the root.
+(:mod:`rkt_core.sys.scoped`, :mod:`rkt_core.pod.approot`): no symlink in it makes rkt read,
+create or mount anything outside it. Executables and working directories are resolved the same
+way to symlink-free paths, and refused under ``/proc``, before rkt enters the root.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import stat
 from dataclasses import dataclass
 from typing import NoReturn
 
 from rkt_core.errors import RktError
-from rkt_core.pod.runtime import (DEFAULT_PATH, Account, AppRuntime, process_environment,
-                                  resolve_user)
+from rkt_core.pod import approot
+from rkt_core.pod.runtime import DEFAULT_PATH, Account, AppRuntime, process_environment
 from rkt_core.sys import mount, ns, proc, scoped
 from rkt_core.types import RunOptions
 
-from .spawn import Channel, describe, spawn
+from .spawn import Channel, spawn
 
 SYSTEM_BINDS = ("/dev", "/proc", "/sys")  # bound recursively from the host, as rkt fly does
 
@@ -78,46 +77,18 @@ def mount_root(app: AppRuntime, options: RunOptions) -> int:
     try:
         # The image must not redirect these (CVE-2019-19921): no symlinks on the way.
         for path in SYSTEM_BINDS:
-            _mounting(app, path, scoped.bind_into, root, path, path, recursive=True,
+            approot.mount_step(app, path, scoped.bind_into, root, path, path, recursive=True,
                       follow=False)
-        _mounting(app, "/tmp", scoped.mount_into, root, "/tmp", "tmpfs", "tmpfs",
+        approot.mount_step(app, "/tmp", scoped.mount_into, root, "/tmp", "tmpfs", "tmpfs",
                   mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
         for m in app.mounts:
-            _mounting(app, f'volume "{m.volume}" on {m.target}', scoped.bind_into, root, m.source,
+            approot.mount_step(app, f'volume "{m.volume}" on {m.target}', scoped.bind_into, root, m.source,
                       m.target, read_only=m.read_only)
-        _name_service(app, root, options)
+        approot.bind_name_service(app, root, options)
     except BaseException:
         os.close(root)
         raise
     return root
-
-
-def _mounting(app: AppRuntime, what: str, call, *args, **kwargs) -> None:
-    try:
-        call(*args, **kwargs)
-    except OSError as e:
-        raise RktError(f'app "{app.name}": cannot mount {what}: {describe(e)}') from None
-
-
-def _name_service(app: AppRuntime, root: int, options: RunOptions) -> None:
-    """/etc/resolv.conf and /etc/hosts from the files stage0 chose (``--dns``,
-    ``--hosts-entry``, or the host's with ``host``), bound read-only after the volumes; the
-    fallback hosts file only where the app has no /etc/hosts."""
-    binds = [(options.resolv_conf, "/etc/resolv.conf"), (options.hosts_file, "/etc/hosts")]
-    if options.hosts_fallback and not options.hosts_file and not _exists(root, "/etc/hosts"):
-        binds.append((options.hosts_fallback, "/etc/hosts"))
-    for source, target in binds:
-        if source:
-            _mounting(app, target, scoped.bind_into, root, source, target, read_only=True)
-
-
-def _exists(root: int, path: str) -> bool:
-    try:
-        node = scoped.resolve(root, path)
-    except OSError:
-        return False
-    os.close(node.fd)
-    return True
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -128,67 +99,11 @@ def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: 
     ``cwd``; ``argv[0]`` without a ``/`` is searched in the app's PATH."""
     if not argv:
         raise RktError(f'app "{app.name}" has nothing to execute')
-    try:
-        account = resolve_user(app, lambda path: _read_text(root, path),
-                               lambda path: _owner(root, path))
-    except OSError as e:
-        raise RktError(f'app "{app.name}": cannot resolve its user: {describe(e)}') from None
+    account = approot.account(root, app)
     env = process_environment(app, account, interactive=interactive)
-    where = _directory(root, app, cwd)
-    path = _executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
+    where = approot.directory(root, app, cwd)
+    path = approot.executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
     return Process(path, list(argv), where, account, env)
-
-
-def _read_text(root: int, path: str) -> str | None:
-    data = scoped.read_file(root, path)
-    return None if data is None else data.decode("utf-8", "replace")
-
-
-def _owner(root: int, path: str) -> tuple[int, int]:
-    node = scoped.resolve(root, path)
-    try:
-        st = os.fstat(node.fd)
-    finally:
-        os.close(node.fd)
-    return st.st_uid, st.st_gid
-
-
-def _under_proc(path: str) -> bool:
-    return path == "/proc" or path.startswith("/proc/")
-
-
-def _directory(root: int, app: AppRuntime, path: str) -> str:
-    """The symlink-free form of a working directory inside the root; never under /proc (a
-    working directory there could reach the host, CVE-2024-21626)."""
-    try:
-        node = scoped.resolve(root, path, want_dir=True)
-    except OSError as e:
-        raise RktError(f'app "{app.name}": working directory "{path}": {e.strerror}') from None
-    os.close(node.fd)
-    if _under_proc(node.path):
-        raise RktError(f'app "{app.name}": working directory "{path}" is under /proc')
-    return node.path
-
-
-def _executable(root: int, app: AppRuntime, name: str, search_path: str, cwd: str) -> str:
-    """The symlink-free path of an executable regular file inside the root (not under /proc)."""
-    if "/" in name:
-        candidates = [os.path.join(cwd, name)]
-    else:
-        candidates = [os.path.join(cwd, d, name) for d in search_path.split(":") if d]
-    for candidate in candidates:
-        try:
-            node = scoped.resolve(root, candidate)
-        except OSError:
-            continue
-        try:
-            st = os.fstat(node.fd)
-        finally:
-            os.close(node.fd)
-        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and not _under_proc(node.path):
-            return node.path
-    where = "" if "/" in name else f" in PATH ({search_path})"
-    raise RktError(f'app "{app.name}": executable "{name}" not found{where} in the app\'s root')
 
 
 def exec_in(root: int, p: Process, keep: tuple[int, ...] = (),
