@@ -127,13 +127,33 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
         command = list(argv) or DEFAULT_COMMAND
         path = app_roots.executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
         keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators).capabilities}
-        cgroup_dirs = [d for d in cgroups.app_cgroups(found, pod.uuid, unit) if os.path.isdir(d)]
+        cgroup_dirs = _process_cgroups(proc_fd, found, pod.uuid)
         with proc.blocked_signals(proc.FORWARDED):
             return _run(lambda: _exec(root, cwd, path, command, env, account, keep),
                         cgroup_dirs, joins)
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _process_cgroups(proc_fd: int, found: list[cgroups.Hierarchy], uuid: str) -> list[str]:
+    """The host directories of the cgroups of the process ``proc_fd`` pins, in every
+    hierarchy (each checked to be inside the pod's cgroup)."""
+    with open(os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
+        lines = f.read().splitlines()
+    result = []
+    for line in lines:
+        number, controllers, path = line.split(":", 2)
+        names = tuple(controllers.split(",")) if controllers else ()
+        for h in found:
+            if (h.version == 2 and number == "0" and not names) or \
+                    (h.version == 1 and set(h.controllers) == set(names)):
+                directory = os.path.normpath(os.path.join(h.mount_point, path.lstrip("/")))
+                pod = h.pod_dir(uuid)
+                if directory != pod and not directory.startswith(pod + "/"):
+                    raise RktError(f"the app's cgroup {path} is outside the pod's")
+                result.append(directory)
+    return result
 
 
 def _exec(root: int, cwd: str, path: str, argv: list[str], env: dict, account, keep) -> None:

@@ -1,0 +1,337 @@
+"""What is the nspawn flavor's own, through the real ``rkt`` command: isolators seen from inside
+the app, multi-app exit statuses, ``enter`` confined like the app, logs, a real terminal,
+private users, hostname and hosts, event handlers, and nothing left behind."""
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
+from rkt_stage1_nspawn import cgroups
+from rkt_stage1_nspawn.isolators import DEFAULT_CAPABILITIES, Limits
+
+pytestmark = pytest.mark.root
+
+V1 = not cgroups.unified(cgroups.hierarchies())
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+
+
+def _pod_cgroups(uuid: str) -> list[str]:
+    found = []
+    for top, dirs, _ in os.walk(cgroups.ROOT):
+        found += [os.path.join(top, d) for d in dirs if d == f"rkt-{uuid}"]
+        dirs[:] = [d for d in dirs if not d.startswith("rkt-")]
+    return found
+
+
+@pytest.fixture
+def rkt(tmp_path):
+    rkt = Rkt(tmp_path / "data", "nspawn")
+    yield rkt
+    rkt.cleanup()
+    uuids = [p.name for p in (tmp_path / "data" / "pods").glob("*/*")] \
+        if (tmp_path / "data" / "pods").exists() else []
+    for uuid in uuids:  # every pod's cgroups are gone once rkt run returned
+        assert _pod_cgroups(uuid) == []
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
+def _run_saving_uuid(rkt, tmp_path, *args, **kwargs):
+    uuid_file = tmp_path / "uuid"
+    result = rkt.run(f"--uuid-file-save={uuid_file}", *args, **kwargs)
+    return result, uuid_file.read_text().strip()
+
+
+def _status_mask(text: str, field: str) -> int:
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no {field} in {text!r}")
+
+
+# --- isolators ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not V1, reason="the host has a unified cgroup hierarchy")
+def test_memory_and_cpu_limits_seen_by_the_app_v1(rkt, image):
+    result = rkt.run(image, "--memory=64M", "--cpu=500m", "--exec", "/bin/sh", "--", "-c",
+                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                     "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us; "
+                     "exit 3")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == ["64000000", "50000", "100000"]
+
+
+def test_image_isolators_and_their_override(rkt, tmp_path):
+    limited = contract_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
+        {"name": "resource/memory", "value": {"request": "32Mi", "limit": "32Mi"}},
+        {"name": "resource/cpu", "value": {"request": "250m", "limit": "250m"}}])
+    show = ["--exec", "/bin/sh", "--", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                             "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"]
+    result = rkt.run(str(limited), *show)
+    assert result.stdout.split() == [str(32 << 20), "25000"], result.stderr
+    result = rkt.run(str(limited), "--memory=16Mi", *show)
+    assert result.stdout.split() == [str(16 << 20), "25000"], result.stderr
+
+
+def test_default_capabilities(rkt, image):
+    result = rkt.run(image, "--exec", "/bin/cat", "--", "/proc/self/status")
+    assert result.returncode == 0, result.stderr
+    assert _status_mask(result.stdout, "CapBnd") == Limits().capability_mask
+    assert _status_mask(result.stdout, "CapEff") == Limits().capability_mask
+
+
+def test_capabilities_retain_and_remove(rkt, image, tmp_path):
+    result = rkt.run(image, "--caps-retain=CAP_NET_ADMIN,CAP_KILL", "--exec", "/bin/cat", "--",
+                     "/proc/self/status")
+    assert _status_mask(result.stdout, "CapBnd") == (1 << 12) | (1 << 5), result.stderr
+    result = rkt.run(image, "--caps-remove=CAP_CHOWN", "--exec", "/bin/sh", "--", "-c",
+                     "grep CapBnd /proc/self/status; chown 1000 /etc/marker")
+    assert _status_mask(result.stdout, "CapBnd") == \
+        Limits(tuple(c for c in DEFAULT_CAPABILITIES if c != "CAP_CHOWN")).capability_mask
+    assert result.returncode != 0  # chown without CAP_CHOWN
+    retained = contract_image(tmp_path / "caps.aci", name="example.com/caps", isolators=[
+        {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_SYS_ADMIN"]}}])
+    result = rkt.run(str(retained), "--exec", "/bin/cat", "--", "/proc/self/status")
+    assert _status_mask(result.stdout, "CapBnd") == 1 << 21, result.stderr
+
+
+def test_unknown_capability_is_refused(rkt, image):
+    result = rkt.run(image, "--caps-retain=CAP_NOPE", "--exec", "/bin/true")
+    assert result.returncode == 254 and 'unknown capability "CAP_NOPE"' in result.stderr
+
+
+# --- several apps ------------------------------------------------------------------------------
+
+
+def test_two_apps_the_failing_ones_status_wins(rkt, image, tmp_path):
+    result, uuid = _run_saving_uuid(
+        rkt, tmp_path, image, "--name=ok", "--exec", "/bin/sh", "--", "-c", "sleep 0.3; echo ok",
+        "---", image, "--name=bad", "--exec", "/bin/sh", "--", "-c", "echo bad; exit 5")
+    assert result.returncode == 5, result.stderr
+    assert sorted(result.stdout.split()) == ["bad", "ok"]
+    status = rkt.status(uuid)
+    assert (status["app-ok"], status["app-bad"]) == ("0", "5")
+
+
+def test_first_failure_in_time_decides(rkt, image, tmp_path):
+    result, uuid = _run_saving_uuid(
+        rkt, tmp_path, image, "--name=late", "--exec", "/bin/sh", "--", "-c", "sleep 0.5; exit 7",
+        "---", image, "--name=early", "--exec", "/bin/sh", "--", "-c", "exit 6")
+    assert result.returncode == 6, result.stderr
+    status = rkt.status(uuid)
+    assert (status["app-late"], status["app-early"]) == ("7", "6")
+
+
+def test_missing_executable_is_an_error_of_rkt(rkt, image):
+    result = rkt.run(image, "--exec", "/no/such")
+    assert result.returncode == 254
+    assert 'executable "/no/such" not found' in result.stderr
+
+
+# --- enter -------------------------------------------------------------------------------------
+
+
+def test_enter_is_confined_like_the_app(rkt, image, tmp_path):
+    process, uuid = rkt.start("--set-env=FOO=bar", image,
+                              "--caps-retain=CAP_NET_BIND_SERVICE,CAP_KILL", "--memory=32Mi",
+                              "--exec", "/bin/sleep", "--", "1000")
+    app_pid = _app_pid(uuid)
+    with open(f"/proc/{app_pid}/status") as f:
+        app_status = f.read()
+    with open(f"/proc/{app_pid}/cgroup") as f:
+        app_cgroup = f.read()
+    result = rkt("enter", uuid, "/bin/sh", "-c",
+                 "cat /proc/self/status; echo ---; cat /proc/self/cgroup; echo ---; echo $FOO; "
+                 "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert result.returncode == 0, result.stderr
+    status, cgroup, rest = result.stdout.split("---\n")
+    for field in ("CapBnd", "CapEff", "CapPrm"):
+        assert _status_mask(status, field) == _status_mask(app_status, field) == \
+            (1 << 10) | (1 << 5), field
+    assert _status_mask(status, "CapInh") == 0 and _status_mask(status, "CapAmb") == 0
+    assert "NoNewPrivs:\t1" in status
+    assert "Uid:\t0\t0\t0\t0" in status
+    # the app's cgroup in every hierarchy (inside, paths are relative to the pod's cgroup)
+    on_host = dict(line.rsplit(":", 1) for line in app_cgroup.splitlines())
+    inside = dict(line.rsplit(":", 1) for line in cgroup.splitlines())
+    assert inside.keys() == on_host.keys()
+    for hierarchy, path in inside.items():
+        pod_base = on_host[hierarchy][:on_host[hierarchy].index(f"rkt-{uuid}") + 40]
+        pod_base += "/payload" if on_host[hierarchy][len(pod_base):].startswith("/payload") else ""
+        assert on_host[hierarchy] == pod_base + (path if path != "/" else ""), hierarchy
+    assert "memory:/system.slice/busybox.service" in cgroup
+    assert rest.split() == ["bar", str(32 << 20)]
+    rkt("stop", uuid)
+    rkt.wait_exited(process)
+
+
+def test_enter_as_the_apps_user(rkt, image):
+    process, uuid = rkt.start(image, "--user=user", "--group=users", "--exec", "/bin/sleep", "--",
+                              "1000")
+    result = rkt("enter", uuid, "/bin/sh", "-c", "id -u; id -g; grep CapEff /proc/self/status")
+    assert result.stdout.split() == ["1000", "1000", "CapEff:", "0000000000000000"], result.stderr
+    rkt("stop", uuid)
+    rkt.wait_exited(process)
+
+
+def _app_pid(uuid: str) -> int:
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while time.monotonic() < deadline:
+        for path in _pod_cgroups(uuid):
+            procs = Path(path, cgroups.PAYLOAD, "system.slice", "busybox.service", "cgroup.procs")
+            if procs.exists() and procs.read_text().split():
+                return int(procs.read_text().split()[0])
+        time.sleep(0.05)
+    raise AssertionError("the app did not start")
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def test_logs_of_an_exited_pod(rkt, image, tmp_path):
+    result, uuid = _run_saving_uuid(rkt, tmp_path, image, "--exec", "/bin/sh", "--", "-c",
+                                    "echo line-one; echo line-two >&2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "line-one\n" and "line-two\n" in result.stderr
+    logs = rkt("logs", "--app=busybox", uuid, "-o", "cat")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.split() == ["line-one", "line-two"]
+    journal = next((rkt.data_dir / "pods").glob(f"*/{uuid}/stage1/rootfs/var/log/journal/*"))
+    assert journal.name == uuid.replace("-", "")
+    direct = subprocess.run(["journalctl", "-D", str(journal), "-t", "busybox", "-p", "err",
+                             "-o", "cat", "--no-pager"], capture_output=True, text=True)
+    assert direct.stdout.split() == ["line-two"]
+    assert rkt("logs", "--app=other", uuid).returncode == 254
+
+
+# --- terminal, users, names ---------------------------------------------------------------------
+
+
+def test_interactive_gets_a_real_terminal(rkt, image):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(rkt.command()[0], rkt.command("run", "--stage1-name=nspawn", "--interactive",
+                                               image, "--exec", "/bin/sh"))
+    output = b""
+    try:
+        os.write(fd, b"tty; test -t 0 && echo IS-A-TTY; exit 4\n")
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 4, output
+    assert b"IS-A-TTY" in output and b"/dev/pts/" in output
+
+
+def test_private_users(rkt, image, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "f").write_text("x")
+    result, uuid = _run_saving_uuid(
+        rkt, tmp_path, "--private-users", f"--volume=data,kind=host,source={host}", image,
+        "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+        "cat /proc/self/uid_map; id -u; stat -c %u /etc/marker /data/f")
+    assert result.returncode == 0, result.stderr
+    inside, shift, count, uid, marker, volume = result.stdout.split()
+    assert (inside, count, uid, marker, volume) == ("0", "65536", "0", "0", "65534")
+    shift = int(shift)
+    assert shift > 0 and shift % 65536 == 0
+    pod = next((rkt.data_dir / "pods").glob(f"*/{uuid}"))
+    assert (pod / "private-users").read_text() == f"{shift}:65536"
+    assert os.stat(pod / "stage1/rootfs/rkt/status/busybox").st_uid == shift
+    assert os.stat(pod / "overlay/busybox/upper/etc/marker").st_uid == shift
+    assert os.stat(host / "f").st_uid == 0  # the host's volume is not shifted
+
+
+def test_hostname_hosts_and_environment(rkt, image):
+    result = rkt.run("--hostname=podname", "--hosts-entry=10.9.8.7=db", image, "--exec",
+                     "/bin/sh", "--", "-c", "hostname; cat /etc/hosts; echo $AC_APP_NAME")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "podname"
+    assert "10.9.8.7\tdb" in lines and lines[-1] == "busybox"
+
+
+def test_default_hostname_is_the_machine_name(rkt, image, tmp_path):
+    result, uuid = _run_saving_uuid(rkt, tmp_path, image, "--exec", "/bin/hostname")
+    assert result.stdout == f"rkt-{uuid}\n", result.stderr
+
+
+def test_event_handlers_run_around_the_app(rkt, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    os.chmod(host, 0o777)
+    log = "/data/log"
+    image = contract_image(
+        tmp_path / "handlers.aci", name="example.com/handlers", user="user", group="users",
+        exec=["/bin/sh", "-c", f"echo main $(id -u) >> {log}"],
+        mountPoints=[{"name": "data", "path": "/data"}],
+        eventHandlers=[
+            {"name": "pre-start", "exec": ["/bin/sh", "-c", f"echo pre $(id -u) >> {log}"]},
+            {"name": "post-stop", "exec": ["/bin/sh", "-c", f"echo post $(id -u) >> {log}"]}])
+    result = rkt.run(f"--volume=data,kind=host,source={host}", str(image))
+    assert result.returncode == 0, result.stderr
+    assert (host / "log").read_text() == "pre 1000\nmain 1000\npost 1000\n"
+
+
+def test_failing_pre_start_fails_the_app(rkt, tmp_path):
+    image = contract_image(tmp_path / "bad.aci", name="example.com/bad",
+                           eventHandlers=[{"name": "pre-start", "exec": ["/bin/sh", "-c",
+                                                                         "exit 9"]}])
+    result = rkt.run(str(image))
+    assert result.returncode == 9
+    assert "hi" not in result.stdout
+
+
+# --- stopping and leftovers -------------------------------------------------------------------
+
+
+def test_sigterm_to_rkt_run_stops_the_pod(rkt, image):
+    process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+    process.send_signal(signal.SIGTERM)
+    assert rkt.wait_exited(process) == 128 + signal.SIGTERM
+    assert rkt.status(uuid)["app-busybox"] == str(128 + signal.SIGTERM)
+
+
+def test_force_stop_leaves_no_process(rkt, image):
+    process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                              "trap '' TERM; while true; do sleep 1; done")
+    assert rkt("stop", "--force", uuid).returncode == 0
+    assert rkt.wait_exited(process) == 128 + 9
+    assert _pod_cgroups(uuid) == []
+
+
+def test_gc_removes_cgroups_left_by_a_killed_rkt_run(rkt, image):
+    process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+    assert _pod_cgroups(uuid)
+    process.kill()  # rkt run dies: nspawn gets SIGTERM, the pod shuts down, nobody cleans up
+    rkt.wait_exited(process)
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while rkt.status(uuid).get("state") != "exited":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = rkt("gc", "--grace-period=0s")
+    assert result.returncode == 0, result.stderr
+    assert _pod_cgroups(uuid) == []
