@@ -1,4 +1,5 @@
-"""The README's demo: build a signed busybox image, trust its key, fetch it, list it.
+"""The README's demo: build a signed busybox image, trust its key, fetch it, list it, run it
+(nspawn flavor).
 
 Everything lives under ./demo (data dir, config dir, keys), so the host's /var/lib/rkt and
 /etc/rkt are left alone. Each rkt command is printed before it runs.
@@ -46,6 +47,15 @@ def main() -> None:
     rkt("fetch", str(image))
     rkt("image", "list")
     rkt("image", "cat-manifest", "example.com/busybox:1.0")
+    # The example pod, with the default (nspawn) flavor: limits seen from inside, exit status.
+    run = [RKT, *GLOBAL, "run", "--net=host", "example.com/busybox:1.0", "--memory=64M",
+           "--cpu=500m", "--exec", "/bin/sh", "--", "-c",
+           "echo Hello from a busybox pod; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; exit 3"]
+    print("$", shlex.join(["rkt", *run[1:]]).replace(str(ROOT) + "/", ""), flush=True)
+    result = subprocess.run(run)
+    print(f"exit status {result.returncode} (the app's)", flush=True)
+    if result.returncode != 3:
+        sys.exit("demo: the pod did not exit with its app's status")
 
 
 if __name__ == "__main__":
