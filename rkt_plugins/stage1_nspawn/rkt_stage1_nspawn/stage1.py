@@ -264,8 +264,12 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     argv = nspawn.argv(pod.uuid, rootfs.rootfs(pod),
                        hostname=options.hostname or nspawn.machine_name(pod.uuid),
                        register=nspawn.system_bus(), interactive=options.interactive,
-                       netns=options.netns, private_users=shift, cgroup_view=view,
+                       private_users=shift, cgroup_view=view,
                        capabilities=tuple(caps), debug=options.debug)
+    if options.netns:  # joined here: nspawn could not join it from the pod's user namespace
+        fd = os.open(options.netns, os.O_RDONLY | os.O_CLOEXEC)
+        ns.setns(fd, "net")
+        os.close(fd)
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(signal.SIGTERM)  # rkt run killed: the pod shuts down
     if os.getppid() != parent:
