@@ -17,11 +17,11 @@ import os
 import signal
 import time
 
-from rkt_core.errors import RktError
-from rkt_core.pod.runtime import DEFAULT_PATH, AppRuntime, process_environment, resolve_user
+from rkt_core.errors import RktError, describe
+from rkt_core.pod import approot
+from rkt_core.pod.runtime import DEFAULT_PATH, AppRuntime, process_environment
 from rkt_core.sys import ns, proc
 
-from . import apps as app_roots
 from . import cgroups, units
 from .isolators import CAPABILITIES, app_limits
 
@@ -120,12 +120,11 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
                     joins.append((kind, fd))
         except (FileNotFoundError, ProcessLookupError):
             raise RktError(f'app "{app.name}" exited') from None
-        account = resolve_user(app, lambda p: app_roots._read_text(root, p),
-                               lambda p: app_roots._owner(root, p))
+        account = approot.account(root, app)
         env = process_environment(app, account, interactive=os.isatty(0))
-        cwd = app_roots.directory(root, app, app.working_directory)
+        cwd = approot.directory(root, app, app.working_directory)
         command = list(argv) or DEFAULT_COMMAND
-        path = app_roots.executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
+        path = approot.executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
         keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators).capabilities}
         cgroup_dirs = _process_cgroups(proc_fd, found, pod.uuid)
         with proc.blocked_signals(proc.FORWARDED):
@@ -191,15 +190,11 @@ def _run(exec_inside, cgroup_dirs: list[str], joins: list[tuple[str, int]]) -> i
                 try:
                     exec_inside()
                 except BaseException as e:  # noqa: BLE001
-                    from .spawn import describe
-
                     os.write(w, describe(e).encode("utf-8", "replace"))
                 os._exit(254)
             os.close(w)
             code = proc.wait_forwarding(inner)
         except BaseException as e:  # noqa: BLE001
-            from .spawn import describe
-
             try:
                 os.write(w, describe(e).encode("utf-8", "replace"))
             except OSError:

@@ -10,17 +10,7 @@ import os
 import socket
 from typing import Callable
 
-from rkt_core.errors import EXIT_RKT_ERROR, RktError
-
-
-def describe(error: BaseException) -> str:
-    """A one-line message for an exception raised while setting a process up."""
-    if isinstance(error, RktError):
-        return error.message
-    if isinstance(error, OSError):
-        where = f": {error.filename}" if error.filename else ""
-        return f"{error.strerror or error}{where}"
-    return f"{type(error).__name__}: {error}"
+from rkt_core.errors import EXIT_RKT_ERROR, RktError, describe
 
 
 def spawn(child: Callable[[], None]) -> int:
