@@ -27,10 +27,10 @@ import ipaddress
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 
 from ..errors import RktError, UsageError
+from ..sys.fs import write_atomic
 from ..types import NetworkRequest, PodNetworks, RunOptions
 
 HOST, NONE, ALL, DEFAULT = "host", "none", "all", "default"
@@ -324,20 +324,9 @@ def name_service(pod, options: RunOptions, networks: PodNetworks | None) -> RunO
 
 
 def write_state(path: str, data: bytes) -> None:
-    """Replace a pod state file atomically (temp file and rename). No fsync: these files
-    describe kernel state (namespaces, links, iptables rules) that a reboot clears anyway."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fchmod(f.fileno(), 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Replace a pod state file atomically. Not durable: these files describe kernel state
+    (namespaces, links, iptables rules) that a reboot clears anyway."""
+    write_atomic(path, data, durable=False)
 
 
 def _remove(path: str) -> None:

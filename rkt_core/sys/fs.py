@@ -24,11 +24,11 @@ def rename_durable(src: str, dst: str) -> None:
         fsync_dir(src_dir)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` durably; never follows a symlink at ``path``.
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically; never follows a symlink at ``path``.
 
-    Written to a temp file in the same directory, fsynced, renamed over ``path``, then the
-    directory is fsynced. A symlink at ``path`` is replaced, not followed.
+    Written to a temp file in the same directory, renamed over ``path``; when ``durable`` the
+    file is fsynced before the rename and the directory after it.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -37,7 +37,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -45,7 +46,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
 def makedirs(path: str, mode: int = 0o755) -> None:
