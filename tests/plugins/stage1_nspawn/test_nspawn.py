@@ -147,7 +147,7 @@ def test_enter_is_confined_like_the_app(rkt, image, tmp_path):
     process, uuid = rkt.start("--set-env=FOO=bar", image,
                               "--caps-retain=CAP_NET_BIND_SERVICE,CAP_KILL", "--memory=32Mi",
                               "--exec", "/bin/sleep", "--", "1000")
-    app_pid = _app_pid(uuid)
+    app_pid = _app_pid(uuid, comm="busybox")  # systemd calls it "(busybox)" until exec
     with open(f"/proc/{app_pid}/status") as f:
         app_status = f.read()
     with open(f"/proc/{app_pid}/cgroup") as f:
@@ -186,15 +186,25 @@ def test_enter_as_the_apps_user(rkt, image):
     rkt.wait_exited(process)
 
 
-def _app_pid(uuid: str) -> int:
+def _app_pid(uuid: str, comm: str | None = None) -> int:
+    """The pid of the pod's busybox app; with ``comm``, once it has exec'd that program (before
+    that it is systemd's child still setting the app's credentials up)."""
     deadline = time.monotonic() + WAIT_TIMEOUT
     while time.monotonic() < deadline:
         for path in _pod_cgroups(uuid):
             procs = Path(path, cgroups.PAYLOAD, "system.slice", "busybox.service", "cgroup.procs")
-            if procs.exists() and procs.read_text().split():
-                return int(procs.read_text().split()[0])
+            pids = procs.read_text().split() if procs.exists() else []
+            if pids and (comm is None or _comm(pids[0]) == comm):
+                return int(pids[0])
         time.sleep(0.05)
     raise AssertionError("the app did not start")
+
+
+def _comm(pid: str) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 # --- logs --------------------------------------------------------------------------------------
