@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pty
 import secrets
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from rkt_core.testing.aci import build_aci, image_manifest, tar_uncompressed_sha512
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.httpserver import TestCA, TestServer, listen_in_netns
+from rkt_core.testing.terminal import drain
 
 pytestmark = pytest.mark.root
 
@@ -82,16 +82,7 @@ class World:
         os.write(master, answer)
         out = proc.stdout.read().decode()
         code = proc.wait(timeout=120)
-        terminal = b""
-        while select.select([master], [], [], 0)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            terminal += chunk
-        os.close(master)
+        terminal = drain(master)
         return code, out, terminal.decode(errors="replace").replace("\r\n", "\n")
 
     def images(self) -> list[str]:

@@ -18,6 +18,7 @@ import pytest
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.httpserver import TestCA, TestServer
+from rkt_core.testing.terminal import drain
 
 NAME = "example.com/hello"
 IMG = NAME + ":1.0"
@@ -361,8 +362,7 @@ def test_connection_refused_is_a_clear_error(rkt):
 
 def test_progress_bar_only_on_a_terminal(rkt, server, image):
     import pty
-    import select
-
+    
     url = serve(server, image)
     master, slave = pty.openpty()
     argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={rkt.data}",
@@ -372,16 +372,7 @@ def test_progress_bar_only_on_a_terminal(rkt, server, image):
     os.close(slave)
     out = proc.stdout.read().decode()
     assert proc.wait(timeout=120) == 0
-    terminal = b""
-    while select.select([master], [], [], 0)[0]:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        terminal += chunk
-    os.close(master)
+    terminal = drain(master)
     text = terminal.decode()
     assert "Downloading ACI: [" in text and "KiB" in text and "/s" in text
     assert out.startswith("sha512-") and "Downloading" not in out

@@ -6,7 +6,6 @@ Every run passes --system-config and --local-config, so /etc/rkt is never touche
 import io
 import os
 import pty
-import select
 import stat
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from rkt_core.cli.main import main
 from rkt_core.cli.trust import fingerprint_text
 from rkt_core.testing.gpg import GpgSigner
+from rkt_core.testing.terminal import drain
 
 RKT = str(Path(sys.executable).with_name("rkt"))
 PREFIX = "example.com/hello"
@@ -149,16 +149,7 @@ def _run_on_tty(args, answer: bytes):
     os.write(master, answer)
     out = proc.stdout.read().decode()
     code = proc.wait(timeout=60)
-    terminal = b""
-    while select.select([master], [], [], 0)[0]:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the other side is closed
-            break
-        if not chunk:
-            break
-        terminal += chunk
-    os.close(master)
+    terminal = drain(master)
     return code, out, terminal.decode().replace("\r\n", "\n")
 
 
