@@ -98,20 +98,6 @@ class TestFlyContract(Stage1Contract):
         result = rkt.run("--interactive", image, "--exec", "/bin/cat", input="typed\n")
         assert (result.returncode, result.stdout) == (0, "typed\n"), result.stderr
 
-    def test_event_handlers_run_around_the_app(self, rkt, tmp_path, host_dir):
-        log = "/data/log"
-        image = contract_image(
-            tmp_path / "handlers.aci", name="example.com/handlers", user="user", group="users",
-            exec=["/bin/sh", "-c", f"echo main $(id -u) >> {log}"],
-            mountPoints=[{"name": "data", "path": "/data"}],
-            eventHandlers=[
-                {"name": "pre-start", "exec": ["/bin/sh", "-c", f"echo pre $(id -u) >> {log}"]},
-                {"name": "post-stop", "exec": ["/bin/sh", "-c", f"echo post $(id -u) >> {log}"]}])
-        os.chmod(host_dir, 0o777)
-        result = rkt.run(f"--volume=data,kind=host,source={host_dir}", str(image))
-        assert result.returncode == 0, result.stderr
-        assert (host_dir / "log").read_text() == "pre 1000\nmain 1000\npost 1000\n"
-
     def test_failing_pre_start_stops_the_start(self, rkt, tmp_path):
         image = contract_image(tmp_path / "bad.aci", name="example.com/bad",
                                eventHandlers=[{"name": "pre-start", "exec": ["/bin/false"]}])

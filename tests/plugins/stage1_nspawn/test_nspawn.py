@@ -292,23 +292,6 @@ def test_default_hostname_is_the_machine_name(rkt, image, tmp_path):
     assert result.stdout == f"rkt-{uuid}\n", result.stderr
 
 
-def test_event_handlers_run_around_the_app(rkt, tmp_path):
-    host = tmp_path / "host"
-    host.mkdir()
-    os.chmod(host, 0o777)
-    log = "/data/log"
-    image = contract_image(
-        tmp_path / "handlers.aci", name="example.com/handlers", user="user", group="users",
-        exec=["/bin/sh", "-c", f"echo main $(id -u) >> {log}"],
-        mountPoints=[{"name": "data", "path": "/data"}],
-        eventHandlers=[
-            {"name": "pre-start", "exec": ["/bin/sh", "-c", f"echo pre $(id -u) >> {log}"]},
-            {"name": "post-stop", "exec": ["/bin/sh", "-c", f"echo post $(id -u) >> {log}"]}])
-    result = rkt.run(f"--volume=data,kind=host,source={host}", str(image))
-    assert result.returncode == 0, result.stderr
-    assert (host / "log").read_text() == "pre 1000\nmain 1000\npost 1000\n"
-
-
 def test_failing_pre_start_fails_the_app(rkt, tmp_path):
     image = contract_image(tmp_path / "bad.aci", name="example.com/bad",
                            eventHandlers=[{"name": "pre-start", "exec": ["/bin/sh", "-c",
