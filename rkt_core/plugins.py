@@ -1,16 +1,25 @@
 """The plugin manager facade: stevedore finds plugins, pluggy holds the contract and calls them.
 
 Every plugin, built-in or external, is an entry point in the group ``rkt.plugins``. Each is
-imported in isolation: one that fails to import or to validate against the hook specs is
-reported (``rkt plugins``) and left out, and the rest work. Core code asks this facade for what
-it needs (``stage1_flavor("fly")``, ``fetcher_for("https")``, ``notify(...)``) and never calls
-``pm.hook`` itself.
+imported in isolation: one that fails to import or to validate is reported (``rkt plugins``) and
+left out, and the rest work. Core code asks this facade for what it needs
+(``stage1_flavor("fly")``, ``fetcher_for("https")``, ``notify(...)``) and never calls ``pm.hook``.
+
+Calls go through pluggy itself, so its semantics hold: call order (last registered first,
+``tryfirst``/``trylast``), ``wrapper=True`` implementations (on *decide* hooks) and tracing
+(``RKT_TRACE_PLUGINS=1``). The one thing the facade adds is isolation: each implementation is
+registered wrapped in a guard that turns its exception into an error reported against its plugin
+(``rkt plugins`` for *setup* and *declare* hooks, a warning for *decide* and *observe* hooks), so
+one broken plugin never stops the others. *Declare* guards also check the records.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
+import types as pytypes
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -18,9 +27,16 @@ import pluggy
 
 from . import hookspecs, types
 from .errors import PluginMissingError, RktError
+from .hookspecs import DECIDE, DECLARE, KIND_ATTR, OBSERVE, RECORD_ATTR, SETUP
 
 ENTRY_POINT_GROUP = "rkt.plugins"
 OK, FAILED, DISABLED = "loaded", "failed", "disabled"
+API_ATTR = "RKT_PLUGIN_API"
+
+# What `rkt plugins` calls the records of each core declare hook.
+_PROVIDES = {"rkt_stage1_flavors": "flavor", "rkt_fetchers": "fetcher",
+             "rkt_verifiers": "verifier", "rkt_network_backends": "network",
+             "rkt_isolators": "isolator"}
 
 
 @dataclass
@@ -31,6 +47,7 @@ class PluginInfo:
     distribution: str = ""
     version: str = ""
     hooks: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)
     status: str = OK
     errors: list[str] = field(default_factory=list)
     entry_point: Any = field(default=None, repr=False, compare=False)
@@ -38,17 +55,16 @@ class PluginInfo:
     def as_json(self) -> dict:
         """The plugin as a JSON object (``rkt plugins --format json``)."""
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
-                "status": self.status, "hooks": self.hooks, "errors": self.errors}
+                "status": self.status, "hooks": self.hooks, "provides": self.provides,
+                "errors": self.errors}
 
 
-# Which record type each declare hook returns, and how a missing one is named in hints.
-_DECLARE = {
-    "rkt_stage1_flavors": types.Stage1Flavor,
-    "rkt_fetchers": types.Fetcher,
-    "rkt_verifiers": types.Verifier,
-    "rkt_network_backends": types.NetworkBackend,
-    "rkt_isolators": types.Isolator,
-}
+@dataclass(frozen=True)
+class Declaration:
+    """The checked records one plugin returned from a declare hook."""
+
+    plugin: str
+    records: tuple
 
 
 def _parse_disabled(values: Iterable[str]) -> set[str]:
@@ -58,24 +74,34 @@ def _parse_disabled(values: Iterable[str]) -> set[str]:
     return names
 
 
+def _spec_kind(namespace: Any, name: str) -> tuple[str, type | None]:
+    function = getattr(namespace, name)
+    return getattr(function, KIND_ATTR, ""), getattr(function, RECORD_ATTR, None)
+
+
 class Plugins:
-    """All plugins of this process. Build it with :func:`load_plugins`; tests may build an empty
-    one (``Plugins(discover=False)``) and :meth:`register` objects directly."""
+    """All plugins of this process. Build it with discovery (the default); tests may build an
+    empty one (``Plugins(discover=False)``) and :meth:`register` objects directly."""
 
     def __init__(self, disabled: Iterable[str] = (), *, discover: bool = True,
                  warn: Callable[[str], None] | None = None):
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        self._kinds: dict[str, tuple[str, type | None]] = {
+            name: _spec_kind(hookspecs, name) for name in dir(hookspecs)
+            if self._pm.parse_hookspec_opts(hookspecs, name)}
         self._warn = warn or (lambda msg: print(f"rkt: {msg}", file=sys.stderr))
         self._infos: dict[str, PluginInfo] = {}
         self._declared: dict[str, dict[str, tuple[Any, str]]] = {}
-        self._trace = os.environ.get("RKT_TRACE_PLUGINS") == "1"
-        if self._trace:
+        self._published: dict[str, list[str]] = {}  # plugin -> hooks it published
+        self._calling = ""  # the plugin whose implementation runs (for _publish)
+        if os.environ.get("RKT_TRACE_PLUGINS") == "1":
             self._pm.trace.root.setwriter(lambda text: sys.stderr.write("rkt: trace: " + text))
             self._pm.enable_tracing()
         self.disabled = _parse_disabled([*disabled, os.environ.get("RKT_DISABLE_PLUGINS", "")])
         for name in self.disabled:
             self._pm.set_blocked(name)
+        self._pm.hook.rkt_add_hookspecs.call_historic(kwargs={"add": self._publish})
         if discover:
             self._discover()
 
@@ -109,98 +135,200 @@ class Plugins:
             return
         manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=wanted, name_order=True,
                                         on_load_failure_callback=on_failure)
-        for ext in manager.extensions:
-            self.register(ext.plugin, ext.name, entry_point=ext.entry_point)
+        self.register_all([(ext.name, ext.plugin) for ext in manager.extensions],
+                          {ext.name: ext.entry_point for ext in manager.extensions})
 
-    def register(self, plugin: Any, name: str, *, entry_point: Any = None) -> PluginInfo:
+    def register(self, plugin: Any, name: str) -> PluginInfo:
         """Register one plugin object under ``name``; a plugin that does not validate is left out.
 
         Returns its :class:`PluginInfo`, whose ``status`` says whether it was taken.
         """
+        return self.register_all([(name, plugin)])[0]
+
+    def register_all(self, plugins: Iterable[tuple[str, Any]],
+                     entry_points: dict[str, Any] | None = None) -> list[PluginInfo]:
+        """Register ``(name, plugin)`` pairs in order (as discovery does), then check each against
+        every hook spec, including those the others published."""
+        infos = [self._register(plugin, name, (entry_points or {}).get(name))
+                 for name, plugin in plugins]
+        for info in infos:
+            if info.status == OK:
+                self._refuse_unknown_hooks(info)
+        return infos
+
+    def _register(self, plugin: Any, name: str, entry_point: Any) -> PluginInfo:
         info = PluginInfo(name, entry_point=entry_point)
         self._infos[name] = info
+        self._declared.clear()
         if self._pm.is_blocked(name):
             info.status = DISABLED
             return info
+        api = getattr(plugin, API_ATTR, None)
+        if api not in hookspecs.SUPPORTED_PLUGIN_APIS:
+            from . import __version__
+
+            supported = ", ".join(map(str, sorted(hookspecs.SUPPORTED_PLUGIN_APIS)))
+            written = (f"was written for rkt plugin API {api!r}" if api is not None
+                       else f"does not say which rkt plugin API it was written for ({API_ATTR})")
+            info.status = FAILED
+            info.errors = [f"{written}; rkt-core {__version__} supports plugin API {supported}"]
+            return info
         try:
-            self._pm.register(plugin, name)
-        except pluggy.PluginValidationError as e:
+            guarded = self._guarded(plugin, name)
+            self._pm.register(guarded, name)
+        except (pluggy.PluginValidationError, ValueError) as e:
             info.status, info.errors = FAILED, [f"invalid hook implementation: {e}"]
             return info
-        except ValueError as e:
-            info.status, info.errors = FAILED, [str(e)]
-            return info
-        callers = self._pm.get_hookcallers(plugin) or []
-        unknown = sorted(hc.name for hc in callers if not hc.has_spec())
-        if unknown:
-            self._pm.unregister(plugin)
-            info.status = FAILED
-            info.errors = [f"implements unknown hooks: {', '.join(unknown)}"]
-            return info
-        info.hooks = sorted(hc.name for hc in callers)
-        self._declared.clear()
+        info.hooks = sorted(hc.name for hc in self._pm.get_hookcallers(guarded) or ())
         return info
 
-    # --- reporting ----------------------------------------------------------------------------
+    def _guarded(self, plugin: Any, name: str) -> Any:
+        """A stand-in for ``plugin`` whose hook implementations run inside :meth:`_call`."""
+        proxy = pytypes.SimpleNamespace()
+        for attr in dir(plugin):
+            opts = self._pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            function = getattr(plugin, attr)
+            hook = opts.get("specname") or attr
+            if opts.get("wrapper") or opts.get("hookwrapper"):
+                self._check_wrapper(name, hook)
+                setattr(proxy, attr, function)
+                continue
+            setattr(proxy, attr, self._guard(name, hook, function))
+        return proxy
 
-    def infos(self) -> list[PluginInfo]:
-        """Every plugin found, loaded or not, sorted by name. Declarations are checked first, so
-        record errors (wrong types, duplicate names) show up here too."""
-        for hook in _DECLARE:
-            self._records(hook)
-        for info in self._infos.values():
-            if info.entry_point is not None and not info.distribution:
-                info.distribution, info.version = _dist_of(info.entry_point)
-        return sorted(self._infos.values(), key=lambda i: i.name)
+    def _guard(self, plugin: str, hook: str, function: Callable) -> Callable:
+        """A plain function that runs ``function`` inside :meth:`_call`; it carries the
+        original's signature and hookimpl marker, which pluggy reads."""
+        def guard(*args: Any) -> Any:
+            return self._call(plugin, hook, function, *args)
+
+        return functools.update_wrapper(guard, function)
+
+    def _check_wrapper(self, plugin: str, hook: str) -> None:
+        kind = self._kinds.get(hook, ("", None))[0]
+        if kind and kind != DECIDE:
+            raise ValueError(f"{hook} is a {kind} hook; wrapper=True is supported on decide "
+                             "hooks only")
+
+    def _refuse_unknown_hooks(self, info: PluginInfo) -> None:
+        plugin = self._pm.get_plugin(info.name)
+        unknown = sorted(hc.name for hc in self._pm.get_hookcallers(plugin) or ()
+                         if not hc.has_spec()
+                         and not all(i.optionalhook for i in hc.get_hookimpls()
+                                     if i.plugin_name == info.name))
+        if unknown:
+            self._reject(info.name, f"implements unknown hooks: {', '.join(unknown)}")
+
+    def _reject(self, name: str, message: str) -> None:
+        self._pm.unregister(name=name)
+        info = self._infos.setdefault(name, PluginInfo(name))
+        info.status, info.errors, info.hooks = FAILED, [message], []
+        self._declared.clear()
+
+    def _publish(self, namespace: Any) -> None:
+        """``add`` of ``rkt_add_hookspecs``: add a plugin's own hook specs. Implementations
+        registered before, whose arguments do not fit, make their plugins fail."""
+        names = [n for n in dir(namespace) if self._pm.parse_hookspec_opts(namespace, n)]
+        kinds = {n: _spec_kind(namespace, n) for n in names}
+        for hook, (kind, record) in kinds.items():
+            if hook in self._kinds:
+                raise ValueError(f"hook {hook} is already specified")
+            if kind not in (SETUP, DECLARE, DECIDE, OBSERVE) or (kind == DECLARE and record is None):
+                raise ValueError(f"hook spec {hook} has no kind: mark it with hookspec.declare("
+                                 "Record), hookspec.decide, hookspec.observe or hookspec.setup")
+            caller = getattr(self._pm.hook, hook, None)
+            params = set(inspect.signature(getattr(namespace, hook)).parameters)
+            for impl in caller.get_hookimpls() if caller is not None else ():
+                extra = set(impl.argnames) - params
+                if extra:
+                    self._reject(impl.plugin_name, f"{hook}: argument(s) {', '.join(sorted(extra))} "
+                                                   "are not in the hook specification")
+                elif (impl.wrapper or impl.hookwrapper) and kind != DECIDE:
+                    self._reject(impl.plugin_name, f"{hook} is a {kind} hook; wrapper=True is "
+                                                   "supported on decide hooks only")
+        self._pm.add_hookspecs(namespace)
+        self._kinds.update(kinds)
+        self._published.setdefault(self._calling, []).extend(sorted(kinds))
 
     # --- calling ------------------------------------------------------------------------------
 
-    def _impls(self, hook: str):
-        return getattr(self._pm.hook, hook).get_hookimpls()
-
-    def _call_one(self, impl, hook: str, kwargs: dict) -> Any:
-        args = {k: kwargs[k] for k in impl.argnames}
-        result = impl.function(**args)
-        if self._trace:
-            sys.stderr.write(f"rkt: trace: {impl.plugin_name}.{hook} -> {result!r}\n")
-        return result
+    def _call(self, plugin: str, hook: str, function: Callable, *args: Any) -> Any:
+        """Run one implementation; what it raises is reported, never passed on."""
+        kind, record = self._kinds.get(hook, ("", None))
+        self._calling = plugin
+        try:
+            result = function(*args)
+        except Exception as e:  # noqa: BLE001 - one plugin must not break the others
+            message = f"{hook} failed: {type(e).__name__}: {e}"
+            if kind in (SETUP, DECLARE):
+                self._fail(plugin, message)
+            else:
+                self._warn(f'plugin "{plugin}": {message}')
+            return None
+        if kind != DECLARE:
+            return result
+        try:
+            candidates = list(result or ())
+        except TypeError:
+            candidates = [result]
+        records = []
+        for candidate in candidates:
+            if isinstance(candidate, record) and getattr(candidate, "name", ""):
+                records.append(candidate)
+            else:
+                self._fail(plugin, f"{hook} returned {candidate!r}, expected a named "
+                                   f"{record.__name__}")
+        return Declaration(plugin, tuple(records))
 
     def _fail(self, plugin_name: str, message: str) -> None:
         info = self._infos.setdefault(plugin_name, PluginInfo(plugin_name))
         if message not in info.errors:
             info.errors.append(message)
 
-    def _records(self, hook: str) -> dict[str, tuple[Any, str]]:
-        """The validated records of a declare hook: name -> (record, plugin name)."""
+    def _hook(self, name: str, kind: str):
+        if self._kinds.get(name, ("",))[0] != kind:
+            raise RktError(f"{name} is not a hook of kind {kind}")
+        return getattr(self._pm.hook, name)
+
+    def declarations(self, hook: str) -> dict[str, tuple[Any, str]]:
+        """The records of a declare hook by name, each with the plugin that declared it. When two
+        plugins declare one name, the one pluggy calls first keeps it; the other is reported."""
         if hook in self._declared:
             return self._declared[hook]
-        expected = _DECLARE[hook]
         records: dict[str, tuple[Any, str]] = {}
-        for impl in self._impls(hook):
-            try:
-                result = list(self._call_one(impl, hook, {}) or ())
-            except Exception as e:  # a broken plugin must not break the others
-                self._fail(impl.plugin_name, f"{hook} failed: {type(e).__name__}: {e}")
-                continue
-            for record in result:
-                if not isinstance(record, expected) or not getattr(record, "name", ""):
-                    self._fail(impl.plugin_name,
-                               f"{hook} returned {record!r}, expected a named {expected.__name__}")
-                elif record.name in records:
-                    self._fail(impl.plugin_name,
-                               f'{expected.__name__} "{record.name}" is already declared by plugin '
-                               f'"{records[record.name][1]}"; this one is ignored')
+        for declaration in self._hook(hook, DECLARE)():
+            for record in declaration.records:
+                if record.name in records:
+                    self._fail(declaration.plugin,
+                               f'{type(record).__name__} "{record.name}" is already declared by '
+                               f'plugin "{records[record.name][1]}"; this one is ignored')
                 else:
-                    records[record.name] = (record, impl.plugin_name)
+                    records[record.name] = (record, declaration.plugin)
         self._declared[hook] = records
         return records
 
-    def _names(self, hook: str) -> list[str]:
-        return sorted(self._records(hook))
+    def decide(self, hook: str, **kwargs: Any) -> Any:
+        """The first answer of a decide hook (None: no plugin has an opinion)."""
+        return self._hook(hook, DECIDE)(**kwargs)
+
+    def notify(self, event: str, **kwargs: Any) -> None:
+        """Tell every observer of ``event`` (e.g. ``rkt_pod_exited``); failures are only logged."""
+        self._hook(event, OBSERVE)(**kwargs)
+
+    def add_commands(self, cli: Any) -> None:
+        """Let plugins add their commands to the ``rkt`` click group."""
+        self._pm.hook.rkt_add_commands.call_historic(kwargs={"cli": cli})
+
+    # --- what core asks for -------------------------------------------------------------------
+
+    def _records(self, hook: str) -> dict[str, Any]:
+        return {n: r for n, (r, _) in self.declarations(hook).items()}
 
     def stage1_flavors(self) -> dict[str, types.Stage1Flavor]:
         """The installed stage1 flavors by name."""
-        return {n: r for n, (r, _) in self._records("rkt_stage1_flavors").items()}
+        return self._records("rkt_stage1_flavors")
 
     def stage1_flavor(self, name: str) -> types.Stage1Flavor:
         """The flavor called ``name``, or an error naming what is installed and what to install."""
@@ -214,7 +342,7 @@ class Plugins:
 
     def fetchers(self) -> dict[str, types.Fetcher]:
         """The installed fetchers by name."""
-        return {n: r for n, (r, _) in self._records("rkt_fetchers").items()}
+        return self._records("rkt_fetchers")
 
     def fetcher_for(self, scheme: str) -> types.Fetcher:
         """The fetcher for images with this scheme (``file``, ``https``, ``docker``, ``appc``...)."""
@@ -227,12 +355,12 @@ class Plugins:
             hint=f"pip install rkt-fetch-{scheme}")
 
     def verifiers(self) -> list[types.Verifier]:
-        """The installed signature verifiers, in registration order."""
-        return [r for r, _ in self._records("rkt_verifiers").values()]
+        """The installed signature verifiers, in call order."""
+        return list(self._records("rkt_verifiers").values())
 
     def network_backends(self) -> dict[str, types.NetworkBackend]:
         """The installed network backends by name."""
-        return {n: r for n, (r, _) in self._records("rkt_network_backends").items()}
+        return self._records("rkt_network_backends")
 
     def network_backend_for(self, network: str) -> types.NetworkBackend:
         """The backend that handles the network called ``network`` in ``--net``."""
@@ -241,43 +369,47 @@ class Plugins:
                 return backend
         raise PluginMissingError(
             f'no network backend is installed for network "{network}"; installed: '
-            f'{", ".join(self._names("rkt_network_backends")) or "none"}',
+            f'{", ".join(sorted(self.network_backends())) or "none"}',
             hint="pip install rkt-net-cni")
 
     def isolators(self) -> dict[str, types.Isolator]:
-        """The isolator names plugins declared, with their validators."""
-        return {n: r for n, (r, _) in self._records("rkt_isolators").items()}
+        """The isolators plugins declared, with their validators."""
+        return self._records("rkt_isolators")
 
     def default_stage1_flavor(self, config: Any) -> str | None:
-        """The flavor plugins choose as default, or None (first answer wins)."""
-        for impl in self._impls("rkt_default_stage1_flavor"):
-            try:
-                answer = self._call_one(impl, "rkt_default_stage1_flavor", {"config": config})
-            except Exception as e:
-                self._fail(impl.plugin_name, f"rkt_default_stage1_flavor failed: {e}")
-                continue
-            if answer is not None:
-                return answer
-        return None
+        """The flavor plugins choose as default, or None."""
+        return self.decide("rkt_default_stage1_flavor", config=config)
 
-    def add_commands(self, cli: Any) -> None:
-        """Let plugins add their commands to the ``rkt`` click group."""
-        for impl in self._impls("rkt_add_commands"):
-            try:
-                self._call_one(impl, "rkt_add_commands", {"cli": cli})
-            except Exception as e:
-                self._fail(impl.plugin_name, f"rkt_add_commands failed: {type(e).__name__}: {e}")
+    # --- reporting ----------------------------------------------------------------------------
 
-    def notify(self, event: str, **kwargs: Any) -> None:
-        """Tell every observer of ``event`` (e.g. ``rkt_pod_exited``); failures are only logged."""
-        spec = getattr(self._pm.hook, event, None)
-        if spec is None or not spec.has_spec():
-            raise RktError(f"unknown plugin event {event}")
-        for impl in spec.get_hookimpls():
-            try:
-                self._call_one(impl, event, kwargs)
-            except Exception as e:
-                self._warn(f'plugin "{impl.plugin_name}": {event} failed: {type(e).__name__}: {e}')
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin found, loaded or not, sorted by name, with what it provides. Declarations
+        are checked first, so record errors (wrong types, duplicate names) show up here too."""
+        provides: dict[str, list[str]] = {}
+        for hook, (kind, _record) in self._kinds.items():
+            if kind == DECLARE:
+                label = _PROVIDES.get(hook, hook.removeprefix("rkt_"))
+                for name, (_r, plugin) in self.declarations(hook).items():
+                    provides.setdefault(plugin, []).append(f"{label} {name}")
+        commands = self._commands_by_plugin()
+        for info in self._infos.values():
+            info.provides = (sorted(provides.get(info.name, []))
+                             + [f"command {c}" for c in commands.get(info.name, [])]
+                             + [f"hook {h}" for h in self._published.get(info.name, [])])
+            if info.entry_point is not None and not info.distribution:
+                info.distribution, info.version = _dist_of(info.entry_point)
+        return sorted(self._infos.values(), key=lambda i: i.name)
+
+    def _commands_by_plugin(self) -> dict[str, list[str]]:
+        """The commands each plugin adds (each asked alone, with a throwaway group)."""
+        import click
+
+        found = {}
+        for impl in self._pm.hook.rkt_add_commands.get_hookimpls():
+            group = click.Group()
+            impl.function(*[group for _ in impl.argnames])
+            found[impl.plugin_name] = sorted(group.commands)
+        return found
 
 
 def _dist_of(ep) -> tuple[str, str]:

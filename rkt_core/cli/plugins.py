@@ -11,7 +11,7 @@ from .output import print_json, print_table
 @click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
               help="choose the output format")
 def plugins(no_legend: bool, fmt: str) -> None:
-    """List installed plugins: name, version, hooks and load errors."""
+    """List installed plugins: distribution and version, what each provides, load errors."""
     infos = get_context().plugins.infos()
     if fmt:
         print_json([i.as_json() for i in infos], pretty=fmt == "json-pretty")
@@ -20,6 +20,6 @@ def plugins(no_legend: bool, fmt: str) -> None:
     for info in infos:
         status = info.status if not info.errors else f"{info.status}: " + "; ".join(info.errors)
         version = f"{info.distribution} {info.version}".strip() or "-"
-        rows.append([info.name, version, ",".join(h.removeprefix("rkt_") for h in info.hooks) or "-",
-                     status])
-    print_table(["NAME", "DISTRIBUTION", "HOOKS", "STATUS"], rows, legend=not no_legend)
+        provides = ", ".join(info.provides) or ",".join(h.removeprefix("rkt_") for h in info.hooks)
+        rows.append([info.name, version, provides or "-", status])
+    print_table(["NAME", "DISTRIBUTION", "PROVIDES", "STATUS"], rows, legend=not no_legend)

@@ -33,8 +33,9 @@ def make_dist(root: Path, dist: str, package: str, entry: str, module_source: st
 def plugin_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("plugins")
     good = make_dist(root, "rkt-stage1-example", "rkt_stage1_example", "stage1-example", """
-        from rkt_core.hookspecs import hookimpl
-        from rkt_core.types import Stage1Flavor
+        from rkt_core.plugin_api import Stage1Flavor, hookimpl
+
+        RKT_PLUGIN_API = 1
 
         @hookimpl
         def rkt_stage1_flavors():
@@ -59,7 +60,7 @@ def test_installed_plugin_is_found_with_its_version_and_hooks(plugin_path):
     assert out.returncode == 0, out.stderr
     rows = {line.split("\t")[0]: line for line in out.stdout.splitlines()}
     assert "rkt-stage1-example 1.2.3" in rows["stage1-example"]
-    assert "stage1_flavors" in rows["stage1-example"]
+    assert "flavor example" in rows["stage1-example"]
     assert "loaded" in rows["stage1-example"]
 
 

@@ -2,9 +2,9 @@
 the parameters in ``CNI_*`` environment variables, a result or an error as JSON on stdout.
 
 Plugins are executables named after their type, searched in rkt's plugin directories, then in
-Debian's (``/usr/lib/cni``) and the usual ``/opt/cni/bin``. Python distributions can provide
-plugin types too, with an entry point in the group ``rkt.cni_plugins`` naming a module that
-runs as a CNI plugin with ``python -m`` (rkt-net-flannel provides ``flannel`` this way).
+Debian's (``/usr/lib/cni``) and the usual ``/opt/cni/bin``. rkt plugins can provide plugin
+types too, as Python modules run with ``python -m`` (the ``rkt_cni_plugin_types`` hook,
+:mod:`.hookspecs`; rkt-net-flannel provides ``flannel`` this way).
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from rkt_core.errors import RktError
+from rkt_core.plugin_api import RktError
 
 from .config import NET_DIR, check_type
 
 SYSTEM_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/opt/cni/bin")
-ENTRY_POINT_GROUP = "rkt.cni_plugins"
 TIMEOUT = 120  # seconds: a plugin that hangs (dhcp without a server) must not hang rkt
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -45,32 +44,26 @@ class Plugin:
         return " ".join(self.argv)
 
 
-def _python_plugin(plugin_type: str, disabled: set[str]) -> Plugin | None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=plugin_type):
-        dist = getattr(ep, "dist", None)
-        rkt_names = {e.name for e in (dist.entry_points if dist else ()) if e.group == "rkt.plugins"}
-        if rkt_names & disabled or not _MODULE.match(ep.value):
-            continue
-        return Plugin(plugin_type, (sys.executable, "-m", ep.value))
-    return None
+def python_types(ctx) -> dict:
+    """The CNI plugin types rkt plugins provide, by name (``rkt_cni_plugin_types``)."""
+    return {name: record for name, (record, _plugin) in
+            ctx.plugins.declarations("rkt_cni_plugin_types").items()}
 
 
-def find(plugin_type: str, dirs: list[str], disabled: set[str] = frozenset()) -> Plugin:
-    """The plugin for a type: an executable file in ``dirs``, else a Python plugin (whose rkt
-    plugin is not disabled)."""
+def find(plugin_type: str, dirs: list[str], python_types: dict = {}) -> Plugin:  # noqa: B006
+    """The plugin for a type: an executable file in ``dirs``, else one of ``python_types``
+    (``CniPluginType`` records by name, from the ``rkt_cni_plugin_types`` hook)."""
     check_type(plugin_type, "network configuration")
     for directory in dirs:
         path = os.path.join(directory, plugin_type)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return Plugin(plugin_type, (path,))
-    plugin = _python_plugin(plugin_type, disabled)
-    if plugin is None:
-        raise RktError(f'CNI plugin "{plugin_type}" not found in {":".join(dirs)}',
+    python_type = python_types.get(plugin_type)
+    if python_type is not None and _MODULE.match(python_type.module):
+        return Plugin(plugin_type, (sys.executable, "-m", python_type.module))
+    raise RktError(f'CNI plugin "{plugin_type}" not found in {":".join(dirs)}',
                        hint="install containernetworking-plugins, or the distribution that "
                             f'provides "{plugin_type}"')
-    return plugin
 
 
 def environment(command: str, container_id: str, netns: str, ifname: str, args: str,

@@ -143,11 +143,23 @@ def test_plugin_dirs_start_with_the_local_config():
                                               "/usr/lib/cni", "/opt/cni/bin"]
 
 
-def test_python_plugins_come_from_entry_points(monkeypatch):
-    found = invoke.find("flannel", ["/nonexistent"])
+def test_python_plugin_types_come_from_the_published_hook():
+    from types import SimpleNamespace
+
+    import rkt_net_cni.plugin
+    import rkt_net_flannel.plugin
+    from rkt_core.testing.plugins import load_plugin
+
+    plugins, info = load_plugin(rkt_net_flannel.plugin, "net-flannel",
+                                ("net-cni", rkt_net_cni.plugin))
+    assert info.errors == [] and info.status == "loaded"
+    ctx = SimpleNamespace(plugins=plugins)
+    found = invoke.find("flannel", ["/nonexistent"], invoke.python_types(ctx))
     assert found.argv == (sys.executable, "-m", "rkt_net_flannel.cni")
     with pytest.raises(RktError, match="not found"):
-        invoke.find("flannel", ["/nonexistent"], disabled={"net-flannel"})
+        invoke.find("flannel", ["/nonexistent"])
+    plugins, _ = load_plugin(rkt_net_cni.plugin, "net-cni")  # flannel not installed
+    assert invoke.python_types(SimpleNamespace(plugins=plugins)) == {}
 
 
 def test_run_passes_the_cni_parameters(recorder, monkeypatch):
