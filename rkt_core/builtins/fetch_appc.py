@@ -14,6 +14,8 @@ from ..hookspecs import hookimpl
 from ..insecure import Insecure
 from ..types import FetchedImage, Fetcher, FetchRequest
 
+RKT_PLUGIN_API = 1
+
 
 @hookimpl
 def rkt_fetchers():

@@ -14,6 +14,8 @@ from ..errors import NotFoundError, RktError
 from ..hookspecs import hookimpl
 from ..types import FetchedImage, Fetcher, FetchRequest, RemoteInfo
 
+RKT_PLUGIN_API = 1
+
 
 @hookimpl
 def rkt_fetchers():

@@ -22,6 +22,8 @@ from ..hookspecs import hookimpl
 from ..insecure import Insecure
 from ..types import FetchedImage, Fetcher, FetchRequest, RemoteInfo
 
+RKT_PLUGIN_API = 1
+
 MAX_SIGNATURE_BYTES = 1 << 20
 MAX_IMAGE_BYTES = 64 << 30
 SIGNATURE_RETRIES = 5

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from ..types import NetworkBackend, PodNetworks
 
+RKT_PLUGIN_API = 1
+
 
 class HostNetwork:
     """Nothing to set up or tear down: the pod keeps the host's network namespace."""

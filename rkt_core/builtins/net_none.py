@@ -6,6 +6,8 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from ..types import NetworkBackend, PodNetworks
 
+RKT_PLUGIN_API = 1
+
 
 class LoopbackOnly:
     """A private namespace with ``lo``; stage0 removes the namespace at teardown."""

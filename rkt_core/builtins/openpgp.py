@@ -16,6 +16,8 @@ from ..hookspecs import hookimpl
 from ..keystore import Keystore, scratch_gpg
 from ..types import Signer, Verifier, VerifyRequest
 
+RKT_PLUGIN_API = 1
+
 MAX_SIGNATURE_SIZE = 1 << 20  # a detached signature is a few hundred bytes
 _ARMOR = b"-----BEGIN PGP SIGNATURE-----"
 _VERIFY_ARGS = ["--trust-model", "always", "--no-auto-key-retrieve"]

@@ -31,14 +31,14 @@ def bind_name_service(app: AppRuntime, root: int, options: RunOptions) -> None:
     ``--hosts-entry``, or the host's), bound read-only after the volumes; the fallback hosts
     file only where the app has no /etc/hosts."""
     binds = [(options.resolv_conf, "/etc/resolv.conf"), (options.hosts_file, "/etc/hosts")]
-    if options.hosts_fallback and not options.hosts_file and not exists(root, "/etc/hosts"):
+    if options.hosts_fallback and not options.hosts_file and not path_exists(root, "/etc/hosts"):
         binds.append((options.hosts_fallback, "/etc/hosts"))
     for source, target in binds:
         if source:
             mount_step(app, target, scoped.bind_into, root, source, target, read_only=True)
 
 
-def exists(root: int, path: str) -> bool:
+def path_exists(root: int, path: str) -> bool:
     """Whether ``path`` resolves inside the root."""
     try:
         node = scoped.resolve(root, path)
@@ -48,7 +48,7 @@ def exists(root: int, path: str) -> bool:
     return True
 
 
-def account(root: int, app: AppRuntime) -> Account:
+def resolve_account(root: int, app: AppRuntime) -> Account:
     """The app's user and groups, looked up in its own root."""
     try:
         return resolve_user(app, lambda path: _read_text(root, path),
@@ -75,7 +75,7 @@ def _under_proc(path: str) -> bool:
     return path == "/proc" or path.startswith("/proc/")
 
 
-def directory(root: int, app: AppRuntime, path: str) -> str:
+def resolve_directory(root: int, app: AppRuntime, path: str) -> str:
     """The symlink-free form of a working directory inside the root, never under /proc."""
     try:
         node = scoped.resolve(root, path, want_dir=True)
@@ -87,7 +87,7 @@ def directory(root: int, app: AppRuntime, path: str) -> str:
     return node.path
 
 
-def executable(root: int, app: AppRuntime, name: str, search_path: str, cwd: str) -> str:
+def resolve_executable(root: int, app: AppRuntime, name: str, search_path: str, cwd: str) -> str:
     """The symlink-free path of an executable regular file inside the root (not under /proc);
     a ``name`` without ``/`` is searched in ``search_path``."""
     if "/" in name:

@@ -1,4 +1,5 @@
-"""What an app's isolators mean for its service: capability bounding set, memory and CPU limits.
+"""What an app's isolators mean for its processes: capability bounding set, memory and CPU
+limits, for every flavor that applies them.
 
 rkt's default capability set applies unless the app has ``os/linux/capabilities-retain-set``
 (exactly those) or ``os/linux/capabilities-remove-set`` (the default set minus those).
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rkt_core.appc.isolators import (CAPABILITIES_REMOVE_SET, CAPABILITIES_RETAIN_SET, CPU,
-                                     MEMORY)
-from rkt_core.errors import RktError
+from ..appc.isolators import CAPABILITIES_REMOVE_SET, CAPABILITIES_RETAIN_SET, CPU, MEMORY
+from ..errors import RktError
 
 # Linux capability numbers (linux/capability.h).
 CAPABILITIES = {name: number for number, name in enumerate((
@@ -29,11 +29,11 @@ DEFAULT_CAPABILITIES = ("CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP
                         "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP",
                         "CAP_SETFCAP", "CAP_SYS_CHROOT")
 
-SUPPORTED = frozenset({CPU, MEMORY, CAPABILITIES_RETAIN_SET, CAPABILITIES_REMOVE_SET})
+LINUX_ISOLATORS = frozenset({CPU, MEMORY, CAPABILITIES_RETAIN_SET, CAPABILITIES_REMOVE_SET})
 
 
 @dataclass(frozen=True)
-class Limits:
+class AppLimits:
     """An app's resource limits and capabilities, as its service applies them."""
 
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
@@ -63,9 +63,10 @@ def _capability(app: str, name: str) -> str:
     return upper
 
 
-def app_limits(app: str, isolators) -> Limits:
+def app_limits(app: str, isolators, flavor: str) -> AppLimits:
     """The limits of an app from its isolators (unknown capabilities and both capability sets
-    at once are errors; isolators outside :data:`SUPPORTED` are refused)."""
+    at once are errors; isolators outside :data:`LINUX_ISOLATORS` are refused, naming
+    ``flavor``)."""
     caps = DEFAULT_CAPABILITIES
     memory = cpu = None
     sets = [i.name for i in isolators if i.name in (CAPABILITIES_RETAIN_SET,
@@ -74,8 +75,8 @@ def app_limits(app: str, isolators) -> Limits:
         raise RktError(f'app "{app}": capabilities-retain-set and capabilities-remove-set '
                        "cannot be used together")
     for isolator in isolators:
-        if isolator.name not in SUPPORTED:
-            raise RktError(f'app "{app}": the nspawn flavor cannot apply isolator '
+        if isolator.name not in LINUX_ISOLATORS:
+            raise RktError(f'app "{app}": the {flavor} flavor cannot apply isolator '
                            f'"{isolator.name}"')
         if isolator.name == CAPABILITIES_RETAIN_SET:
             caps = tuple(dict.fromkeys(_capability(app, c) for c in isolator.capabilities))
@@ -90,4 +91,4 @@ def app_limits(app: str, isolators) -> Limits:
             cpu = isolator.limit.milli_value
             if cpu <= 0:
                 raise RktError(f'app "{app}": the CPU limit must be positive')
-    return Limits(caps, memory, cpu)
+    return AppLimits(caps, memory, cpu)

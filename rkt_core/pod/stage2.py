@@ -1,4 +1,5 @@
-"""What happens inside a fly pod: the app's root and its mounts, a process's identity, exec.
+"""What happens inside a chroot-style pod (the fly flavor and flavors like it): the app's root
+and its mounts, a process's identity, exec.
 
 The image is untrusted, so its root is only ever touched through an fd of it
 (:mod:`rkt_core.sys.scoped`, :mod:`rkt_core.pod.approot`): no symlink in it makes rkt read,
@@ -10,16 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from typing import NoReturn
 
-from rkt_core.errors import RktError
-from rkt_core.pod import approot
-from rkt_core.pod.runtime import DEFAULT_PATH, Account, AppRuntime, process_environment
-from rkt_core.sys import mount, ns, proc, scoped
-from rkt_core.types import RunOptions
-
-from .spawn import Channel, spawn
+from ..errors import RktError
+from ..sys import mount, ns, proc, scoped
+from ..sys.spawn import Channel, spawn
+from ..types import RunOptions
+from . import approot
+from .runtime import DEFAULT_PATH, Account, AppRuntime, process_environment
 
 SYSTEM_BINDS = ("/dev", "/proc", "/sys")  # bound recursively from the host, as rkt fly does
 
@@ -38,14 +39,18 @@ class Process:
 # --- the pod's child: from a fresh mount namespace to the app -------------------------------
 
 
-def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channel) -> NoReturn:
+def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channel,
+              namespaces: int = 0, hostname: str = "") -> NoReturn:
     """Run in the child of ``rkt run`` (pid ``parent``): set the app's root up in a new mount
-    namespace, run its pre-start handler, send the namespace and root fds to the parent, and
-    exec the app, keeping the pod's lock fd open in it."""
+    namespace (and the other ``namespaces``, ``CLONE_NEW*`` flags; ``hostname`` is set in a new
+    UTS namespace), run its pre-start handler, send the app's namespace fds and root fd to the
+    parent, and exec the app, keeping the pod's lock fd open in it."""
     proc.set_parent_death_signal(signal.SIGKILL)  # until exec: rkt dying aborts the start
     _check_parent(parent)
     proc.set_dumpable(False)
-    ns.unshare(ns.CLONE_NEWNS)
+    ns.unshare(ns.CLONE_NEWNS | namespaces)
+    if hostname and namespaces & ns.CLONE_NEWUTS:
+        socket.sethostname(hostname)
     root = mount_root(app, options)
     if app.pre_start:
         run_handler(root, app, "pre-start",
@@ -99,20 +104,21 @@ def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: 
     ``cwd``; ``argv[0]`` without a ``/`` is searched in the app's PATH."""
     if not argv:
         raise RktError(f'app "{app.name}" has nothing to execute')
-    account = approot.account(root, app)
+    account = approot.resolve_account(root, app)
     env = process_environment(app, account, interactive=interactive)
-    where = approot.directory(root, app, cwd)
-    path = approot.executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
+    where = approot.resolve_directory(root, app, cwd)
+    path = approot.resolve_executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
     return Process(path, list(argv), where, account, env)
 
 
 def exec_in(root: int, p: Process, keep: tuple[int, ...] = (),
-            ns_fd: int | None = None) -> NoReturn:
-    """In a forked child: join the mount namespace ``ns_fd`` (if given), chroot into ``root``,
-    take the process's identity, close every descriptor but 0-2 and ``keep``, and exec."""
+            namespaces: tuple[int, ...] = ()) -> NoReturn:
+    """In a forked child: join the namespaces ``namespaces`` (fds of them, the mount namespace
+    last), chroot into ``root``, take the process's identity, close every descriptor but 0-2 and
+    ``keep``, and exec."""
     proc.set_dumpable(False)
-    if ns_fd is not None:
-        ns.setns(ns_fd, "mnt")
+    for ns_fd in namespaces:
+        ns.setns(ns_fd)
     os.fchdir(root)
     os.chroot(".")
     os.chdir(p.cwd)
@@ -131,10 +137,11 @@ def exec_in(root: int, p: Process, keep: tuple[int, ...] = (),
 
 
 def run_handler(root: int, app: AppRuntime, kind: str, p: Process,
-                ns_fd: int | None = None) -> None:
+                namespaces: tuple[int, ...] = ()) -> None:
     """Run an event handler (``pre-start``, ``post-stop``) to completion; an error if it
     fails. Call with the forwarded signals blocked."""
-    pid, _ = spawn(lambda channel: exec_in(root, p, keep=(channel.fileno(),), ns_fd=ns_fd))
+    pid, _ = spawn(lambda channel: exec_in(root, p, keep=(channel.fileno(),),
+                                           namespaces=namespaces))
     code = proc.wait_forwarding(pid)
     if code:
         raise RktError(f'app "{app.name}": {kind} handler "{p.argv[0]}" exited with {code}')

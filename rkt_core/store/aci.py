@@ -259,6 +259,12 @@ class CappedTarInfo(tarfile.TarInfo):
             tar.fileobj = fileobj
 
 
+def open_tar(path: str, limits: Limits = Limits()) -> tarfile.TarFile:
+    """A reader of the plain tar at ``path`` whose extended headers are capped by ``limits``
+    (:class:`CappedTarInfo`); names must still be checked with :func:`clean_name`."""
+    return tarfile.open(path, "r:", tarinfo=CappedTarInfo.with_limit(limits.max_pax_bytes))
+
+
 def stage_aci(src: BinaryIO, dest: BinaryIO, limits: Limits = Limits()) -> StagedACI:
     """Decompress the image ``src`` (read from offset 0) into ``dest`` as a plain tar, hashing and
     checking it on the way (one pass; decompression runs ahead in a thread). Raises

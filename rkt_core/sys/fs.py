@@ -74,16 +74,14 @@ _NO_OVERLAY_UPPER = {"overlay": "overlayfs", "aufs": "AUFS", "zfs": "ZFS", "fuse
 
 def filesystem_type(path: str) -> str:
     """The type of the filesystem holding ``path``, from /proc/self/mountinfo."""
+    from .mount import mounts
+
     path = os.path.realpath(path)
     best, fstype = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mount_point = fields[4].encode().decode("unicode_escape")
-            sep = fields.index("-")
-            inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
-            if inside and len(mount_point) >= len(best):
-                best, fstype = mount_point, fields[sep + 1]
+    for m in mounts():
+        inside = path == m.mount_point or path.startswith(m.mount_point.rstrip("/") + "/")
+        if inside and len(m.mount_point) >= len(best):
+            best, fstype = m.mount_point, m.fstype
     return fstype
 
 

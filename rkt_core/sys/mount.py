@@ -136,7 +136,8 @@ class MountInfo(NamedTuple):
     mount_point: str
     fstype: str
     source: str
-    options: str
+    options: str  # per-mount options (ro, nosuid, ...)
+    super_options: str  # the filesystem's own (cgroup controllers, overlay layers, ...)
 
 
 def _unescape(field: bytes) -> str:
@@ -144,9 +145,10 @@ def _unescape(field: bytes) -> str:
     return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field))
 
 
-def mounts() -> list[MountInfo]:
-    """Every mount of this process's namespace, in the kernel's order (parents first)."""
-    with open(_MOUNTINFO, "rb") as f:
+def mounts(mountinfo: str = "") -> list[MountInfo]:
+    """Every mount of this process's namespace, in the kernel's order (parents first); from
+    ``mountinfo`` if given (a file in the format of /proc/self/mountinfo)."""
+    with open(mountinfo or _MOUNTINFO, "rb") as f:
         lines = f.read().splitlines()
     result = []
     for line in lines:
@@ -154,7 +156,7 @@ def mounts() -> list[MountInfo]:
         sep = fields.index(b"-", 6)
         result.append(MountInfo(int(fields[0]), int(fields[1]), _unescape(fields[4]),
                                 _unescape(fields[sep + 1]), _unescape(fields[sep + 2]),
-                                _unescape(fields[5])))
+                                _unescape(fields[5]), _unescape(fields[sep + 3])))
     return result
 
 

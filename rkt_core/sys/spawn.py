@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Callable
 
-from rkt_core.errors import EXIT_RKT_ERROR, RktError, describe
+from ..errors import EXIT_RKT_ERROR, RktError, describe
 
 
 class Channel:

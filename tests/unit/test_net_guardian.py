@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rkt_core import hookimpl
+from rkt_core.plugin_api import hookimpl
 from rkt_core.appc import PodManifest
 from rkt_core.pod.pod import Pod
 from rkt_core.stage0 import network
@@ -31,6 +31,8 @@ class Recording:
 
 
 class Plugin:
+    RKT_PLUGIN_API = 1
+
     @hookimpl
     def rkt_network_backends(self):
         return [NetworkBackend("recording", lambda name: name == "rec", Recording)]

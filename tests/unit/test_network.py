@@ -260,7 +260,9 @@ def test_failed_setup_is_torn_down_and_missing_backend_reported(pod):
             raise RktError("still broken")
 
     class Plugin:
-        from rkt_core import hookimpl
+        RKT_PLUGIN_API = 1
+
+        from rkt_core.plugin_api import hookimpl
 
         @hookimpl
         def rkt_network_backends(self):
@@ -288,7 +290,7 @@ def test_unexpected_netns_path_is_never_removed(pod, tmp_path):
 
 
 def test_gc_keeps_a_pod_whose_networks_cannot_be_released(tmp_path):
-    from rkt_core import hookimpl
+    from rkt_core.plugin_api import hookimpl
     from rkt_core.stage0 import gc
     from rkt_core.types import NetworkBackend
 
@@ -297,6 +299,8 @@ def test_gc_keeps_a_pod_whose_networks_cannot_be_released(tmp_path):
             raise RktError("CNI plugin exploded")
 
     class Plugin:
+        RKT_PLUGIN_API = 1
+
         @hookimpl
         def rkt_network_backends(self):
             return [NetworkBackend("stuck", lambda n: n == "x", Stuck)]

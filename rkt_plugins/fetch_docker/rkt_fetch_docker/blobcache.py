@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable
 import requests
 import urllib3
 
-from rkt_core.errors import ImageError
+from rkt_core.plugin_api import ImageError
 
 from .client import CHUNK, RegistryError, _reason
 from .digest import DigestMismatch, check, hasher

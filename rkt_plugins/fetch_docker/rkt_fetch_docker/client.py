@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from rkt_core import __version__
-from rkt_core.errors import NotFoundError, RktError
+from rkt_core.plugin_api import NotFoundError, RktError, __version__
 
 from .challenge import Challenge, parse_challenges
 from .reference import DockerRef

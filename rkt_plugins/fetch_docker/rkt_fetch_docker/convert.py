@@ -21,13 +21,9 @@ from __future__ import annotations
 import posixpath
 from typing import Callable
 
-from rkt_core.appc import ImageManifest
-from rkt_core.appc.annotations import Annotations
-from rkt_core.appc.app import App, EnvironmentVariable, MountPoint, Port
-from rkt_core.appc.errors import AppcError
-from rkt_core.appc.gojson import dumps
-from rkt_core.appc.identifiers import sanitize_ac_name
-from rkt_core.appc.labels import VALID_OS_ARCH, Labels
+from rkt_core.plugin_api.appc import (VALID_OS_ARCH, Annotations, App, AppcError,
+                                      EnvironmentVariable, ImageManifest, Labels, MountPoint,
+                                      Port, go_json_dumps, sanitize_ac_name)
 
 from .manifest import Image
 from .reference import DockerRef
@@ -168,8 +164,8 @@ def _annotations(ref: DockerRef, image: Image, warn) -> list[tuple[str, str]]:
     if schema1:
         pairs.append((DOCKER + "parentimageid", image.v1_parent))
     pairs += [(DOCKER + "manifesthash", image.digest),
-              (DOCKER + "entrypoint", dumps(entrypoint) if entrypoint else ""),
-              (DOCKER + "cmd", dumps(cmd) if cmd else "")]
+              (DOCKER + "entrypoint", go_json_dumps(entrypoint) if entrypoint else ""),
+              (DOCKER + "cmd", go_json_dumps(cmd) if cmd else "")]
     if schema1 and image.v1_parent:
         pairs.append((DOCKER + "tag", ref.tag))
     return [(name, value) for name, value in pairs if value]

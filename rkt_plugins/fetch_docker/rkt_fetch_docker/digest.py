@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from rkt_core.errors import ImageError
+from rkt_core.plugin_api import ImageError
 
 _HEX_LEN = {"sha256": 64, "sha512": 128}
 _DIGEST = re.compile(r"([a-z0-9]+):([0-9a-f]+)\Z")

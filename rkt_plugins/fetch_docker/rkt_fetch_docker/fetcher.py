@@ -20,9 +20,8 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from rkt_core.errors import SignatureError
-from rkt_core.insecure import Insecure
-from rkt_core.types import FetchedImage, FetchRequest, RemoteInfo
+from rkt_core.plugin_api import FetchedImage, FetchRequest, RemoteInfo, SignatureError
+from rkt_core.plugin_api.fetch import Insecure
 
 from . import reference
 from .blobcache import BlobCache

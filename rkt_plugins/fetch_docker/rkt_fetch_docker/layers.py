@@ -1,15 +1,15 @@
 """Layer blobs to plain tar files, with the uncompressed content checked against its diff_id.
 
-Decompression is the core's (:func:`rkt_core.store.aci.decompressed_reader`): in-process gzip,
-bzip2 or xz (or a plain tar), bounded by :class:`rkt_core.store.aci.Limits`.
+Decompression is the core's (``rkt_core.plugin_api.fetch.decompressed_reader``): in-process
+gzip, bzip2 or xz (or a plain tar), bounded by ``Limits``.
 """
 
 from __future__ import annotations
 
 from typing import BinaryIO
 
-from rkt_core.errors import ImageError
-from rkt_core.store.aci import CHUNK, Limits, decompressed_reader, detect_compression
+from rkt_core.plugin_api import ImageError
+from rkt_core.plugin_api.fetch import CHUNK, Limits, decompressed_reader, detect_compression
 
 from .digest import check, hasher
 

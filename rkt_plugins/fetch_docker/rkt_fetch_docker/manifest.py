@@ -24,7 +24,7 @@ import platform
 import re
 from dataclasses import dataclass, field
 
-from rkt_core.errors import ImageError
+from rkt_core.plugin_api import ImageError
 
 from .client import MAX_CONFIG_BYTES, Registry
 from .digest import check, check_bytes, digest_of, parse_digest

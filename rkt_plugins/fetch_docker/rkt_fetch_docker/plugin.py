@@ -1,8 +1,9 @@
 """Entry point of the docker fetcher (``fetch-docker``); the implementation, and ``requests`` with
 it, is imported only when a ``docker://`` image is fetched."""
 
-from rkt_core import hookimpl
-from rkt_core.types import Fetcher
+from rkt_core.plugin_api import Fetcher, hookimpl
+
+RKT_PLUGIN_API = 1
 
 
 def _fetch(request):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rkt_core.errors import ImageError, UsageError
+from rkt_core.plugin_api import ImageError, UsageError
 
 from .digest import parse_digest
 

@@ -35,8 +35,8 @@ import os
 import tarfile
 from typing import BinaryIO, Callable, Iterator
 
-from rkt_core.errors import ImageError
-from rkt_core.store.aci import TAR_ERRORS, CappedTarInfo, Limits, clean_name
+from rkt_core.plugin_api import ImageError
+from rkt_core.plugin_api.fetch import TAR_ERRORS, Limits, clean_name, open_tar
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -108,8 +108,7 @@ class Squasher:
             self.layers.append(None)
             return
         try:
-            tar = tarfile.open(path, "r:", tarinfo=CappedTarInfo.with_limit(
-                self.limits.max_pax_bytes))
+            tar = open_tar(path, self.limits)
         except TAR_ERRORS as e:
             raise ImageError(f"{what}: not a valid tar: {e}") from None
         self.layers.append(tar)

@@ -14,10 +14,8 @@ import json
 import os
 import re
 
-from rkt_core.errors import RktError
-from rkt_core.stage0 import network
-from rkt_core.sys import netns as sys_netns
-from rkt_core.types import PodNetworks
+from rkt_core.plugin_api import PodNetworks, RktError
+from rkt_core.plugin_api import network
 
 from . import config, invoke, portfwd
 from .result import Result, dns_fields, parse
@@ -31,7 +29,7 @@ def _holding(pod) -> tuple[int, ...]:
     """The pod's lock, for the commands that set networks up: while one runs, the pod counts
     as running even if rkt itself was killed, so the teardown (which then starts) waits for it
     rather than racing it."""
-    return (pod.lock.fd,) if pod.locked_by_me and pod.lock.fd >= 0 else ()
+    return (pod.lock_fd,) if pod.holds_lock and pod.lock_fd >= 0 else ()
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -53,8 +51,9 @@ class CniNetworks:
         args = {r.name: network.cni_args(r) for r in requests}
         ports = network.forwarded_ports(pod.manifest())
         dirs = invoke.plugin_dirs(ctx.local_config)
+        python_types = invoke.python_types(ctx)
         # Every plugin is found before anything is set up: a missing one changes nothing.
-        plugins = [[invoke.find(p["type"], dirs, ctx.plugins.disabled) for p in conf.plugins]
+        plugins = [[invoke.find(p["type"], dirs, python_types) for p in conf.plugins]
                    for conf in chosen]
         netns = network.create_netns(pod)
         state = pod.file(STATE_DIR)
@@ -161,7 +160,7 @@ class CniNetworks:
             return
         records = sorted((int(m[1]), m[0]) for m in map(_RECORD.match, names) if m)
         path = network.netns_path(pod)
-        netns = path if sys_netns.is_netns(path) else ""
+        netns = path if network.is_netns(path) else ""
         errors = []
         for _, name in reversed(records):
             try:
@@ -179,6 +178,7 @@ class CniNetworks:
         with open(copy, "rb") as f:
             conf = config.parse(f.read(), record["conf"], copy)
         dirs = invoke.plugin_dirs(ctx.local_config)
+        python_types = invoke.python_types(ctx)
         env = invoke.environment("DEL", pod.uuid, netns, record["ifName"], record["args"], dirs)
         ctx.log(f"networking: deleting network {record['netName']} ({record['ifName']})")
         for plugin_conf, plugin in reversed(list(zip(conf.plugins, record["plugins"]))):
@@ -187,7 +187,7 @@ class CniNetworks:
                 request["prevResult"] = record["result"]
             argv = tuple(plugin["argv"])
             if not os.path.exists(argv[0]):  # moved since: look it up again
-                argv = invoke.find(plugin["type"], dirs, ctx.plugins.disabled).argv
+                argv = invoke.find(plugin["type"], dirs, python_types).argv
             try:
                 invoke.run(invoke.Plugin(plugin["type"], argv), request, env)
             except RktError as e:

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from rkt_core.errors import RktError
+from rkt_core.plugin_api import RktError
 
 NET_DIR = "net.d"
 CNI_VERSION = "1.0.0"

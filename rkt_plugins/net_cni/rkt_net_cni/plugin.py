@@ -1,8 +1,9 @@
 """Entry point of the CNI network backend (``net-cni``); the implementation is imported only
 when a pod joins a CNI network."""
 
-from rkt_core import hookimpl
-from rkt_core.types import NetworkBackend
+from rkt_core.plugin_api import NetworkBackend, hookimpl
+
+RKT_PLUGIN_API = 1
 
 SPECIAL = ("host", "none")
 
@@ -11,6 +12,13 @@ def _factory():
     from .backend import CniNetworks
 
     return CniNetworks()
+
+
+@hookimpl
+def rkt_add_hookspecs(add):
+    from . import hookspecs
+
+    add(hookspecs)
 
 
 @hookimpl

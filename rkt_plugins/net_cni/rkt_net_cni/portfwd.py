@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from rkt_core.errors import RktError
+from rkt_core.plugin_api import RktError
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
@@ -76,7 +76,7 @@ def enable_route_localnet(interfaces: list[str]) -> None:
 
 
 def setup(pod_uuid: str, pod_ip: str, ports, keep_fds: tuple[int, ...] = ()) -> None:
-    """Forward each port (``rkt_core.stage0.network.ForwardedPort``) to ``pod_ip``: the chains,
+    """Forward each port (``rkt_core.plugin_api.network.ForwardedPort``) to ``pod_ip``: the chains,
     their rules and the jumps into them (first in their chains), all at once (``iptables-restore``
     inherits ``keep_fds``)."""
     dnat, snat = chains(pod_uuid)

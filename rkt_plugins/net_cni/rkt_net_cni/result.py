@@ -82,7 +82,7 @@ def dns_fields(dns: dict) -> tuple[list[str], list[str], list[str], str]:
     """(nameservers, search, options, domain) of a CNI ``dns`` object; what could not go into
     resolv.conf as one field (not a string, blanks, control characters; name servers that are
     not addresses) is left out."""
-    from rkt_core.stage0.network import is_word
+    from rkt_core.plugin_api.network import is_word
 
     def strings(key):
         value = dns.get(key)

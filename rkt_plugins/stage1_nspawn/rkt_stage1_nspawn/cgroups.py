@@ -20,7 +20,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from rkt_core.sys import mount
+from rkt_core.plugin_api.linux import mount
 
 ROOT = "/sys/fs/cgroup"
 PAYLOAD = "payload"  # where nspawn --keep-unit puts the pod's init in the systemd hierarchies
@@ -71,13 +71,13 @@ def hierarchies() -> list[Hierarchy]:
         else:
             own_v1[controllers] = path
     found = []
-    for m in _mounts():
+    for m in mount.mounts(_mountinfo):
         if m.mount_point != ROOT and not m.mount_point.startswith(ROOT + "/"):
             continue
         if m.fstype == "cgroup2" and own_v2 is not None:
             found.append(Hierarchy(m.mount_point, 2, (), own_v2))
         elif m.fstype == "cgroup":
-            options = m.options.split(",")
+            options = m.super_options.split(",")
             for controllers, path in own_v1.items():
                 names = controllers.split(",")
                 if all(n in options for n in names):
@@ -87,21 +87,6 @@ def hierarchies() -> list[Hierarchy]:
     for h in found:  # a hierarchy mounted twice is used once
         unique.setdefault((h.version, h.controllers), h)
     return list(unique.values())
-
-
-def _mounts():
-    """The mounts with their super block options (``MountInfo.options`` holds those here)."""
-    from rkt_core.sys.mount import MountInfo, _unescape
-
-    result = []
-    with open(_mountinfo, "rb") as f:
-        for line in f.read().splitlines():
-            fields = line.split(b" ")
-            sep = fields.index(b"-", 6)
-            result.append(MountInfo(int(fields[0]), int(fields[1]), _unescape(fields[4]),
-                                    _unescape(fields[sep + 1]), _unescape(fields[sep + 2]),
-                                    _unescape(fields[sep + 3])))
-    return result
 
 
 def unified(found: list[Hierarchy]) -> bool:

@@ -17,13 +17,13 @@ import os
 import signal
 import time
 
-from rkt_core.errors import RktError, describe
-from rkt_core.pod import approot
-from rkt_core.pod.runtime import DEFAULT_PATH, AppRuntime, process_environment
-from rkt_core.sys import ns, proc
+from rkt_core.plugin_api import RktError, describe
+from rkt_core.plugin_api.linux import ns, proc
+from rkt_core.plugin_api.stage1 import (CAPABILITIES, DEFAULT_PATH, AppRuntime, app_limits,
+                                        process_environment, resolve_account,
+                                        resolve_directory, resolve_executable)
 
 from . import cgroups, units
-from .isolators import CAPABILITIES, app_limits
 
 DEFAULT_COMMAND = ["/bin/sh"]  # rkt used /bin/bash; busybox images have only sh
 APP_WAIT_SECONDS = 20
@@ -120,12 +120,12 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
                     joins.append((kind, fd))
         except (FileNotFoundError, ProcessLookupError):
             raise RktError(f'app "{app.name}" exited') from None
-        account = approot.account(root, app)
+        account = resolve_account(root, app)
         env = process_environment(app, account, interactive=os.isatty(0))
-        cwd = approot.directory(root, app, app.working_directory)
+        cwd = resolve_directory(root, app, app.working_directory)
         command = list(argv) or DEFAULT_COMMAND
-        path = approot.executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
-        keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators).capabilities}
+        path = resolve_executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
+        keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators, "nspawn").capabilities}
         cgroup_dirs = _process_cgroups(proc_fd, found, pod.uuid)
         with proc.blocked_signals(proc.FORWARDED):
             return _run(lambda: _exec(root, cwd, path, command, env, account, keep),

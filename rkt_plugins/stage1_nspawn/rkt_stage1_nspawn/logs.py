@@ -12,10 +12,8 @@ import shutil
 
 import click
 
-from rkt_core.cli.main import RktCommand, get_context
-from rkt_core.cli.pods import uuid_argument
-from rkt_core.errors import NotFoundError, RktError
-from rkt_core.pod.pod import Pod
+from rkt_core.plugin_api import NotFoundError, RktError
+from rkt_core.plugin_api.cli import RktCommand, context, open_pod, uuid_argument
 
 from . import rootfs
 
@@ -28,9 +26,8 @@ from . import rootfs
 @click.argument("journalctl_args", nargs=-1, type=click.UNPROCESSED)
 def logs(app, uuid_file, uuid, journalctl_args) -> None:
     """Show the logs of a pod's apps (nspawn flavor): rkt logs [--app=APP] UUID [JOURNALCTL ARGS...]"""
-    ctx = get_context()
-    with Pod.find(ctx.data_dir, uuid_argument(uuid, uuid_file)) as pod:
-        if pod.read_text("stage1", "flavor") != "nspawn":
+    with open_pod(context(), uuid_argument(uuid, uuid_file)) as pod:
+        if pod.flavor != "nspawn":
             raise RktError(f'pod "{pod.uuid}" was not run by the nspawn flavor; it has no journal')
         names = [a.name for a in pod.manifest().apps]
         if app and app not in names:

@@ -6,7 +6,7 @@ import os
 import shutil
 import socket
 
-from rkt_core.errors import RktError
+from rkt_core.plugin_api import RktError
 
 SYSTEM_BUS = "/run/dbus/system_bus_socket"
 PRIVATE_USERS_COUNT = 65536

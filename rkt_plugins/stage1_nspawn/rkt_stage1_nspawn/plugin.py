@@ -1,8 +1,9 @@
 """Entry point of the nspawn flavor (``stage1-nspawn``); the implementation is imported only when
 a pod uses it."""
 
-from rkt_core import hookimpl
-from rkt_core.types import Stage1Flavor
+from rkt_core.plugin_api import Stage1Flavor, hookimpl
+
+RKT_PLUGIN_API = 1
 
 
 def _factory():

@@ -17,7 +17,7 @@ import os
 import select
 import socket
 
-from rkt_core.sys import ns
+from rkt_core.plugin_api.linux import ns
 
 CHUNK = 65536
 MAX_PENDING = 1 << 20  # bytes kept for the journal while it is not there yet

@@ -17,17 +17,15 @@ import random
 import signal
 import time
 
-from rkt_core.errors import NotFoundError, RktError
-from rkt_core.pod.runtime import AppRuntime, app_runtimes
-from rkt_core.sys import mount, ns, proc
-from rkt_core.sys.fs import write_atomic
-from rkt_core.types import RunOptions, Stage1Features
+from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
+from rkt_core.plugin_api.fs import write_atomic
+from rkt_core.plugin_api.linux import mount, ns, proc, spawn
+from rkt_core.plugin_api.stage1 import (CAPABILITIES, LINUX_ISOLATORS, AppRuntime, app_limits,
+                                        app_runtimes)
 
 from . import apps as app_roots
 from . import cgroups, nspawn, rootfs, units, userns
-from .isolators import CAPABILITIES, SUPPORTED, app_limits
 from .relay import Relay
-from .spawn import spawn
 
 CGROUPS_FILE = "cgroups.json"  # the pod's cgroup hierarchies (for enter and gc)
 PRIVATE_USERS_FILE = "private-users"  # shift:count of a pod run with --private-users
@@ -40,7 +38,7 @@ STOPPED = 128 + signal.SIGTERM  # the exit status of an app the pod's shutdown s
 class NspawnStage1:
     """Pods of any number of apps, each a systemd service inside the pod."""
 
-    features = Stage1Features(isolators=SUPPORTED, contained_network=True, interactive=True,
+    features = Stage1Features(isolators=LINUX_ISOLATORS, contained_network=True, interactive=True,
                               private_users=True, multi_app=True)
 
     # --- run ----------------------------------------------------------------------------------
@@ -49,12 +47,12 @@ class NspawnStage1:
         """Boot the pod in the foreground; return the first failing app's exit status."""
         if options.lock_fd < 0:
             raise RktError("the nspawn flavor needs the pod's lock fd")
-        apps = app_runtimes(pod.data_dir, pod.path, pod.manifest())
+        apps = app_runtimes(pod)
         for app in apps:
             if "/" in app.name:
                 raise RktError(f'app name "{app.name}": the nspawn flavor does not support "/" '
                                "in app names")
-            app_limits(app.name, app.isolators)  # refuse bad isolators before anything starts
+            app_limits(app.name, app.isolators, "nspawn")  # refuse bad isolators before anything starts
         if options.interactive and len(apps) != 1:
             raise RktError("--interactive is only supported for pods with exactly one app")
         found = cgroups.hierarchies()
@@ -68,7 +66,7 @@ class NspawnStage1:
                       lambda: pod_init(pid) if pid > 0 else None)
         pid = -1
         try:
-            pid = spawn(lambda: _start(pod, apps, options, found, shift))
+            pid, _ = spawn.spawn(lambda _channel: _start(pod, apps, options, found, shift))
             write_atomic(pod.file("pid"), str(pid).encode())
             status = self._supervise(pid, relay)
         finally:
@@ -137,7 +135,7 @@ class NspawnStage1:
         capabilities, with no_new_privs."""
         from .enter import enter_app
 
-        runtime = next((a for a in app_runtimes(pod.data_dir, pod.path, pod.manifest())
+        runtime = next((a for a in app_runtimes(pod)
                         if a.name == app), None)
         if runtime is None:
             raise NotFoundError(f'the pod has no app "{app}"')
@@ -270,6 +268,8 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
         fd = os.open(options.netns, os.O_RDONLY | os.O_CLOEXEC)
         ns.setns(fd, "net")
         os.close(fd)
+    if not options.interactive:  # the apps' output is relayed; the console (systemd's own
+        os.dup2(2, 1)            # messages under --debug) must not reach rkt's stdout
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(signal.SIGTERM)  # rkt run killed: the pod shuts down
     if os.getppid() != parent:

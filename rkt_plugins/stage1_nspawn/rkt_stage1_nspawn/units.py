@@ -14,9 +14,10 @@ Everything is text; values are quoted and escaped for systemd's unit file syntax
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass, field
 
-from .isolators import Limits
+from rkt_core.plugin_api.stage1 import AppLimits
 
 STAGE2 = "/opt/stage2"
 IO_DIR = "/rkt/io"
@@ -48,7 +49,7 @@ class AppService:
     gid: int
     groups: tuple[int, ...]
     environment: dict[str, str]
-    limits: Limits
+    limits: AppLimits
     pre_start: Command | None = None
     post_stop: Command | None = None
     # (source in the pod, target in the app): the app's own cgroup directories, shown to it
@@ -203,14 +204,24 @@ def default_target(apps: list[str], journal: bool) -> str:
     ]) + "\n"
 
 
+# systemd names the signal that killed an app (MONITOR_EXIT_STATUS=KILL); the shell of the
+# stage1 root may be dash, whose ``kill -l`` cannot turn a name into a number: a table does.
+_SIGNAL_CASES = "".join(f"    {s.name[3:]}) code={128 + s.value} ;;\n"
+                        for s in sorted(signal.Signals, key=lambda s: s.value)
+                        if not s.name.startswith("SIGRT") and s.name != "SIGIOT")
+
 REAPER_SCRIPT = """\
 #!/bin/sh
 # Records the exit status of app $1 (from systemd's MONITOR_* variables) and, once every app
-# of the pod has one, ends the pod with the status of the first app that failed.
+# of the pod has one, ends the pod with the status of the first app that failed (128+N for an
+# app killed by signal N, as a shell reports it).
 app=$1
 case "$MONITOR_EXIT_CODE" in
     exited) code=$MONITOR_EXIT_STATUS ;;
-    killed|dumped) code=$((128 + $(kill -l "$MONITOR_EXIT_STATUS" 2>/dev/null || echo 0))) ;;
+    killed|dumped) case "$MONITOR_EXIT_STATUS" in
+""" + _SIGNAL_CASES + """\
+    *) code=128 ;;
+    esac ;;
     *) code=1 ;;
 esac
 case "$code" in ''|*[!0-9]*) code=1 ;; esac

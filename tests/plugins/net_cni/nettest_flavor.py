@@ -14,13 +14,14 @@ import os
 import signal
 import subprocess
 
-from rkt_core import hookimpl
+from rkt_core.plugin_api import hookimpl
 from rkt_core.errors import RktError
 from rkt_core.pod.runtime import app_runtimes
 from rkt_core.sys import ns
 from rkt_core.sys.fs import write_atomic
 from rkt_core.types import Stage1Features, Stage1Flavor
 
+RKT_PLUGIN_API = 1
 NAME = "nettest"
 
 

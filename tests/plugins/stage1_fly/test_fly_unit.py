@@ -1,21 +1,14 @@
-"""The fly flavor's parts, without root: its declaration, what it refuses, how it finds (and
-never mistakes) the pod's process, its set-up error channel, and process resolution."""
+"""The fly flavor's parts, without root: its declaration and what it refuses (the chroot runner
+it is built on is tested in tests/unit/pod/test_chroot.py)."""
 
-import os
-import signal
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from rkt_core.errors import RktError
-from rkt_core.pod.pod import Pod
-from rkt_core.pod.runtime import AppRuntime
-from rkt_core.sys import proc
 from rkt_core.testing.plugins import load_plugin
 from rkt_core.types import RunOptions
-from rkt_stage1_fly import plugin, stage2
-from rkt_stage1_fly.spawn import spawn
+from rkt_stage1_fly import plugin
 from rkt_stage1_fly.stage1 import FlyStage1
 
 
@@ -40,168 +33,7 @@ def _pod(apps=1):
     (1, RunOptions(lock_fd=3, net=("host", "none")), "only supports --net=host"),
     (1, RunOptions(lock_fd=3, private_users=True), "--private-users"),
     (1, RunOptions(lock_fd=3, hostname="x"), "--hostname"),
-    (1, RunOptions(lock_fd=-1), "lock fd"),
 ])
 def test_run_refuses_what_fly_cannot_do(apps, options, message):
     with pytest.raises(RktError, match=message):
         FlyStage1().run(_pod(apps), options)
-
-
-# --- finding the pod's process ----------------------------------------------------------------
-
-
-@pytest.fixture
-def pod(tmp_path):
-    with Pod.create(str(tmp_path / "data")) as p:
-        yield p
-
-
-def _sleeper(holding=None):
-    """A child sleeping 30 s with no descriptor but stdio, and ``holding`` if given (a copy of
-    the pod lock); returns once the child closed the others."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            proc.close_fds_except([write] + ([holding] if holding is not None else []))
-            os.close(write)
-            time.sleep(30)
-        finally:
-            os._exit(0)
-    os.close(write)
-    assert os.read(read, 1) == b""  # closed: the child is ready
-    os.close(read)
-    return pid
-
-
-def _alive(pid):
-    return os.waitpid(pid, os.WNOHANG) == (0, 0)
-
-
-def test_stop_never_signals_a_process_that_is_not_the_pods(pod):
-    stranger = _sleeper()
-    try:
-        with open(pod.file("pid"), "w") as f:
-            f.write(str(stranger))
-        FlyStage1().stop(pod, force=True)
-        time.sleep(0.1)
-        assert _alive(stranger)
-    finally:
-        os.kill(stranger, signal.SIGKILL)
-        os.waitpid(stranger, 0)
-
-
-def test_stop_signals_the_process_holding_the_pod_lock(pod):
-    app = _sleeper(holding=pod.lock.fd)
-    with open(pod.file("pid"), "w") as f:
-        f.write(str(app))
-    FlyStage1().stop(pod, force=False)
-    _, status = os.waitpid(app, 0)
-    assert os.WTERMSIG(status) == signal.SIGTERM
-
-
-def test_stop_of_a_pod_without_pid_that_is_not_running_returns(pod):
-    pod.unlock()
-    FlyStage1().stop(pod, force=True)  # nothing to wait for
-
-
-def test_gc_is_idempotent_on_a_half_prepared_pod(pod):
-    FlyStage1().gc(pod)
-    FlyStage1().gc(pod)
-    assert os.path.isdir(pod.path)
-
-
-# --- the set-up channel -----------------------------------------------------------------------
-
-
-def test_spawn_reports_set_up_errors_and_reaps_the_child():
-    def child(channel):
-        raise RktError("no luck")
-
-    # Checked in a fresh process: pytest's own process may have other children (test servers).
-    pid = os.fork()
-    if pid == 0:
-        try:
-            spawn(child)
-        except RktError as e:
-            try:
-                os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                os._exit(0 if str(e) == "no luck" else 2)
-            os._exit(3)  # a child was left unreaped
-        os._exit(4)
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-
-
-def test_spawn_returns_after_exec_with_the_descriptors_sent():
-    read, write = os.pipe()
-
-    def child(channel):
-        channel.send_fds([write])
-        os.execv("/bin/true", ["true"])
-
-    pid, fds = spawn(child)
-    os.close(write)
-    assert len(fds) == 1
-    os.write(fds[0], b"x")  # the pipe's write end, passed back
-    assert os.read(read, 1) == b"x"
-    assert os.waitpid(pid, 0)[1] == 0
-    for fd in (read, *fds):
-        os.close(fd)
-
-
-def test_spawn_describes_os_errors():
-    with pytest.raises(RktError, match="No such file or directory: /nonexistent"):
-        spawn(lambda channel: os.open("/nonexistent", os.O_RDONLY))
-
-
-# --- resolving a process inside an app's root -------------------------------------------------
-
-
-@pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "rootfs"
-    for d in ("bin", "etc", "home/user", "proc/1"):
-        (root / d).mkdir(parents=True)
-    (root / "bin/busybox").write_text("")
-    os.chmod(root / "bin/busybox", 0o755)
-    (root / "bin/sh").symlink_to("busybox")
-    (root / "bin/data").write_text("")
-    (root / "etc/passwd").write_text("user:x:1000:1000::/home/user:/bin/sh\n")
-    (root / "etc/group").write_text("users:x:100:\n")
-    (root / "home/up").symlink_to("/proc/1")
-    fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
-    yield fd
-    os.close(fd)
-
-
-def _app(**fields):
-    defaults = dict(name="app", image_name="example.com/app", image_id="sha512-0", tree_id="",
-                    rootfs="", overlay=False, exec=["/bin/sh"], user="user", group="users",
-                    supplementary_gids=[7], working_directory="/", environment={"A": "b"})
-    return AppRuntime(**{**defaults, **fields})
-
-
-def test_process_resolves_user_environment_executable_and_directory(app_root):
-    p = stage2.process(app_root, _app(), ["sh", "-c", "x"], "/home/user", interactive=False)
-    assert p.path == "/bin/busybox" and p.argv == ["sh", "-c", "x"] and p.cwd == "/home/user"
-    assert (p.account.uid, p.account.gid, p.account.groups) == (1000, 100, (7,))
-    assert p.env["A"] == "b" and p.env["AC_APP_NAME"] == "app" and p.env["HOME"] == "/home/user"
-
-
-@pytest.mark.parametrize("argv0,message", [("/bin/data", "not found"),
-                                           ("nope", "not found in PATH"), ("/etc", "not found")])
-def test_process_needs_an_executable_file(app_root, argv0, message):
-    with pytest.raises(RktError, match=message):
-        stage2.process(app_root, _app(), [argv0], "/", interactive=False)
-
-
-@pytest.mark.parametrize("cwd", ["/proc", "/proc/1", "/home/up"])
-def test_working_directory_under_proc_is_refused(app_root, cwd):
-    with pytest.raises(RktError, match="is under /proc"):
-        stage2.process(app_root, _app(), ["/bin/sh"], cwd, interactive=False)
-
-
-def test_unknown_user_is_an_error(app_root):
-    with pytest.raises(RktError, match='user "nobody"'):
-        stage2.process(app_root, _app(user="nobody"), ["/bin/sh"], "/", interactive=False)

@@ -3,7 +3,7 @@ this host's unified hierarchy has no memory/cpu controllers (they are bound to v
 v2 pod cannot be limited here."""
 
 from rkt_stage1_nspawn import cgroups, units
-from rkt_stage1_nspawn.isolators import Limits
+from rkt_core.pod.limits import AppLimits as Limits
 
 MOUNTINFO = ("25 1 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
              "26 1 0:23 / /proc rw - proc proc rw\n")

@@ -14,7 +14,8 @@ import pytest
 
 from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
 from rkt_stage1_nspawn import cgroups
-from rkt_stage1_nspawn.isolators import DEFAULT_CAPABILITIES, Limits
+from rkt_core.pod.limits import DEFAULT_CAPABILITIES
+from rkt_core.pod.limits import AppLimits as Limits
 
 pytestmark = pytest.mark.root
 

@@ -108,10 +108,19 @@ def mountinfo(tmp_path, monkeypatch):
 def test_mounts_parses_fields_and_octal_escapes(mountinfo):
     ms = mount.mounts()
     assert len(ms) == 8
-    assert ms[0] == mount.MountInfo(22, 1, "/proc", "proc", "proc", "rw,relatime")
+    assert ms[0] == mount.MountInfo(22, 1, "/proc", "proc", "proc", "rw,relatime", "rw")
+    assert ms[2].super_options == "rw,lowerdir=/x"
     assert ms[4].mount_point == "/data/pods/p1/rootfs/with space\\and\nnewline"
     assert ms[4].source == "tmp fs"
     assert ms[7].fstype == "tmpfs" and ms[7].options == "rw,nosuid"  # optional fields skipped
+
+
+def test_mounts_reads_another_mountinfo_file_when_given(tmp_path):
+    other = tmp_path / "other"
+    other.write_text("40 1 0:50 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
+    (m,) = mount.mounts(str(other))
+    assert (m.mount_point, m.fstype, m.super_options) == ("/sys/fs/cgroup/memory", "cgroup",
+                                                         "rw,memory")
 
 
 def test_mounts_under_is_deepest_first_top_of_stack_first(mountinfo):

@@ -1,0 +1,53 @@
+"""The public API for rkt plugins: everything a plugin may use of rkt-core.
+
+A plugin imports from this package and nothing else of ``rkt_core`` (a test of this repository
+fails when one of its plugins does). It is a small package, one module per kind of plugin, so
+that a plugin imports only what it needs and ``rkt``'s start-up stays cheap:
+
+============================  ============================================================
+``rkt_core.plugin_api``       hook marker, hook spec kinds, records, errors, versions
+``.stage1``                   for stage1 flavors: the pod's apps, app roots, chroot runner
+``.network``                  for network backends: ``--net`` requests, namespaces, ports
+``.fetch``                    for fetchers: HTTP client, resumable download, archive limits
+``.appc``                     the appc image and pod manifest model
+``.cli``                      adding a command: the command class, context, pod arguments
+``.linux``                    thin wrappers of Linux calls (mount, namespaces, processes)
+``.fs``                       crash-safe file writes
+============================  ============================================================
+
+Every plugin module named by an entry point says, as a literal, which plugin API it was written
+for (``PLUGIN_API`` is the one this rkt-core implements)::
+
+    RKT_PLUGIN_API = 1
+
+rkt refuses (and ``rkt plugins`` reports) a plugin written for an API it does not support.
+"""
+
+from __future__ import annotations
+
+from .. import APPC_VERSION, __version__
+from ..errors import (EXIT_RKT_ERROR, ImageError, NotFoundError, PluginMissingError, RktError,
+                      SignatureError, UsageError, describe)
+from ..hookspecs import PLUGIN_API
+from ..hookspecs import decide_hook, declare_hook, hookimpl, observe_hook, setup_hook
+from ..types import (FetchedImage, Fetcher, FetchRequest, Isolator, NetworkBackend,
+                     NetworkRequest, PodNetworks, RemoteInfo, RunOptions, Signer, Stage1,
+                     Stage1Features, Stage1Flavor, Verifier, VerifyRequest)
+
+
+class hookspec:  # noqa: N801 - used as a namespace of decorators: @hookspec.declare(Record)
+    """Markers for the hook specs a plugin publishes (``rkt_add_hookspecs``), one per kind."""
+
+    setup = staticmethod(setup_hook)
+    declare = staticmethod(declare_hook)
+    decide = staticmethod(decide_hook)
+    observe = staticmethod(observe_hook)
+
+
+__all__ = [
+    "APPC_VERSION", "EXIT_RKT_ERROR", "FetchRequest", "FetchedImage", "Fetcher", "ImageError",
+    "Isolator", "NetworkBackend", "NetworkRequest", "NotFoundError", "PluginMissingError",
+    "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions", "SignatureError",
+    "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "UsageError", "Verifier",
+    "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
+]

@@ -1,0 +1,13 @@
+"""Thin wrappers of Linux calls, for plugins that set processes and mounts up themselves.
+
+- ``mount``: mount(2)/umount(2), bind mounts, propagation, overlayfs, ``/proc/self/mountinfo``;
+- ``scoped``: paths resolved inside an untrusted root through fds (open, read, bind, mount);
+- ``ns``: unshare(2), setns(2) and namespace fds;
+- ``proc``: prctl settings, pidfd-style process handles, signal forwarding, exit statuses;
+- ``netns``: pinned network namespaces (``/run/netns``);
+- ``spawn``: fork a process that must exec, with its set-up errors reported to the parent.
+"""
+
+from ..sys import mount, netns, ns, proc, scoped, spawn
+
+__all__ = ["mount", "netns", "ns", "proc", "scoped", "spawn"]
