@@ -12,6 +12,16 @@ from typing import Any, BinaryIO, Callable, Optional, Protocol
 
 # --- stage1 flavors -------------------------------------------------------------------------
 
+# The stage1 interface versions this rkt drives (``Stage1Flavor.interface_version``). A run option
+# that a version introduced (``RunOptions`` field metadata ``since``) reaches only flavors of that
+# version or later; stage0 refuses it, naming its flag, for an older flavor.
+STAGE1_INTERFACE_VERSIONS = (1, 2)
+
+
+def _since(version: int, flag: str, default: Any = False) -> Any:
+    return field(default=default, metadata={"since": version, "flag": flag})
+
+
 
 @dataclass(frozen=True)
 class Stage1Features:
@@ -38,7 +48,7 @@ class RunOptions:
     net: tuple[str, ...] = ("host",)
     interactive: bool = False
     private_users: bool = False
-    mds_register: bool = False
+    mds_register: bool = _since(2, "--mds-register")  # interface 2
     hostname: str = ""
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
@@ -70,9 +80,10 @@ class Stage1(Protocol):
     features: Stage1Features
 
     def run(self, pod: Any, options: RunOptions) -> int:
-        """Run the pod (a locked ``rkt_core.pod.pod.Pod`` in ``run/``) in the foreground; return
-        the exit status of the first failing app, else 0. Record each app's exit status in
-        ``stage1/rootfs/rkt/status/<app>`` and the pod's pid in ``pid``."""
+        """Run the pod (a ``PodView`` of a locked pod in ``run/``) in the foreground; return the
+        exit status of the first failing app (128+N for an app killed by signal N), else 0.
+        Record each app's exit status in ``stage1/rootfs/rkt/status/<app>`` and the pod's pid
+        in ``pid``. Only the apps write to rkt's stdout."""
 
     def enter(self, pod: Any, app: str, argv: list[str]) -> int:
         """Run ``argv`` inside the running app ``app``; return its exit status."""
@@ -89,7 +100,9 @@ class Stage1Flavor:
     """A way to run pods, chosen with ``--stage1-name``.
 
     ``factory`` is called lazily, only when the flavor is used, and returns a :class:`Stage1`.
-    ``interface_version`` lets stage0 know which arguments the flavor understands.
+    ``interface_version`` is the stage1 interface the flavor implements (one of
+    :data:`STAGE1_INTERFACE_VERSIONS`): stage0 refuses other versions, and passes a run option
+    only to flavors whose version knows it.
     """
 
     name: str

@@ -17,6 +17,7 @@ import time
 
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
+from ..pod.view import PodView
 from ..sys.lock import LockBusyError
 
 
@@ -102,10 +103,12 @@ def delete_pod(ctx, pod: Pod) -> None:
     flavor_name = pod.read_text("stage1", "flavor")
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:
-            ctx.plugins.stage1_flavor(flavor_name).factory().gc(pod)
+            from .run import load_stage1
+
+            load_stage1(ctx, pod).gc(PodView(pod))
         except RktError as e:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
-    ctx.plugins.notify("rkt_pod_gc", pod=pod)
+    ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
     unmount_all_under(pod.path)
     remove_tree_one_filesystem(pod.path)
 

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..errors import RktError, UsageError
+from ..pod.view import PodView
 from ..sys.fs import write_atomic
 from ..types import NetworkRequest, PodNetworks, RunOptions
 
@@ -404,7 +405,7 @@ def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
     if names != [HOST]:
         write_state(pod.file(BACKEND_FILE), record.name.encode())
     try:
-        networks = record.factory().setup(pod, requests, ctx)
+        networks = record.factory().setup(PodView.of(pod), requests, ctx)
         if networks.netns:
             write_net_info(pod, networks.interfaces)
         return replace(name_service(pod, options, networks), netns=networks.netns)
@@ -423,7 +424,7 @@ def teardown(ctx, pod) -> bool:
         try:
             if record is None:
                 raise RktError(f'network backend "{name}" is not installed any more')
-            record.factory().teardown(pod, ctx)
+            record.factory().teardown(PodView.of(pod), ctx)
         except Exception as e:  # noqa: BLE001 - report, keep the records, let gc retry
             ctx.warn(f'networking: pod "{pod.uuid}": teardown failed: {e}')
             return False

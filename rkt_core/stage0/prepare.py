@@ -22,6 +22,7 @@ from ..errors import RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
+from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
@@ -93,6 +94,7 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
         keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
                 for app in options.apps]
         manifest = generate_manifest(ctx, options, keys)
+    check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
     use_overlay = _use_overlay(ctx, options.no_overlay)
@@ -113,8 +115,22 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
         pod.unlock()
         pod.close()
         raise
-    ctx.plugins.notify("rkt_pod_prepared", pod=pod)
+    ctx.plugins.notify("rkt_pod_prepared", pod=PodView(pod))
     return pod
+
+
+def check_plugin_isolators(ctx, manifest: PodManifest) -> None:
+    """Refuse a wrong value of an isolator a plugin declared (``rkt_isolators``)."""
+    declared = ctx.plugins.isolators()
+    for ra in manifest.apps:
+        for isolator in ra.app.isolators if ra.app else ():
+            record = declared.get(isolator.name)
+            if record is None:
+                continue
+            try:
+                record.validate(isolator.value)
+            except ValueError as e:
+                raise UsageError(f'app "{ra.name}": isolator "{isolator.name}": {e}') from None
 
 
 def _use_overlay(ctx, no_overlay: bool) -> bool:

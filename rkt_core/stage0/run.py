@@ -1,18 +1,21 @@
 """Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``.
 
-Stage0 refuses options the flavor does not support (from its ``Stage1Features``) instead of
-dropping them, moves the pod to ``run/`` under its exclusive lock, and passes the lock's
-descriptor to the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life.
+Stage0 refuses flavors of a stage1 interface version it does not drive, and options the flavor
+does not support (from its ``Stage1Features`` and its interface version) instead of dropping
+them; it moves the pod to ``run/`` under its exclusive lock, and passes the lock's descriptor to
+the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life. Flavors get a
+read-only :class:`~rkt_core.pod.view.PodView` of the pod.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 
-from ..errors import NotFoundError, RktError, UsageError
+from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
 from ..pod.pod import Pod
-from ..types import RunOptions, Stage1
+from ..pod.view import PodView
+from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import network
 from .net_guardian import Guardian
 
@@ -25,9 +28,34 @@ def pod_flavor(pod: Pod) -> str:
     return name
 
 
+def flavor_record(ctx, name: str) -> Stage1Flavor:
+    """The installed flavor ``name``, refused if it implements a stage1 interface version this
+    rkt does not drive."""
+    record = ctx.plugins.stage1_flavor(name)
+    version = record.interface_version
+    if version not in STAGE1_INTERFACE_VERSIONS:
+        first, last = STAGE1_INTERFACE_VERSIONS[0], STAGE1_INTERFACE_VERSIONS[-1]
+        newer = isinstance(version, int) and version > last
+        raise PluginMissingError(
+            f'the {name} flavor implements stage1 interface version {version!r}; this rkt '
+            f"drives versions {first} to {last}",
+            hint="upgrade rkt-core" if newer else f"install a newer rkt-stage1-{name}")
+    return record
+
+
 def load_stage1(ctx, pod: Pod) -> Stage1:
     """The stage1 implementation of a pod's flavor (an error names the missing distribution)."""
-    return ctx.plugins.stage1_flavor(pod_flavor(pod)).factory()
+    return flavor_record(ctx, pod_flavor(pod)).factory()
+
+
+def check_interface(record: Stage1Flavor, options: RunOptions) -> None:
+    """Refuse run options the flavor's stage1 interface version does not know."""
+    for option in fields(RunOptions):
+        since = option.metadata.get("since", 1)
+        if since > record.interface_version and getattr(options, option.name) != option.default:
+            raise UsageError(f"the {record.name} flavor (stage1 interface version "
+                             f"{record.interface_version}) does not support "
+                             f"{option.metadata['flag']} (version {since} and later)")
 
 
 def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
@@ -62,7 +90,9 @@ def options_checker(ctx, options: RunOptions, net_given: bool):
     """A ``validate`` for :func:`prepare_pod`: refuse, before the pod exists, what its flavor
     cannot run."""
     def validate(flavor: str, manifest) -> None:
-        stage1 = ctx.plugins.stage1_flavor(flavor).factory()
+        record = flavor_record(ctx, flavor)
+        check_interface(record, options)
+        stage1 = record.factory()
         network.backend_for(ctx, check_options(stage1, flavor, manifest, options, net_given).net)
     return validate
 
@@ -70,7 +100,9 @@ def options_checker(ctx, options: RunOptions, net_given: bool):
 def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     """Run a preparing or prepared pod in the foreground and return its exit status."""
     flavor = pod_flavor(pod)
-    stage1 = ctx.plugins.stage1_flavor(flavor).factory()
+    record = flavor_record(ctx, flavor)
+    check_interface(record, options)
+    stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
     pod.to_run()
     os.set_inheritable(pod.lock.fd, True)
@@ -85,12 +117,15 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         guardian = Guardian(ctx, pod)
     try:
         options = network.setup(ctx, pod, options, backend)
-        ctx.plugins.notify("rkt_before_stage1", pod=pod, flavor=flavor)
-        code = stage1.run(pod, options)
+        view = PodView(pod)
+        ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
+        code = stage1.run(view, options)
     finally:
         if guardian is not None:
             guardian.finish(ctx, pod)
-    ctx.plugins.notify("rkt_pod_exited", pod=pod, exit_code=code)
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+        raise RktError(f"the {flavor} flavor returned no exit status for the pod (got {code!r})")
+    ctx.plugins.notify("rkt_pod_exited", pod=view, exit_code=code)
     return code
 
 
@@ -114,11 +149,11 @@ def enter_pod(ctx, uuid: str, app: str, argv: list[str]) -> int:
             app = names[0]
         elif app not in names:
             raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
-        return load_stage1(ctx, pod).enter(pod, app, argv)
+        return load_stage1(ctx, pod).enter(PodView(pod), app, argv)
 
 
 def stop_pod(ctx, uuid: str, force: bool) -> Pod:
     """Ask a running pod to stop (``force``: kill it)."""
     with running_pod(ctx, uuid) as pod:
-        load_stage1(ctx, pod).stop(pod, force)
+        load_stage1(ctx, pod).stop(PodView(pod), force)
         return pod

@@ -10,10 +10,14 @@ A flavor's test module subclasses :class:`Stage1Contract` and names the flavor::
 Each test runs ``rkt`` (``python -m rkt_core.cli.main``) with its own ``--dir`` on busybox
 images built from the host's ``busybox-static``. The tests need root (marker ``root``) and the
 flavor installed. Pods a test leaves running are force-stopped when it ends.
+
+What the flavor declares it does not support (its ``Stage1Features``) must be refused, each
+option of :data:`REFUSALS` that its features leave out.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -117,6 +121,46 @@ def contract_image(path: Path, name: str = "example.com/busybox", **app) -> Path
     return path
 
 
+# An option a flavor may not support: (what, feature check, extra rkt run flags before and
+# after the image, text the refusal names). Each is refused when the check is false.
+REFUSALS = (
+    ("interactive", lambda f: f.interactive, ["--interactive"], [], "--interactive"),
+    ("contained network", lambda f: f.contained_network, ["--net=default"], [], "--net"),
+    ("private users", lambda f: f.private_users, ["--private-users"], [], "--private-users"),
+    ("several apps", lambda f: f.multi_app, [], ["{image}", "--name=second"], "one app"),
+    ("memory limit", lambda f: "resource/memory" in f.isolators, [], ["--memory=64M"],
+     "resource/memory"),
+    ("cpu limit", lambda f: "resource/cpu" in f.isolators, [], ["--cpu=500m"], "resource/cpu"),
+    ("capabilities to retain", lambda f: "os/linux/capabilities-retain-set" in f.isolators, [],
+     ["--caps-retain=CAP_CHOWN"], "capabilities-retain-set"),
+    ("capabilities to remove", lambda f: "os/linux/capabilities-remove-set" in f.isolators, [],
+     ["--caps-remove=CAP_CHOWN"], "capabilities-remove-set"),
+)
+
+
+def flavor_features(name: str):
+    """The ``Stage1Features`` of the installed flavor ``name``."""
+    from ..plugins import Plugins
+
+    return Plugins().stage1_flavor(name).factory().features
+
+
+def _pod_dir(data_dir: Path, uuid: str) -> Path:
+    (found,) = (data_dir / "pods").glob(f"*/{uuid}")
+    return found
+
+
+def _locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 @pytest.mark.root
 class Stage1Contract:
     """What ``rkt run``, ``status``, ``list``, ``enter``, ``stop`` and ``gc`` promise with any
@@ -147,6 +191,17 @@ class Stage1Contract:
     def test_default_exec_and_its_stdout(self, rkt, image):
         result = rkt.run(image)
         assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+
+    def test_only_the_apps_write_to_stdout(self, rkt, image):
+        result = rkt("--debug", "run", f"--stage1-name={self.flavor}", image,
+                     "--exec", "/bin/sh", "--", "-c", "printf 'exactly this'")
+        assert (result.returncode, result.stdout) == (0, "exactly this"), result.stderr
+
+    @pytest.mark.parametrize("signal_name,number", [("KILL", 9), ("TERM", 15), ("USR1", 10)])
+    def test_an_app_killed_by_a_signal_exits_128_plus_its_number(self, rkt, image, signal_name,
+                                                                 number):
+        result = rkt.run(image, "--exec", "/bin/sh", "--", "-c", f"kill -{signal_name} $$")
+        assert result.returncode == 128 + number, result.stderr
 
     def test_stdout_and_stderr_of_the_app(self, rkt, image):
         result = rkt.run(image, "--exec", "/bin/sh", "--", "-c", "echo out; echo err >&2")
@@ -223,7 +278,43 @@ class Stage1Contract:
         assert result.stdout == "data"
         assert sorted(os.listdir(host)) == ["existing"]
 
+    # --- what the flavor does not support ---------------------------------------------------
+
+    def test_refuses_what_its_features_leave_out(self, rkt, image):
+        features = flavor_features(self.flavor)
+        wrong = []
+        for what, supported, before, after, named in REFUSALS:
+            if supported(features):
+                continue
+            result = rkt.run(*before, image, "--exec", "/bin/true",
+                             *[a.format(image=image) for a in after])
+            pods = list((rkt.data_dir / "pods").glob("*/*"))
+            if result.returncode != 254 or named not in result.stderr or pods:
+                wrong.append(f"{what}: exit {result.returncode}, {len(pods)} pod(s) left, "
+                             f"stderr {result.stderr!r}")
+        assert wrong == []
+
     # --- pod states -----------------------------------------------------------------------
+
+    def test_prepare_then_run_prepared(self, rkt, image):
+        prepared = rkt("prepare", f"--stage1-name={self.flavor}", image, "--exec", "/bin/sh",
+                       "--", "-c", "echo ran; exit 6")
+        assert prepared.returncode == 0, prepared.stderr
+        uuid = prepared.stdout.strip()
+        assert rkt.status(uuid)["state"] == "prepared"
+        result = rkt("run-prepared", uuid)
+        assert (result.returncode, result.stdout) == (6, "ran\n"), result.stderr
+        assert rkt.status(uuid)["state"] == "exited"
+        again = rkt("run-prepared", uuid)
+        assert again.returncode == 254 and "not prepared" in again.stderr
+
+    def test_the_pod_is_locked_exactly_while_it_runs(self, rkt, image):
+        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        assert _locked(_pod_dir(rkt.data_dir, uuid))
+        assert rkt("stop", uuid).returncode == 0
+        rkt.wait_exited(process)
+        assert not _locked(_pod_dir(rkt.data_dir, uuid))
+        assert rkt.status(uuid)["state"] == "exited"
 
     def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
         uuid_file = tmp_path / "uuid"
