@@ -7,6 +7,8 @@ that a plugin imports only what it needs and ``rkt``'s start-up stays cheap:
 ============================  ============================================================
 ``rkt_core.plugin_api``       hook marker, hook spec kinds, records, errors, versions
 ``.stage1``                   for stage1 flavors: the pod's apps, app roots, chroot runner
+``.pods``                     pods, read-only: found by uuid, listed
+``.images``                   the image store, read-only: images, manifests, remotes
 ``.network``                  for network backends: ``--net`` requests, namespaces, ports
 ``.fetch``                    for fetchers: HTTP client, resumable download, archive limits
 ``.appc``                     the appc image and pod manifest model

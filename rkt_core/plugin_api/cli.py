@@ -3,19 +3,18 @@
 Plugin commands are click commands of class :class:`RktCommand` (or groups of
 :class:`RktGroup`): they accept rkt's global flags after the command name and Go-style
 ``--flag=true``. Inside a command, :func:`context` is the invocation's
-:class:`PluginContext`; :func:`open_pod` finds a pod by (a prefix of) its uuid, as rkt's pod
-commands do. Raise :class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>``
+:class:`PluginContext`; ``rkt_core.plugin_api.pods.open_pod`` finds a pod by (a prefix of) its
+uuid, as rkt's pod commands do, and :func:`uuid_argument` reads the uuid from an argument or
+``--uuid-file``. Raise :class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>``
 and exits 254.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from ..cli.main import RktCommand, RktGroup, get_context
 from ..cli.pods import uuid_argument, uuid_arguments
-from ..pod.view import PodView
 
 
 class PluginContext(Protocol):
@@ -27,7 +26,6 @@ class PluginContext(Protocol):
     debug: bool  #: ``--debug``
     config: Any  #: the merged configuration (``auth``, ``docker_auth``, ``paths``, ``stage1``)
     plugins: Any  #: the plugin facade: ``declarations(hook)``, ``decide(hook, ...)``, ``disabled``
-    store: Any  #: the image store: ``tmp_dir``, ``get_remote(url)`` (fetchers only)
 
     def log(self, message: str) -> None:
         """A debug message, shown only with ``--debug``."""
@@ -44,14 +42,5 @@ def context() -> PluginContext:
     return get_context()
 
 
-@contextmanager
-def open_pod(ctx: PluginContext, uuid: str) -> Iterator[PodView]:
-    """The pod whose uuid starts with ``uuid`` (an error if none or several do)."""
-    from ..pod.pod import Pod
-
-    with Pod.find(ctx.data_dir, uuid) as pod:
-        yield PodView(pod)
-
-
-__all__ = ["PluginContext", "PodView", "RktCommand", "RktGroup", "context", "open_pod",
-           "uuid_argument", "uuid_arguments"]
+__all__ = ["PluginContext", "RktCommand", "RktGroup", "context", "uuid_argument",
+           "uuid_arguments"]

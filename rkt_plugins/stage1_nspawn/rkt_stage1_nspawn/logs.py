@@ -13,7 +13,8 @@ import shutil
 import click
 
 from rkt_core.plugin_api import NotFoundError, RktError
-from rkt_core.plugin_api.cli import RktCommand, context, open_pod, uuid_argument
+from rkt_core.plugin_api.cli import RktCommand, context, uuid_argument
+from rkt_core.plugin_api.pods import open_pod
 
 from . import rootfs
 

@@ -1,0 +1,34 @@
+"""The pods as plugins see them, read-only (:class:`PodView`): found by uuid or listed.
+
+Only stage0 moves pods between states and takes their locks; flavors, network backends and
+observers get a view of the pod they deal with, and commands find pods here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..pod.view import PodView
+
+
+@contextmanager
+def open_pod(ctx, uuid: str) -> Iterator[PodView]:
+    """The pod whose uuid starts with ``uuid`` (an error if none or several do)."""
+    from ..pod.pod import Pod
+
+    with Pod.find(ctx.data_dir, uuid) as pod:
+        yield PodView(pod)
+
+
+def list_pods(ctx) -> Iterator[PodView]:
+    """Every pod that is not garbage yet (prepared, running, exited...), each open only while
+    the caller looks at it: the next one is opened after the caller is done with this one."""
+    from ..pod.pod import Pod
+
+    for pod in Pod.walk(ctx.data_dir):
+        with pod:
+            yield PodView(pod)
+
+
+__all__ = ["PodView", "list_pods", "open_pod"]
