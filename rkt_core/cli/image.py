@@ -335,7 +335,6 @@ def image_verify(images) -> None:
             trees.verify(tree)
         except TreeVerificationError as e:
             click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
-            trees.remove(tree)
-            trees.render(key)
+            trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')

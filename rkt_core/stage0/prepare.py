@@ -249,13 +249,17 @@ def _cap_name(cap: str) -> str:
 
 
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
-    from ..store.treestore import TreeStore
+    from ..store.treestore import TreeStore, TreeVerificationError
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
         tree = trees.render(key, warn=ctx.warn)
         if not ctx.insecure_for(Insecure.ONDISK):
-            trees.verify(tree)
+            try:
+                trees.check(tree)
+            except TreeVerificationError as e:
+                ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
+                tree = trees.rebuild(key, warn=ctx.warn)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
         write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
