@@ -15,7 +15,8 @@ from typing import Any, BinaryIO, Callable, Optional, Protocol
 
 @dataclass(frozen=True)
 class Stage1Features:
-    """What a flavor supports; stage0 refuses options outside this set instead of dropping them."""
+    """What a flavor supports; stage0 refuses options outside this set instead of dropping them
+    (an image's own isolators outside ``isolators`` are left out with a warning, as rkt did)."""
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False
