@@ -162,11 +162,12 @@ def _prepare_output_dir(target: str, overwrite: bool) -> str:
     target = os.path.abspath(target)
     if os.path.realpath(target) == "/":
         raise RktError("this would delete your root filesystem. Refusing.")
-    if os.path.lexists(target) and not overwrite:
-        raise RktError("output directory exists (try --overwrite)")
-    mode = os.lstat(target).st_mode if os.path.lexists(target) else stat.S_IFDIR
-    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise RktError(f"{target} is {_kind(mode)}, not a directory: refusing to replace it")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise RktError("output directory exists (try --overwrite)")
+        mode = os.lstat(target).st_mode  # a directory, file or symlink (not what it points to)
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise RktError(f"{target} is {_kind(mode)}, not a directory: refusing to replace it")
     return target
 
 
@@ -262,10 +263,12 @@ def _replace_file(blob, output: str) -> None:
     except OSError as e:
         raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
     try:
-        with os.fdopen(fd, "wb") as out:
-            _copy(blob, out, output)
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
+        try:
+            _copy(blob, fd, output)
+            os.fchmod(fd, 0o644)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.rename(tmp, target)
     except BaseException:
         os.unlink(tmp)
@@ -279,18 +282,22 @@ def _write_into(blob, output: str) -> None:
         fd = os.open(output, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as out:
+    try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):  # replaced since it was looked at
             raise RktError(f"output ACI file {output} changed while it was opened")
-        _copy(blob, out, output)
+        _copy(blob, fd, output)
+    finally:
+        os.close(fd)
 
 
-def _copy(blob, out, output: str) -> None:
-    """Copy ``blob`` to the open file ``out``; a write error names ``output``."""
+def _copy(blob, fd: int, output: str) -> None:
+    """Write all of ``blob`` to ``fd``; a write error names ``output``."""
     try:
-        shutil.copyfileobj(blob, out, 1 << 20)
-        out.flush()
+        while chunk := blob.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
     except OSError as e:
         raise RktError(f"error writing to output ACI file {output}: {e.strerror}") from None
 
