@@ -25,7 +25,8 @@ def _since(version: int, flag: str, default: Any = False) -> Any:
 
 @dataclass(frozen=True)
 class Stage1Features:
-    """What a flavor supports; stage0 refuses options outside this set instead of dropping them."""
+    """What a flavor supports; stage0 refuses options outside this set instead of dropping them
+    (an image's own isolators outside ``isolators`` are left out with a warning, as rkt did)."""
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -161,8 +162,12 @@ def _prepare_output_dir(target: str, overwrite: bool) -> str:
     target = os.path.abspath(target)
     if os.path.realpath(target) == "/":
         raise RktError("this would delete your root filesystem. Refusing.")
-    if os.path.lexists(target) and not overwrite:
-        raise RktError("output directory exists (try --overwrite)")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise RktError("output directory exists (try --overwrite)")
+        mode = os.lstat(target).st_mode  # a directory, file or symlink (not what it points to)
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise RktError(f"{target} is {_kind(mode)}, not a directory: refusing to replace it")
     return target
 
 
@@ -225,27 +230,84 @@ def image_render(image_ref, output_dir, rootfs_only, overwrite) -> None:
 @click.argument("output", metavar="OUTPUT_ACI_FILE")
 @click.option("--overwrite/--no-overwrite", default=False, help="overwrite output ACI")
 def image_export(image_ref, output, overwrite) -> None:
-    """Export a stored image to an (uncompressed) ACI file."""
-    from ..sys.fs import fsync_dir
+    """Export a stored image to an (uncompressed) ACI file.
 
+    A regular file is replaced atomically (through a symlink, the file it points to); a named
+    pipe or a character device (``/dev/stdout``) is written into, as rkt did; nothing else
+    existing is overwritten.
+    """
     store = get_context().store
     key = store.resolve(image_ref)
-    output = os.path.abspath(output)
+    try:
+        existing = os.stat(output)
+    except FileNotFoundError:
+        existing = None
     if os.path.lexists(output) and not overwrite:
         raise RktError("output ACI file exists (try --overwrite)")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(output), prefix=".rkt-export-")
+    with store.open_blob(key) as blob:
+        if existing is None or stat.S_ISREG(existing.st_mode):
+            _replace_file(blob, output)
+        elif stat.S_ISFIFO(existing.st_mode) or stat.S_ISCHR(existing.st_mode):
+            _write_into(blob, output)
+        else:
+            raise RktError(f"output ACI file {output} is {_kind(existing.st_mode)}")
+
+
+def _replace_file(blob, output: str) -> None:
+    """Write ``blob`` to a temp file beside ``output`` (resolved) and rename it over."""
+    from ..sys.fs import fsync_dir
+
+    target = os.path.realpath(output)
     try:
-        with os.fdopen(fd, "wb") as out, store.open_blob(key) as blob:
-            shutil.copyfileobj(blob, out, 1 << 20)
-            out.flush()
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
-        os.rename(tmp, output)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".rkt-export-")
+    except OSError as e:
+        raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
+    try:
+        try:
+            _copy(blob, fd, output)
+            os.fchmod(fd, 0o644)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
-    fsync_dir(os.path.dirname(output))
+    fsync_dir(os.path.dirname(target))
+
+
+def _write_into(blob, output: str) -> None:
+    """Write ``blob`` into an existing named pipe or character device."""
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):  # replaced since it was looked at
+            raise RktError(f"output ACI file {output} changed while it was opened")
+        _copy(blob, fd, output)
+    finally:
+        os.close(fd)
+
+
+def _copy(blob, fd: int, output: str) -> None:
+    """Write all of ``blob`` to ``fd``; a write error names ``output``."""
+    try:
+        while chunk := blob.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    except OSError as e:
+        raise RktError(f"error writing to output ACI file {output}: {e.strerror}") from None
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 @image.command("cat-manifest")
@@ -280,7 +342,6 @@ def image_verify(images) -> None:
             trees.verify(tree)
         except TreeVerificationError as e:
             click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
-            trees.remove(tree)
-            trees.render(key)
+            trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')

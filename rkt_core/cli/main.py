@@ -33,6 +33,7 @@ BUILTIN_COMMANDS = {
     "rm": "rm:rm",
     "gc": "gc:gc",
     "install": "install:install",
+    "help": "help:help_command",
 }
 
 _GLOBALS_KEY = "rkt.globals"

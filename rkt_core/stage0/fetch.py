@@ -61,7 +61,8 @@ class _Fetch:
 
     A dependency with an ``imageID`` is taken from the store when it is there; otherwise (and for
     dependencies given by name and labels) it is found by the pull policy like an image given by
-    name: in the store first with ``new``, by discovery with ``update``, only in the store with
+    name: in the store first with ``new``, by discovery with ``update`` (falling back, with a
+    warning, to one in the store when discovery or the download fails), only in the store with
     ``never``. A fetched dependency must have the ``imageID`` its parent names. An image that
     depends on itself (through any chain), chains deeper than ``MAX_DEPENDENCY_DEPTH`` and more
     than ``MAX_DEPENDENCY_IMAGES`` images are refused.
@@ -130,6 +131,9 @@ class _Fetch:
         self.walked.add(key)
 
     def _dependency(self, parent: str, dep) -> str:
+        from ..discovery import DiscoveryError
+        from ..httpclient import HttpError
+
         store = self.ctx.store
         what = f'dependency "{dep.image_name}" of "{parent}"'
         labels = dict(dep.labels)
@@ -138,15 +142,22 @@ class _Fetch:
                 return store.resolve_key(dep.image_id)
             except NotFoundError:
                 pass
-        if self.options.pull_policy in ("new", "never"):
-            found = store.find_by_name(dep.image_name, labels)
-            if found is not None and not dep.image_id:
-                return found.key
+        stored = None if dep.image_id else store.find_by_name(dep.image_name, labels)
+        if stored is not None and self.options.pull_policy in ("new", "never"):
+            return stored.key
         if self.options.pull_policy == "never":
             raise NotFoundError(f'{what} is not in the store and the pull policy is "never"')
         self.ctx.log(f"image: fetching {what}")
         try:
             key = self._fetch("appc", dep.image_name, None, labels)
+        except (DiscoveryError, HttpError) as e:
+            if stored is None:
+                raise type(e)(f"{what}: {e.message}", hint=e.hint) from e
+            # Only a newer one was looked for: the stored dependency does (rkt: "Trying to find
+            # image in the store").
+            self.ctx.warn(f"warning: {what}: {e.message}; using the one in the store "
+                          f"({stored.key[:19]})")
+            return stored.key
         except RktError as e:
             raise type(e)(f"{what}: {e.message}", hint=e.hint) from e
         if dep.image_id and key != dep.image_id[:KEY_LEN].lower():

@@ -93,7 +93,8 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             raise UsageError("at least one image is required")
         keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
                 for app in options.apps]
-        manifest = generate_manifest(ctx, options, keys)
+        features = ctx.plugins.stage1_flavor(flavor).factory().features
+        manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
@@ -168,9 +169,15 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
     return manifest, keys
 
 
-def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManifest:
+def generate_manifest(ctx, options: PrepareOptions, keys: list[str], flavor: str,
+                      applicable: frozenset[str]) -> PodManifest:
     """The pod manifest for images given on the command line (rkt's rules for names, exec,
-    environment and isolators; image annotations copied into each app)."""
+    environment and isolators; image annotations copied into each app).
+
+    An image's isolators that the flavor cannot apply (not in ``applicable``) are left out with
+    a warning, as rkt's fly flavor ignored them; those asked for on the command line stay, for
+    the flavor check to refuse.
+    """
     apps: list[RuntimeApp] = []
     volumes = list(options.volumes)
     volume_names = {v.name for v in volumes}
@@ -182,7 +189,8 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
         validate_ac_name(name, "app name")
         if any(a.name == name for a in apps):
             raise RktError(f'more than one app is named "{name}": name them apart with --name')
-        app = _app_section(ctx, options, args, image)
+        isolators = _image_isolators(ctx, image, name, flavor, applicable)
+        app = _app_section(ctx, options, args, image, isolators)
         mounts = list(options.mounts) + list(args.mounts)
         for mp in app.mount_points:
             if any(m.volume == mp.name or m.path == mp.path for m in mounts):
@@ -207,7 +215,19 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
     return manifest
 
 
-def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
+def _image_isolators(ctx, image, app_name: str, flavor: str,
+                     applicable: frozenset[str]) -> list[Isolator]:
+    """The image's isolators that the flavor can apply; a warning for each of the others."""
+    isolators = list(image.app.isolators) if image.app else []
+    for isolator in isolators:
+        if isolator.name not in applicable:
+            ctx.warn(f'warning: the {flavor} flavor ignores isolator "{isolator.name}" of app '
+                     f'"{app_name}" (declared by its image)')
+    return [i for i in isolators if i.name in applicable]
+
+
+def _app_section(ctx, options: PrepareOptions, args: AppArgs, image,
+                 isolators: list[Isolator]) -> App:
     if image.app is None and not args.exec:
         raise RktError(f'image "{image.name}" has no app section and --exec was not given')
     app = copy.deepcopy(image.app) if image.app else App(user=str(os.getuid()), group=str(os.getgid()))
@@ -225,7 +245,7 @@ def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
         app.group = args.group
     if args.supplementary_gids is not None:
         app.supplementary_gids = list(args.supplementary_gids)
-    app.isolators = _isolators(app.isolators, args)
+    app.isolators = _isolators(isolators, args)
     env = {e.name: e.value for e in app.environment}
     if options.inherit_env:  # the host's environment never overrides the image's
         env = {**{k: v for k, v in os.environ.items() if _env_name_ok(k)}, **env}
@@ -265,13 +285,17 @@ def _cap_name(cap: str) -> str:
 
 
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
-    from ..store.treestore import TreeStore
+    from ..store.treestore import TreeStore, TreeVerificationError
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
         tree = trees.render(key, warn=ctx.warn)
         if not ctx.insecure_for(Insecure.ONDISK):
-            trees.verify(tree)
+            try:
+                trees.check(tree)
+            except TreeVerificationError as e:
+                ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
+                tree = trees.rebuild(key, warn=ctx.warn)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
         write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)

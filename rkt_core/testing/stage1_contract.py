@@ -233,6 +233,20 @@ class Stage1Contract:
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
 
+    def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
+        group = "root:x:0:\nusers:x:1000:\n"
+        first = rkt.run(image, "--exec", "/bin/sh", "--", "-c",
+                        "echo app >> /etc/group; cat /etc/group")
+        assert (first.returncode, first.stdout) == (0, group + "app\n"), first.stderr
+        (stored,) = (rkt.data_dir / "cas" / "tree").glob("*/rootfs/etc/group")
+        with open(stored, "a") as f:  # the app wrote into its own root, this is the store's
+            f.write("x\n")
+        result = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert (result.returncode, result.stdout) == (0, group), result.stderr
+        assert "rkt: warning: tree cache is in a bad state: " in result.stderr
+        again = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert again.stdout == group and "tree cache" not in again.stderr
+
     # --- volumes --------------------------------------------------------------------------
 
     def test_host_volume_written_by_the_app(self, rkt, image, tmp_path):

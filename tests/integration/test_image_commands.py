@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -165,6 +166,93 @@ def test_render_extract_export(rkt, fetched, tmp_path):
     with tarfile.open(exported) as tar:
         assert "manifest" in tar.getnames()
     assert "exists" in rkt("image", "export", key, exported, check=254).stderr
+
+
+def _exported_key(data: bytes) -> str:
+    return "sha512-" + hashlib.sha512(data).hexdigest()[:64]
+
+
+@pytest.mark.root  # mknod
+def test_export_writes_into_a_device_and_never_replaces_it(rkt, fetched, tmp_path):
+    _, key = fetched
+    out = tmp_path / "out"
+    out.mkdir()
+    full, null = out / "full", out / "null"
+    os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # as /dev/full
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # as /dev/null
+    result = rkt("image", "export", "--overwrite", key, full, check=254)
+    assert result.stderr == (f"rkt: error writing to output ACI file {full}: "
+                             "No space left on device\n")
+    rkt("image", "export", "--overwrite", key, null, check=0)
+    assert stat.S_ISCHR(full.lstat().st_mode) and stat.S_ISCHR(null.lstat().st_mode)
+    assert sorted(os.listdir(out)) == ["full", "null"]
+
+
+def test_export_streams_into_a_fifo(rkt, fetched, tmp_path):
+    _, key = fetched
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with open(tmp_path / "received", "wb") as received:
+        reader = subprocess.Popen(["cat", fifo], stdout=received)
+    try:
+        rkt("image", "export", "--overwrite", key, fifo, check=0)
+        assert reader.wait(timeout=60) == 0
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert _exported_key((tmp_path / "received").read_bytes()) == key
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_export_over_a_symlink_replaces_the_file_it_points_to(rkt, fetched, tmp_path):
+    _, key = fetched
+    real, link = tmp_path / "real.aci", tmp_path / "link.aci"
+    real.write_bytes(b"old")
+    link.symlink_to(real.name)
+    rkt("image", "export", "--overwrite", key, link, check=0)
+    assert link.is_symlink() and _exported_key(real.read_bytes()) == key
+
+
+def test_export_refuses_a_directory(rkt, fetched, tmp_path):
+    _, key = fetched
+    (tmp_path / "dir").mkdir()
+    result = rkt("image", "export", "--overwrite", key, tmp_path / "dir", check=254)
+    assert result.stderr.startswith(f"rkt: output ACI file {tmp_path / 'dir'} is a directory")
+    assert (tmp_path / "dir").is_dir() and list((tmp_path / "dir").iterdir()) == []
+
+
+def test_export_errors_name_the_users_path(rkt, fetched, tmp_path):
+    _, key = fetched
+    missing = tmp_path / "nonexistent" / "x.aci"
+    result = rkt("image", "export", key, missing, check=254)
+    assert result.stderr == (f"rkt: unable to open output ACI file {missing}: "
+                             "No such file or directory\n")
+
+
+@pytest.mark.root  # mknod
+@pytest.mark.parametrize("command", ["extract", "render"])
+def test_extract_and_render_overwrite_only_files_links_and_directories(rkt, fetched, tmp_path,
+                                                                       command):
+    _, key = fetched
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "file").write_text("mine")
+    device, fifo = tmp_path / "null", tmp_path / "fifo"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mkfifo(fifo)
+    for target, kind in ((device, "a character device"), (fifo, "a named pipe")):
+        result = rkt("image", command, "--overwrite", key, target, check=254)
+        assert result.stderr.startswith(f"rkt: {target} is {kind}, not a directory")
+    assert stat.S_ISCHR(device.lstat().st_mode) and stat.S_ISFIFO(fifo.lstat().st_mode)
+    link, file = tmp_path / "link", tmp_path / "file"
+    link.symlink_to(kept)
+    file.write_text("x")
+    for target in (link, file):
+        rkt("image", command, "--overwrite", key, target, check=0)
+        assert not target.is_symlink() and (target / "rootfs" / "bin" / "busybox").is_file()
+    assert [p.name for p in kept.iterdir()] == ["file"]  # the link went, not what it pointed to
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
 def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):

@@ -80,14 +80,18 @@ def test_list_full_and_json(rkt, image):
 
 
 def test_status_wait_returns_when_the_pod_exits(rkt, image, tmp_path):
-    uuid_file = tmp_path / "uuid"
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
-                          "--exec", "/bin/sh", "--", "-c", "sleep 1; exit 4")
+    uuid_file, host = tmp_path / "uuid", tmp_path / "host"
+    host.mkdir()
+    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}",
+                          f"--volume=data,kind=host,source={host}", image,
+                          "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+                          "while [ ! -e /data/go ]; do sleep 0.05; done; exit 4")
     deadline = time.monotonic() + 20
     while not uuid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     impatient = rkt("status", "--wait=0.1s", f"--uuid-file={uuid_file}", check=254)
     assert "timed out waiting" in impatient.stderr
+    (host / "go").write_text("")  # the app exits once told, however slow the machine
     out = rkt("status", "--wait", f"--uuid-file={uuid_file}", check=0).stdout
     assert "state=exited" in out and "app-busybox=4" in out
     assert proc.wait(10) == 4

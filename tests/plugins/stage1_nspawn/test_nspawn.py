@@ -127,10 +127,21 @@ def test_two_apps_the_failing_ones_status_wins(rkt, image, tmp_path):
 
 
 def test_first_failure_in_time_decides(rkt, image, tmp_path):
-    result, uuid = _run_saving_uuid(
-        rkt, tmp_path, image, "--name=late", "--exec", "/bin/sh", "--", "-c", "sleep 0.5; exit 7",
+    host = tmp_path / "host"
+    host.mkdir()
+    process, uuid = rkt.start(
+        f"--volume=data,kind=host,source={host}", image, "--name=late",
+        "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+        "while [ ! -e /data/go ]; do sleep 0.05; done; exit 7",
         "---", image, "--name=early", "--exec", "/bin/sh", "--", "-c", "exit 6")
-    assert result.returncode == 6, result.stderr
+    # "late" fails only once the pod has recorded "early" as its first failure
+    first = next((rkt.data_dir / "pods").glob(f"*/{uuid}")) / "stage1/rootfs/rkt/first-failure"
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while not first.is_symlink():
+        assert time.monotonic() < deadline, "the early app's failure was never recorded"
+        time.sleep(0.05)
+    (host / "go").write_text("")
+    assert rkt.wait_exited(process) == 6
     status = rkt.status(uuid)
     assert (status["app-late"], status["app-early"]) == ("7", "6")
 
