@@ -138,11 +138,26 @@ REFUSALS = (
 )
 
 
-def flavor_features(name: str):
-    """The ``Stage1Features`` of the installed flavor ``name``."""
-    from ..plugins import Plugins
+_FEATURES = """
+import dataclasses, json, sys
+from rkt_core.plugins import Plugins
+features = Plugins().stage1_flavor(sys.argv[1]).factory().features
+print(json.dumps({k: sorted(v) if isinstance(v, frozenset) else v
+                  for k, v in dataclasses.asdict(features).items()}))
+"""
 
-    return Plugins().stage1_flavor(name).factory().features
+
+def flavor_features(name: str):
+    """The ``Stage1Features`` of the flavor ``name`` as an ``rkt`` command finds it (asked in a
+    fresh process: this one may have found its plugins before the flavor was installed)."""
+    import json
+
+    from ..types import Stage1Features
+
+    out = subprocess.run([sys.executable, "-c", _FEATURES, name], capture_output=True,
+                         text=True, timeout=RKT_TIMEOUT, check=True).stdout
+    found = json.loads(out)
+    return Stage1Features(**{**found, "isolators": frozenset(found["isolators"])})
 
 
 def _pod_dir(data_dir: Path, uuid: str) -> Path:
