@@ -34,8 +34,13 @@ def member_rkt():
     base = Path(tempfile.mkdtemp(prefix="rkt-member-install-"))
     try:
         base.chmod(0o755)
+        # Built from a copy: setuptools writes build/ and *.egg-info/ into the tree it builds.
+        source = base / "src"
+        shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "demo",
+            "*.aci"))
         wheels = base / "wheels"
-        projects = [REPO] + sorted(p.parent for p in REPO.glob("rkt_plugins/*/pyproject.toml"))
+        projects = [source] + sorted(p.parent for p in source.glob("rkt_plugins/*/pyproject.toml"))
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                         "--no-build-isolation", "--wheel-dir", str(wheels), *map(str, projects)],
                        check=True, cwd=base)
@@ -174,7 +179,7 @@ def test_members_change_nothing_and_root_runs_its_own_image(accounts, as_user, d
     assert run.returncode == 0 and run.stdout == "root's image\n", (run.stdout, run.stderr)
 
 
-def test_members_export_images_into_their_own_directory(accounts, as_user, data_dir, tmp_path):
+def test_members_export_and_extract_images_into_their_own_directory(accounts, as_user, data_dir, tmp_path):
     _, key, _ = installed_store_with_a_pod(as_user, data_dir, tmp_path)
     out_dir = data_dir.parent / "member"
     out_dir.mkdir()
@@ -184,6 +189,9 @@ def test_members_export_images_into_their_own_directory(accounts, as_user, data_
     blob = data_dir / "cas" / "blob" / "sha512" / key[7:9] / key
     assert (out_dir / "bb.aci").read_bytes() == blob.read_bytes()
     assert (out_dir / "bb.aci").stat().st_uid != 0
+    extract = as_user(MEMBER, "image", "extract", "--rootfs-only", key, str(out_dir / "rootfs"))
+    assert extract.returncode == 0, extract.stderr
+    assert (out_dir / "rootfs" / "bin" / "busybox").is_file()
 
 
 def test_install_repairs_a_store_made_by_an_older_rkt(accounts, as_user, data_dir, tmp_path):
