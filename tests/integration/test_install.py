@@ -22,6 +22,7 @@ from rkt_core.testing.aci import busybox_aci
 pytestmark = pytest.mark.root
 RKT = str(Path(sys.executable).parent / "rkt")
 REPO = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = os.path.realpath(sys.executable)  # the interpreter behind the venv: any user runs it
 MEMBER, OUTSIDER = "rkt-test-member", "rkt-test-outsider"
 READ_ONLY = "members of group rkt can only list and inspect"
 
@@ -44,8 +45,7 @@ def member_rkt():
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                         "--no-build-isolation", "--wheel-dir", str(wheels), *map(str, projects)],
                        check=True, cwd=base)
-        python = os.path.realpath(sys.executable)  # the system interpreter behind the venv
-        subprocess.run([python, "-m", "venv", str(base / "venv")], check=True)
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(base / "venv")], check=True)
         subprocess.run([str(base / "venv" / "bin" / "pip"), "install", "--quiet",
                         *map(str, sorted(wheels.glob("*.whl")))], check=True, cwd=base)
         yield str(base / "venv" / "bin" / "rkt")
@@ -165,7 +165,7 @@ def test_members_change_nothing_and_root_runs_its_own_image(accounts, as_user, d
     db = data_dir / "cas" / "db" / "store.sqlite3"
     attack = (f"import sqlite3; c = sqlite3.connect({str(db)!r}); "
               "c.execute('UPDATE aciinfo SET latest = 1'); c.commit()")
-    out = subprocess.run(["runuser", "-u", MEMBER, "--", sys.executable, "-I", "-c", attack],
+    out = subprocess.run(["runuser", "-u", MEMBER, "--", SYSTEM_PYTHON, "-I", "-c", attack],
                          capture_output=True, text=True, cwd="/")
     assert out.returncode != 0 and "readonly database" in out.stderr, out.stderr
     for target in (db, data_dir / "cas" / "blob" / "sha512" / key[7:9] / "planted",
