@@ -1,6 +1,7 @@
 """Pod commands end to end with the fly flavor: prepare, run-prepared, list, status, rm, gc."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -192,3 +193,15 @@ def test_bad_pod_manifests_are_named(rkt, image, tmp_path):
     out = rkt("run", "--stage1-name=fly", f"--pod-manifest={path}", check=254)
     assert f"pod manifest {path}: invalid pod manifest: nested deeper than 100 levels" in out.stderr
     assert not any((rkt.data / "pods").glob("*/*"))
+
+
+def test_nothing_rkt_creates_is_writable_by_group_or_others_whatever_the_umask(rkt, image):
+    uuid = rkt("prepare", "--stage1-name=fly", image, check=0, preexec_fn=lambda: os.umask(0)).stdout.strip()
+    writable = []
+    for dirpath, dirnames, filenames in os.walk(rkt.data):
+        dirnames[:] = [d for d in dirnames if d not in ("rootfs", "tree")]  # the image's own modes
+        for path in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
+            if not os.path.islink(path) and os.lstat(path).st_mode & 0o022:
+                writable.append(path)
+    assert writable == []
+    assert any(uuid in d for d, _, _ in os.walk(rkt.data / "pods"))
