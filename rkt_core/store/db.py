@@ -85,15 +85,15 @@ class Database:
             if read_only:
                 raise StoreDatabaseError(
                     f"the store database {self.path} is missing or outdated, and this user may "
-                    "only read the store", hint="run any rkt command that writes as root (e.g. "
-                                                "rkt install) to create or migrate it")
+                    "only read the store", hint="run any rkt command as root to create or migrate it")
             # One process creates or migrates; the others wait here, then find it done.
             with FileLock(os.path.join(self.dir, "lock"), create=True).exclusive():
                 if (self._version() or 0) < SCHEMA_VERSION:
                     from . import schema
 
-                    if not os.path.exists(self.path):
-                        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, DB_FILE_MODE))
+                    if not os.path.exists(self.path):  # made here, to have its mode from the start
+                        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                        os.close(os.open(self.path, flags, DB_FILE_MODE))
                     schema.create_or_migrate(self.path, SCHEMA_VERSION, configure_connection,
                                              self.backup)
         elif version > SCHEMA_VERSION:
@@ -142,13 +142,13 @@ class Database:
         A database missing or empty while the store holds images, or not a database, is damaged.
         """
         header = self._header()
-        if not header or not header.startswith(_MAGIC):
-            if header and not header.startswith(_MAGIC):
-                raise self.damaged("it is not an SQLite database")
+        if not header:
             if holds_images(self.cas_dir):
-                raise self.damaged(f"it is {'empty' if header == b'' else 'missing'} while the "
-                                   "store holds images")
+                state = "missing" if header is None else "empty"
+                raise self.damaged(f"it is {state} while the store holds images")
             return None
+        if not header.startswith(_MAGIC):
+            raise self.damaged("it is not an SQLite database")
         conn = self._connect()
         try:
             row = conn.execute("SELECT version FROM version").fetchone()
