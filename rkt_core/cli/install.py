@@ -59,8 +59,8 @@ def install() -> None:
         finally:
             os.close(fd)
     _repair_store_files(ctx, gid)
-    ctx.store.db.close()  # checks the store, creates the database if it is missing
-    _repair_store_files(ctx, gid)  # the new database and its lock
+    # Checks the store and creates the database if it is missing (root:rkt 0640: cas/db is setgid).
+    ctx.store.db.close()
     click.echo("rkt directory structure successfully created.", err=True)
 
 
