@@ -12,7 +12,7 @@ import time
 
 import click
 
-from ..errors import RktError
+from ..errors import RktError, describe
 from .main import RktGroup, get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
 from .params import DURATION
@@ -90,15 +90,17 @@ def remove_images(ctx, refs: list[str]) -> int:
     in_use = referenced_tree_ids(ctx.data_dir)
     for key, name in keys.items():
         try:
+            # The trees rendered for this image first, unless a pod still uses them (rkt left
+            # them): a failure here leaves the image whole.
+            for tree in trees.ids():
+                if trees.image_of(tree) == key and tree not in in_use:
+                    trees.remove(tree)
             stale = store.remove(key)
-        except RktError as e:
-            print(f'rkt: error removing aci for image "{key}" ("{name}"): {e}', file=sys.stderr)
+        except (RktError, OSError) as e:
+            print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
+                  file=sys.stderr)
             failed += 1
             continue
-        # Trees rendered for this image go too, unless a pod still uses them (rkt left them).
-        for tree in trees.ids():
-            if trees.image_of(tree) == key and tree not in in_use:
-                trees.remove(tree)
         if stale:
             stale_count += 1
             print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
@@ -119,7 +121,9 @@ def remove_images(ctx, refs: list[str]) -> int:
 @click.argument("images", nargs=-1, required=True)
 def image_rm(images) -> None:
     """Remove one or more images with the given IDs or names from the local store."""
-    if remove_images(get_context(), list(images)):
+    ctx = get_context()
+    ctx.require_write_access("removing images")
+    if remove_images(ctx, list(images)):
         raise RktError("error(s) found while removing images")
 
 
@@ -133,7 +137,9 @@ def image_gc(grace_period: float) -> None:
     from ..store.treestore import TreeStore
 
     ctx = get_context()
+    ctx.require_write_access("garbage-collecting images")
     store = ctx.store
+    orphans = store.orphan_files()  # decided first: a damaged store stops gc before any change
     trees = TreeStore(store)
     with prepare_lock(ctx.data_dir).exclusive():
         in_use = referenced_tree_ids(ctx.data_dir)
@@ -146,7 +152,7 @@ def image_gc(grace_period: float) -> None:
     expired = [i.key for i in store.list_images(("lastused",))
                if now - i.last_used > grace_period and i.key not in running]
     failed = remove_images(ctx, expired) if expired else 0
-    for path in store.orphan_files():
+    for path in orphans:
         key = os.path.basename(path)
         with store.lock(key).exclusive():
             if store.find_info(key) is None and os.path.exists(path):
@@ -325,7 +331,9 @@ def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
     from ..store.treestore import TreeStore, TreeVerificationError
 
-    store = get_context().store
+    ctx = get_context()
+    ctx.require_write_access("verifying images")
+    store = ctx.store
     trees = TreeStore(store)
     for ref in images:
         key = store.resolve(ref)
@@ -345,3 +353,24 @@ def image_verify(images) -> None:
             trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')
+
+
+@image.command("rebuild-db")
+def image_rebuild_db() -> None:
+    """Re-create the store database from the stored images (after it was damaged or lost)."""
+    from ..store.rebuild import rebuild_database
+
+    ctx = get_context()
+    ctx.require_write_access("rebuilding the store database")
+    result = rebuild_database(os.path.join(ctx.data_dir, "cas"))
+    if result.backup:
+        print(f"rkt: the previous database was moved to {result.backup}", file=sys.stderr)
+    for key, name in result.recovered:
+        click.echo(f'recovered image "{name}" ({key})')
+    for problem in result.skipped:
+        print(f"rkt: not recovered: {problem}", file=sys.stderr)
+    print(f"rkt: the store database was rebuilt with {len(result.recovered)} image(s)",
+          file=sys.stderr)
+    if result.skipped:
+        raise RktError(f"{len(result.skipped)} file(s) in the store could not be recovered as images",
+                       hint="they were left as they are; fetch those images again")

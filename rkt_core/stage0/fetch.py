@@ -185,13 +185,16 @@ def _import(ctx, text: str, fetched: FetchedImage) -> tuple[str, bool]:
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
     fetched.aci.seek(0)
-    with store.staging(fetched.aci) as staged:
-        _check_expected(text, fetched, staged.manifest)
-        if _signature_required(ctx, fetched):
-            verify_signature(ctx, text, fetched, staged.manifest.name)
-        new = store.find_info(staged.key) is None
-        info = store.commit(staged, remote=fetched.remote,
-                            latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
+    try:
+        with store.staging(fetched.aci) as staged:
+            _check_expected(fetched, staged.manifest)
+            if _signature_required(ctx, fetched):
+                verify_signature(ctx, text, fetched, staged.manifest.name)
+            new = store.find_info(staged.key) is None
+            info = store.commit(staged, remote=fetched.remote,
+                                latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
+    except ImageError as e:  # the archive or its manifest: say which image
+        raise type(e)(f'image "{text}": {e.message}', hint=e.hint) from None
     ctx.plugins.notify("rkt_image_fetched", image=info)
     return info.key, new
 
@@ -225,11 +228,10 @@ def verify_signature(ctx, text: str, fetched: FetchedImage, name: str) -> None:
                              hint="pip install rkt-core (the openpgp verifier is built in)")
 
 
-def _check_expected(text: str, fetched: FetchedImage, manifest) -> None:
+def _check_expected(fetched: FetchedImage, manifest) -> None:
     if fetched.expected_name and manifest.name != fetched.expected_name:
-        raise ImageError(f'image "{text}": the manifest names "{manifest.name}", '
-                         f'expected "{fetched.expected_name}"')
+        raise ImageError(f'the manifest names "{manifest.name}", expected "{fetched.expected_name}"')
     for label, value in fetched.expected_labels.items():
         if manifest.labels.get(label) != value:
-            raise ImageError(f'image "{text}": label {label}={manifest.labels.get(label)!r} '
-                             f'does not match the requested {label}={value}')
+            raise ImageError(f"label {label}={manifest.labels.get(label)!r} does not match the "
+                             f"requested {label}={value}")

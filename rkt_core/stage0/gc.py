@@ -31,16 +31,17 @@ def mark(ctx, expire_prepared: float) -> None:
     for pod in Pod.walk(ctx.data_dir, (RUN, PREPARE, PREPARED)):
         with pod:
             try:
+                # rkt's messages, printed once the move is done: never for a move that failed.
                 if pod.state_dir == RUN and pod.state == "exited":
                     _release_networks(ctx, pod)
-                    _say(f'moving pod "{pod.uuid}" to garbage')
                     pod.to_exited_garbage()
+                    _say(f'moving pod "{pod.uuid}" to garbage')
                 elif pod.state_dir == PREPARE and pod.state == "aborted prepare":
+                    pod.to_garbage()
                     _say(f'moving failed prepare "{pod.uuid}" to garbage')
-                    pod.to_garbage()
                 elif pod.state_dir == PREPARED and now - (pod.created_at or now) > expire_prepared:
-                    _say(f'moving expired prepared pod "{pod.uuid}" to garbage')
                     pod.to_garbage()
+                    _say(f'moving expired prepared pod "{pod.uuid}" to garbage')
             except FileNotFoundError:
                 continue  # another gc moved it first
             except RktError:

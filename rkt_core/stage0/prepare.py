@@ -86,6 +86,8 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     ``rkt gc`` removes) and the error is raised.
     """
     flavor = choose_flavor(ctx, options.stage1_name)
+    for volume in options.volumes:
+        _check_volume_owner(volume, f'--volume "{volume.to_cli()}"')
     if options.pod_manifest:
         manifest, keys = _read_pod_manifest(ctx, options)
     else:
@@ -153,6 +155,10 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
             manifest = PodManifest.from_json(f.read())
     except OSError as e:
         raise RktError(f"reading pod manifest {options.pod_manifest}: {e.strerror}") from None
+    except AppcError as e:
+        raise AppcError(f"pod manifest {options.pod_manifest}: {e.message}") from None
+    for volume in manifest.volumes:
+        _check_volume_owner(volume, f"pod manifest {options.pod_manifest}")
     if not manifest.apps:
         raise RktError("the pod manifest has no apps")
     keys = []
@@ -335,6 +341,20 @@ def _check_host_source(ctx, volume: Volume) -> None:
             or data.startswith(source.rstrip("/") + "/"):
         raise RktError(f'volume "{volume.name}": refusing to share "{volume.source}" with a pod',
                        hint="use --insecure-options=paths if you really mean it")
+
+
+MAX_ID = (1 << 32) - 2  # the highest uid or gid; (uid_t) -1 means "unchanged" to chown(2)
+
+
+def _check_volume_owner(volume: Volume, given_by: str) -> None:
+    """An empty volume's uid and gid must be ids a directory can be given."""
+    if volume.kind != "empty":
+        return
+    for key in ("uid", "gid"):
+        value = getattr(volume, key)
+        if value is not None and not 0 <= value <= MAX_ID:
+            raise UsageError(f'volume "{volume.name}" ({given_by}): {key} {value} is out of range '
+                             f"(0 to {MAX_ID})")
 
 
 def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -334,3 +335,66 @@ def test_version_config_and_unknown_command(rkt):
     paths = [e for e in config["stage0"] if e["rktKind"] == "paths"]
     assert paths[0]["data"] == str(rkt.data)
     assert rkt("no-such-command").returncode == 254
+
+
+def snapshot(top: Path) -> dict[str, tuple]:
+    """Every path under ``top`` with its type, mode, owner and content hash."""
+    state = {}
+    for path in sorted(top.rglob("*")):
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        state[str(path.relative_to(top))] = (st.st_mode, st.st_uid, st.st_gid, digest)
+    return state
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda db: db.write_bytes(b""), "it is empty while the store holds images"),
+    (lambda db: db.unlink(), "it is missing while the store holds images"),
+    (lambda db: db.write_bytes(b"\x00garbage" * 4096), "it is not an SQLite database"),
+])
+def test_a_damaged_database_stops_every_command_and_loses_nothing(rkt, fetched, damage, reason):
+    aci, key = fetched
+    db = rkt.data / "cas" / "db" / "store.sqlite3"
+    damage(db)
+    before = snapshot(rkt.data)
+    for args in (["image", "list"], ["image", "gc", "--grace-period=0s"], ["image", "rm", key],
+                 ["image", "cat-manifest", key], ["--insecure-options=image", "fetch", aci],
+                 ["--insecure-options=image", "run", "--stage1-name=fly", aci]):
+        out = rkt(*args, check=254)
+        assert f"rkt: the store database {db} is damaged ({reason})" in out.stderr, (args, out.stderr)
+        assert '"rkt image rebuild-db"' in out.stderr
+    assert snapshot(rkt.data) == before
+
+    out = rkt("image", "rebuild-db", check=0)
+    assert f'recovered image "example.com/busybox" ({key})' in out.stdout
+    assert "rebuilt with 1 image(s)" in out.stderr
+    listed = rkt("image", "list", "--full", "--no-legend", check=0).stdout
+    assert listed.startswith(f"{key}\texample.com/busybox:1.0\t")
+    backups = list((rkt.data / "cas" / "db-backups").glob("*"))
+    assert len(backups) == (0 if "missing" in reason else 1)
+    rkt("image", "gc", check=0)  # nothing is an orphan any more
+    assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+
+
+def test_image_gc_removes_no_orphans_when_the_database_records_no_image(rkt, fetched):
+    _, key = fetched
+    with sqlite3.connect(rkt.data / "cas" / "db" / "store.sqlite3") as conn:
+        conn.execute("DELETE FROM aciinfo")
+    conn.close()
+    before = snapshot(rkt.data)
+    out = rkt("image", "gc", check=254)
+    assert "is damaged (it records no image while the store holds some)" in out.stderr
+    assert snapshot(rkt.data) == before
+    rkt("image", "rebuild-db", check=0)
+    assert key in rkt("image", "list", "--full", check=0).stdout
+
+
+def test_a_deeply_nested_manifest_is_named(rkt, tmp_path):
+    text = json.dumps(image_manifest("example.com/deep", exec=["/x"]))
+    deep = build_aci(tmp_path / "deep.aci",
+                     (text[:-1] + ', "x": ' + "[" * 50_000 + "]" * 50_000 + "}").encode(),
+                     files={"a": b"a"})
+    out = rkt("--insecure-options=image", "fetch", deep, check=254)
+    assert (f'rkt: image "{deep}": invalid image manifest: nested deeper than 100 levels'
+            in out.stderr), out.stderr
+    assert "unexpected error" not in out.stderr
