@@ -31,4 +31,25 @@ def list_pods(ctx) -> Iterator[PodView]:
             yield PodView(pod)
 
 
-__all__ = ["PodView", "list_pods", "open_pod"]
+def pod_dirs(ctx) -> list[tuple[str, str]]:
+    """``(state directory, uuid)`` of every pod, from ``embryo`` to ``garbage``, without opening
+    any: a cheap way to notice pods that appear, move between states or go."""
+    from ..pod.pod import entries
+
+    return list(entries(ctx.data_dir))
+
+
+def pod_state(ctx, uuid: str) -> str | None:
+    """The state of the pod with exactly this uuid, as rkt names it (``running``,
+    ``exited``...), or None if it is gone."""
+    from ..errors import NotFoundError
+    from ..pod.pod import Pod
+
+    try:
+        with Pod.open(ctx.data_dir, uuid) as pod:
+            return pod.state
+    except NotFoundError:
+        return None
+
+
+__all__ = ["PodView", "list_pods", "open_pod", "pod_dirs", "pod_state"]
