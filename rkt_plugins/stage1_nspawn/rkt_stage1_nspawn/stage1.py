@@ -166,6 +166,13 @@ class NspawnStage1:
             if init_fd is not None:
                 os.close(init_fd)
 
+    def logs(self, pod, app: str, lines: int, follow: bool, since: float | None,
+             until: float | None):
+        """What the pod's apps logged, from the journal kept in the pod (see ``Stage1Logs``)."""
+        from .logs import read_logs
+
+        return read_logs(pod, app, lines, follow, since, until)
+
     def gc(self, pod) -> None:
         """Remove what an exited pod left: its cgroups and mounts."""
         cgroups.remove(_recorded_hierarchies(pod), pod.uuid)
