@@ -75,6 +75,9 @@ class RunOptions:
     hosts_fallback: str = ""
 
 
+LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often
+
+
 @dataclass(frozen=True)
 class LogLine:
     """One line an app of a pod logged: when (seconds since the epoch), which app, what."""
@@ -117,13 +120,14 @@ class Stage1Logs(Protocol):
     and the API service's GetLogs read them through it."""
 
     def logs(self, pod: Any, app: str, lines: int, follow: bool, since: float | None,
-             until: float | None) -> Iterator[LogLine]:
+             until: float | None) -> Iterator[LogLine | None]:
         """The lines the pod's app ``app`` (every app if "") logged, oldest first: only the
         last ``lines`` (0: all), only those logged from ``since`` to ``until`` (seconds since
         the epoch; None: no bound). With ``follow``, go on yielding lines as they are logged
-        until the pod is no longer running and every line was yielded; the caller may close
-        the iterator earlier, which releases what it holds. A pod without logs (it never ran)
-        is a ``NotFoundError``."""
+        until the pod is no longer running and every line was yielded, and yield None at least
+        every :data:`LOG_KEEPALIVE_SECONDS` while nothing comes, so that the caller may stop
+        following: it closes the iterator, which releases what it holds. A pod without logs
+        (it never ran) is a ``NotFoundError``."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def logs(app, lines, follow, since, until, output, uuid_file, uuid) -> None:
         found = pod_logs(ctx, PodView(pod), app, lines, follow, since_time, until_time)
         try:
             for line in found:
+                if line is None:  # following, nothing new yet
+                    continue
                 sys.stdout.write((line.message if output == "cat" else line.formatted()) + "\n")
                 if follow:
                     sys.stdout.flush()

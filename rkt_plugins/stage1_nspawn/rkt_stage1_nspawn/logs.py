@@ -18,15 +18,15 @@ import subprocess
 import time
 from typing import Iterator
 
-from rkt_core.plugin_api import LogLine, NotFoundError, RktError
+from rkt_core.plugin_api import LOG_KEEPALIVE_SECONDS, LogLine, NotFoundError, RktError
 
 from . import rootfs
 
-POLL_SECONDS = 0.5  # how often a follower checks that the pod still runs
+POLL_SECONDS = LOG_KEEPALIVE_SECONDS / 2  # how often a follower checks that the pod still runs
 
 
 def read_logs(pod, app: str, lines: int, follow: bool, since: float | None,
-              until: float | None) -> Iterator[LogLine]:
+              until: float | None) -> Iterator[LogLine | None]:
     """The lines the pod's apps (``app``: that one) logged (see ``Stage1Logs.logs``)."""
     journal = rootfs.journal_dir(pod)
     if not os.path.isdir(journal) and not (follow and pod.is_locked()):
@@ -49,13 +49,18 @@ def read_logs(pod, app: str, lines: int, follow: bool, since: float | None,
 
 
 def _follow_then_rest(argv: list[str], lines: int, window: tuple[float, float], pod,
-                      journal: str) -> Iterator[LogLine]:
+                      journal: str) -> Iterator[LogLine | None]:
     while not os.path.isdir(journal):  # a pod that just started: journald makes it soon
         if not pod.is_locked():
             return
+        yield None
         time.sleep(POLL_SECONDS)
     cursor = ""
-    for line, cursor in _follow(argv + ["-n", str(lines) if lines else "all", "-f"], pod):
+    for line, at in _follow(argv + ["-n", str(lines) if lines else "all", "-f"], pod):
+        if line is None:
+            yield None
+            continue
+        cursor = at
         if window[0] <= line.time <= window[1]:
             yield line
     rest = [f"--after-cursor={cursor}"] if cursor else ["-n", str(lines)] if lines else []
@@ -77,9 +82,9 @@ def _read(argv: list[str], window: tuple[float, float]) -> Iterator[LogLine]:
         _end(process)
 
 
-def _follow(argv: list[str], pod) -> Iterator[tuple[LogLine, str]]:
+def _follow(argv: list[str], pod) -> Iterator[tuple[LogLine | None, str]]:
     """Lines (with their journal cursors) as ``journalctl -f`` prints them, until the pod is
-    no longer running."""
+    no longer running; ``(None, "")`` while nothing comes."""
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     pending = b""
     try:
@@ -89,6 +94,7 @@ def _follow(argv: list[str], pod) -> Iterator[tuple[LogLine, str]]:
             if not ready:
                 if not pod.is_locked():
                     return
+                yield None, ""
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:

@@ -23,7 +23,7 @@ class WithLogs:
 
     def logs(self, pod, app, lines, follow, since, until):
         self.calls.append((pod.uuid, app, lines, follow, since, until))
-        return iter([line for line in LINES if not app or line.app == app])
+        return iter([None] + [line for line in LINES if not app or line.app == app])
 
 
 class WithoutLogs:
@@ -58,8 +58,8 @@ def _pod(tmp_path, flavor):
 
 def test_the_flavor_reads_the_logs(ctx, tmp_path):
     pod = _pod(tmp_path, "keeps")
-    assert list(pod_logs(ctx, pod)) == LINES
-    assert list(pod_logs(ctx, pod, "db", 5, True, 1.5, 2.5)) == LINES[1:]
+    assert list(pod_logs(ctx, pod)) == [None] + LINES  # None: following, nothing new yet
+    assert list(pod_logs(ctx, pod, "db", 5, True, 1.5, 2.5)) == [None] + LINES[1:]
     assert WithLogs.calls[-1] == (pod.uuid, "db", 5, True, 1.5, 2.5)
 
 
