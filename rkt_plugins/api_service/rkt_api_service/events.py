@@ -33,6 +33,7 @@ POLL_SECONDS = 0.5
 KEPT = 10000  # events kept in memory for ListenEvents' since_time
 PROBED_DIRS = ("prepare", "run")
 FINAL_STATES = {"aborted prepare", "exited"}
+EXITED_STATES = {"exited", "exited garbage", "exited deleting"}
 POD_EVENTS = {"POD_PREPARED", "POD_PREPARE_ABORTED", "POD_STARTED", "POD_EXITED",
               "POD_GARBAGE_COLLECTED"}
 
@@ -49,7 +50,9 @@ def derived_events(old: str | None, new: str | None) -> list[str]:
         return ["POD_PREPARE_ABORTED"]
     if new == "running":
         return ["POD_STARTED"]
-    if new in ("exited", "exited garbage", "exited deleting"):
+    if new in EXITED_STATES:
+        if old in EXITED_STATES:
+            return []
         return (["POD_STARTED"] if old != "running" else []) + ["POD_EXITED"]
     return []
 
