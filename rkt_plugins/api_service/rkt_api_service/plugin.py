@@ -50,15 +50,21 @@ def rkt_image_removed(image_id):
     _record(_data_dir(), "IMAGE_REMOVED", image_id, "")
 
 
-def _data_dir() -> str:
+def _data_dir() -> str | None:
+    """The data directory of the running ``rkt`` command (None outside one)."""
     from rkt_core.plugin_api.cli import context
 
-    return context().data_dir
+    try:
+        return context().data_dir
+    except RuntimeError:  # no command runs: rkt's code used as a library
+        return None
 
 
-def _record(data_dir: str, kind: str, subject: str, name: str, data: dict | None = None) -> None:
+def _record(data_dir: str | None, kind: str, subject: str, name: str,
+            data: dict | None = None) -> None:
     import time
 
     from .journal import Event, append
 
-    append(data_dir, Event(kind, subject, name, time.time(), tuple((data or {}).items())))
+    if data_dir is not None:
+        append(data_dir, Event(kind, subject, name, time.time(), tuple((data or {}).items())))

@@ -167,3 +167,19 @@ def test_other_commands_do_not_import_grpc():
     assert "rkt_api_service.plugin" in loaded  # its commands were added, its observers known
     assert [m for m in loaded if not m.startswith("rkt_api_service")] == []  # no grpc, protobuf
     assert "rkt_api_service.server" not in loaded
+
+
+def test_observers_record_events_in_the_journal(tmp_path):
+    from rkt_api_service import plugin
+
+    pod = types.SimpleNamespace(data_dir=str(tmp_path), uuid="u",
+                                app_exit_codes=lambda: {"web": 2})
+    plugin.rkt_pod_prepared(pod)
+    plugin.rkt_before_stage1(pod, "fly")
+    plugin.rkt_pod_exited(pod, 2)
+    plugin.rkt_pod_gc(pod)
+    plugin.rkt_image_removed("sha512-1")  # outside a command: nowhere to record it
+    found = [(e.type, e.data) for e in journal.Reader(str(tmp_path)).history()]
+    assert found == [("POD_PREPARED", ()), ("POD_STARTED", (("flavor", "fly"),)),
+                     ("POD_EXITED", (("exit-code", "2"), ("app-web", "2"))),
+                     ("POD_GARBAGE_COLLECTED", ())]
