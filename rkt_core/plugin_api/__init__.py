@@ -32,9 +32,10 @@ from ..errors import (EXIT_RKT_ERROR, ImageError, NotFoundError, PluginMissingEr
                       SignatureError, UsageError, describe)
 from ..hookspecs import PLUGIN_API
 from ..hookspecs import decide_hook, declare_hook, hookimpl, observe_hook, setup_hook
-from ..types import (FetchedImage, Fetcher, FetchRequest, Isolator, NetworkBackend,
+from ..types import (LOG_KEEPALIVE_SECONDS, FetchedImage, Fetcher, FetchRequest, Isolator,
+                     LogLine, NetworkBackend,
                      NetworkRequest, PodNetworks, RemoteInfo, RunOptions, Signer, Stage1,
-                     Stage1Features, Stage1Flavor, Verifier, VerifyRequest)
+                     Stage1Features, Stage1Flavor, Stage1Logs, Verifier, VerifyRequest)
 
 
 class hookspec:  # noqa: N801 - used as a namespace of decorators: @hookspec.declare(Record)
@@ -47,9 +48,9 @@ class hookspec:  # noqa: N801 - used as a namespace of decorators: @hookspec.dec
 
 
 __all__ = [
-    "APPC_VERSION", "EXIT_RKT_ERROR", "FetchRequest", "FetchedImage", "Fetcher", "ImageError",
-    "Isolator", "NetworkBackend", "NetworkRequest", "NotFoundError", "PluginMissingError",
-    "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions", "SignatureError",
-    "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "UsageError", "Verifier",
-    "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
+    "APPC_VERSION", "EXIT_RKT_ERROR", "LOG_KEEPALIVE_SECONDS", "FetchRequest", "FetchedImage", "Fetcher", "ImageError",
+    "Isolator", "LogLine", "NetworkBackend", "NetworkRequest", "NotFoundError",
+    "PluginMissingError", "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions",
+    "SignatureError", "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "Stage1Logs",
+    "UsageError", "Verifier", "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
 ]

@@ -4,13 +4,14 @@ Plugin commands are click commands of class :class:`RktCommand` (or groups of
 :class:`RktGroup`): they accept rkt's global flags after the command name and Go-style
 ``--flag=true``. Inside a command, :func:`context` is the invocation's
 :class:`PluginContext`; ``rkt_core.plugin_api.pods.open_pod`` finds a pod by (a prefix of) its
-uuid, as rkt's pod commands do, and :func:`uuid_argument` reads the uuid from an argument or
-``--uuid-file``. Raise :class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>``
-and exits 254.
+uuid, as rkt's pod commands do, :func:`uuid_argument` reads the uuid from an argument or
+``--uuid-file`` and :func:`global_flags` are rkt's global flags as given. Raise
+:class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>`` and exits 254.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..cli.main import RktCommand, RktGroup, get_context
@@ -42,5 +43,25 @@ def context() -> PluginContext:
     return get_context()
 
 
-__all__ = ["PluginContext", "RktCommand", "RktGroup", "context", "uuid_argument",
-           "uuid_arguments"]
+@dataclass(frozen=True)
+class GlobalFlags:
+    """rkt's global flags as the command got them (rkt's API service reports them)."""
+
+    dir: str  #: the data directory, resolved (``--dir``, ``paths.d``, /var/lib/rkt)
+    system_config: str
+    local_config: str
+    user_config: str
+    insecure_options: str  #: the checks switched off, comma-separated (``none`` if none)
+    trust_keys_from_https: bool
+
+
+def global_flags(ctx: PluginContext) -> GlobalFlags:
+    """The global flags of the command whose context ``ctx`` is."""
+    from ..insecure import format_insecure_options
+
+    return GlobalFlags(ctx.data_dir, ctx.system_config, ctx.local_config, ctx.user_config,
+                       format_insecure_options(ctx.insecure), ctx.trust_keys_from_https)
+
+
+__all__ = ["GlobalFlags", "PluginContext", "RktCommand", "RktGroup", "context", "global_flags",
+           "uuid_argument", "uuid_arguments"]

@@ -28,6 +28,11 @@ def image_manifest(ctx, key: str):
     return ctx.store.manifest(key)
 
 
+def image_manifest_json(ctx, key: str) -> bytes:
+    """The manifest of the image with this full key, as stored (JSON bytes)."""
+    return ctx.store.manifest_json(key)
+
+
 def stored_remote(ctx, url: str) -> tuple[RemoteInfo, str] | None:
     """What the store recorded for an image fetched from ``url`` (its ``RemoteInfo`` and
     image key), if that image is still stored."""
@@ -41,5 +46,5 @@ def temp_dir(ctx) -> str:
     return ctx.store.tmp_dir
 
 
-__all__ = ["ImageInfo", "RemoteInfo", "find_image", "image_manifest", "list_images",
-           "stored_remote", "temp_dir"]
+__all__ = ["ImageInfo", "RemoteInfo", "find_image", "image_manifest", "image_manifest_json",
+           "list_images", "stored_remote", "temp_dir"]

@@ -1,7 +1,8 @@
 """The pods as plugins see them, read-only (:class:`PodView`): found by uuid or listed.
 
 Only stage0 moves pods between states and takes their locks; flavors, network backends and
-observers get a view of the pod they deal with, and commands find pods here.
+observers get a view of the pod they deal with, and commands find pods here, and read what
+their apps logged (:func:`pod_logs`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..pod.view import PodView
+from ..types import LogLine
 
 
 @contextmanager
@@ -31,4 +33,35 @@ def list_pods(ctx) -> Iterator[PodView]:
             yield PodView(pod)
 
 
-__all__ = ["PodView", "list_pods", "open_pod"]
+def pod_dirs(ctx) -> list[tuple[str, str]]:
+    """``(state directory, uuid)`` of every pod, from ``embryo`` to ``garbage``, without opening
+    any: a cheap way to notice pods that appear, move between states or go."""
+    from ..pod.pod import entries
+
+    return list(entries(ctx.data_dir))
+
+
+def pod_state(ctx, uuid: str) -> str | None:
+    """The state of the pod with exactly this uuid, as rkt names it (``running``,
+    ``exited``...), or None if it is gone."""
+    from ..errors import NotFoundError
+    from ..pod.pod import Pod
+
+    try:
+        with Pod.open(ctx.data_dir, uuid) as pod:
+            return pod.state
+    except NotFoundError:
+        return None
+
+
+def pod_logs(ctx, pod: PodView, app: str = "", lines: int = 0, follow: bool = False,
+             since: float | None = None, until: float | None = None) -> Iterator[LogLine]:
+    """What the pod's apps (``app``: that one) logged, from the flavor that ran it (see
+    ``Stage1Logs``: ``lines``, ``follow``, ``since``, ``until``); an error if the flavor keeps
+    no logs. Close the iterator when done with it (it may hold a process)."""
+    from ..stage0.logs import pod_logs as logs
+
+    return logs(ctx, pod, app, lines, follow, since, until)
+
+
+__all__ = ["LogLine", "PodView", "list_pods", "open_pod", "pod_dirs", "pod_logs", "pod_state"]

@@ -284,6 +284,30 @@ class Pod:
         except FileNotFoundError:
             return None
 
+    def cgroup(self) -> str:
+        """The cgroup of a running pod ("" otherwise), rooted at the hierarchy's top: the
+        ``subcgroup`` its flavor recorded, else the cgroup of its pid (the systemd or unified
+        hierarchy's, without a trailing ``/init.scope``), as rkt's API service found it."""
+        if self.state != S_RUNNING:
+            return ""
+        recorded = self.read_text("subcgroup")
+        if recorded:
+            return "/" + recorded.lstrip("/")
+        pid = self.pid
+        if pid is None:
+            return ""
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        found = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            found[controllers] = path
+        path = found.get("name=systemd", found.get("", ""))
+        return path.removesuffix("/init.scope")
+
     @property
     def pid(self) -> int | None:
         """The pid stage1 recorded for the pod."""
@@ -309,6 +333,11 @@ class Pod:
             return json.loads(text) if text else []
         except ValueError:
             return []
+
+
+def entries(data_dir: str, state_dirs: tuple[str, ...] = STATE_DIRS) -> Iterator[tuple[str, str]]:
+    """``(state directory, uuid)`` of the pods in ``state_dirs``, none of them opened."""
+    return _list(data_dir, state_dirs)
 
 
 def _list(data_dir: str, state_dirs: tuple[str, ...]) -> Iterator[tuple[str, str]]:

@@ -52,3 +52,31 @@ def test_the_api_modules_export_what_they_list():
         module = importlib.import_module("rkt_core.plugin_api" + name)
         missing = [n for n in module.__all__ if not hasattr(module, n)]
         assert missing == [], name
+
+
+def test_pods_seen_cheaply_and_by_exact_uuid(tmp_path):
+    from types import SimpleNamespace
+
+    from rkt_core.plugin_api.pods import pod_dirs, pod_state
+    from rkt_core.pod.pod import Pod
+
+    ctx = SimpleNamespace(data_dir=str(tmp_path))
+    pod = Pod.create(str(tmp_path))
+    assert pod_dirs(ctx) == [("prepare", pod.uuid)]
+    assert pod_state(ctx, pod.uuid) == "preparing"
+    pod.close()
+    assert pod_state(ctx, pod.uuid) == "aborted prepare"
+    assert pod_state(ctx, pod.uuid[:8]) is None
+
+
+def test_global_flags_as_given():
+    from rkt_core.context import Context
+    from rkt_core.insecure import Insecure
+    from rkt_core.plugin_api.cli import global_flags
+
+    ctx = Context(dir="/tmp", local_config="/l", insecure=Insecure.IMAGE | Insecure.TLS,
+                  trust_keys_from_https=True)
+    flags = global_flags(ctx)
+    assert (flags.dir, flags.local_config, flags.insecure_options, flags.trust_keys_from_https) \
+        == ("/tmp", "/l", "image,tls", True)
+    assert global_flags(Context(dir="/tmp")).insecure_options == "none"

@@ -94,3 +94,32 @@ def test_pod_files_and_times(tmp_path):
     assert pod.created_at and pod.started_at and pod.pid == 1234
     assert pod.app_exit_codes() == {"db": 3, "web": 0}
     assert pod.networks() == []
+
+
+def test_cgroup_of_a_running_pod(tmp_path):
+    pod = Pod.create(str(tmp_path))
+    pod.to_run()
+    with open(pod.file("pid"), "w") as f:
+        f.write(str(os.getpid()))
+    with open("/proc/self/cgroup") as f:
+        lines = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    ours = lines.get("name=systemd", lines.get(""))
+    assert pod.cgroup() == ours.removesuffix("/init.scope")
+    with open(pod.file("subcgroup"), "w") as f:
+        f.write("machine.slice/rkt-x.scope\n")
+    assert pod.cgroup() == "/machine.slice/rkt-x.scope"
+    pod.close()
+    with Pod.open(str(tmp_path), pod.uuid) as exited:
+        assert exited.state == "exited" and exited.cgroup() == ""
+
+
+def test_entries_list_every_state_without_opening(tmp_path):
+    prepared = Pod.create(str(tmp_path))
+    prepared.to_prepared()
+    running = Pod.create(str(tmp_path))
+    running.to_run()
+    from rkt_core.pod.pod import entries
+
+    assert sorted(entries(str(tmp_path))) == sorted([("prepared", prepared.uuid),
+                                                     ("run", running.uuid)])
+    running.close()

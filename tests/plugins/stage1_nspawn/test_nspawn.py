@@ -236,6 +236,36 @@ def test_logs_of_an_exited_pod(rkt, image, tmp_path):
                              "-o", "cat", "--no-pager"], capture_output=True, text=True)
     assert direct.stdout.split() == ["line-two"]
     assert rkt("logs", "--app=other", uuid).returncode == 254
+    short = rkt("logs", uuid).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in short] == ["busybox: line-one", "busybox: line-two"]
+    assert rkt("logs", "-n", "1", "-o", "cat", uuid).stdout == "line-two\n"
+    assert rkt("logs", "--since=@4102444800", uuid).stdout == ""  # 2100
+    assert rkt("logs", "--until=-1000h", uuid).stdout == ""
+    assert rkt("logs", "--since=-1000h", "--follow", "-o", "cat", uuid).stdout.split() == [
+        "line-one", "line-two"]  # the pod has exited: following ends at once
+    bad = rkt("logs", "--since=yesterday", uuid)
+    assert bad.returncode == 254 and "invalid time" in bad.stderr
+
+
+def test_following_the_logs_of_a_running_pod(rkt, image, tmp_path):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    process, uuid = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
+                              "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                              "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; "
+                              "echo second")
+    follower = subprocess.Popen(rkt.command("logs", "-f", "-o", "cat", uuid),
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "first\n"
+        (gate / "go").touch()
+        assert follower.stdout.readline() == "second\n"
+        assert rkt.wait_exited(process) == 0
+        assert follower.wait(timeout=WAIT_TIMEOUT) == 0  # ends once the pod has exited
+        assert follower.stdout.read() == ""
+    finally:
+        follower.kill()
+        follower.wait()
 
 
 # --- terminal, users, names ---------------------------------------------------------------------
