@@ -73,11 +73,11 @@ def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
 
 def remove_images(ctx, refs: list[str]) -> int:
     """Remove images by ID or name, printing rkt's messages; return how many failed."""
-    from ..pod.references import referenced_tree_ids
+    from ..pod.references import prepare_lock, referenced_tree_ids
     from ..store.treestore import TreeStore
 
     store = ctx.store
-    failed = done = stale_count = 0
+    failed = stale_count = 0
     keys: dict[str, str] = {}
     for ref in refs:
         try:
@@ -87,27 +87,32 @@ def remove_images(ctx, refs: list[str]) -> int:
             print(f"rkt: {e}", file=sys.stderr)
             failed += 1
     trees = TreeStore(store)
-    in_use = referenced_tree_ids(ctx.data_dir)
-    for key, name in keys.items():
-        try:
-            # The trees rendered for this image first, unless a pod still uses them (rkt left
-            # them): a failure here leaves the image whole.
-            for tree in trees.ids():
-                if trees.image_of(tree) == key and tree not in in_use:
-                    trees.remove(tree)
-            stale = store.remove(key)
-        except (RktError, OSError) as e:
-            print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
-                  file=sys.stderr)
-            failed += 1
-            continue
-        if stale:
-            stale_count += 1
-            print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
-                  + "; ".join(stale), file=sys.stderr)
-        click.echo(f'successfully removed aci for image: "{key}"')
+    removed = []
+    # No pod may pick a tree or an image while we decide what is unused and remove it.
+    with prepare_lock(ctx.data_dir).exclusive():
+        in_use = referenced_tree_ids(ctx.data_dir)
+        for key, name in keys.items():
+            try:
+                # The trees rendered for this image first, unless a pod still uses them (rkt
+                # left them): a failure here leaves the image whole.
+                for tree in trees.ids():
+                    if trees.image_of(tree) == key and tree not in in_use:
+                        trees.remove(tree)
+                stale = store.remove(key)
+            except (RktError, OSError) as e:
+                print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
+                      file=sys.stderr)
+                failed += 1
+                continue
+            if stale:
+                stale_count += 1
+                print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
+                      + "; ".join(stale), file=sys.stderr)
+            click.echo(f'successfully removed aci for image: "{key}"')
+            removed.append(key)
+    for key in removed:
         ctx.plugins.notify("rkt_image_removed", image_id=key)
-        done += 1
+    done = len(removed)
     if done:
         print(f"rkt: {done} image(s) successfully removed", file=sys.stderr)
     if stale_count:
@@ -329,6 +334,7 @@ def image_cat_manifest(image_ref, pretty_print) -> None:
 @click.argument("images", nargs=-1, required=True)
 def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
+    from ..pod.references import prepare_lock
     from ..store.treestore import TreeStore, TreeVerificationError
 
     ctx = get_context()
@@ -350,7 +356,8 @@ def image_verify(images) -> None:
             trees.verify(tree)
         except TreeVerificationError as e:
             click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
-            trees.rebuild(key)
+            with prepare_lock(ctx.data_dir).exclusive():  # no pod picks the tree meanwhile
+                trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')
 

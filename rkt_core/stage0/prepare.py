@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
-from ..errors import RktError, UsageError
+from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
@@ -295,6 +295,10 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
+        if ctx.store.find_info(key) is None:
+            raise NotFoundError(f'image "{key}" of app "{ra.name}" was removed from the store '
+                                'while the pod was being prepared (by "rkt image rm" or '
+                                '"rkt image gc")', hint="run the command again")
         tree = trees.render(key, warn=ctx.warn)
         if not ctx.insecure_for(Insecure.ONDISK):
             try:

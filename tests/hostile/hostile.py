@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -93,3 +94,24 @@ class Victim:
                 if self.before.get(k) != after.get(k)}
 
 
+
+
+def lock_waiters(path: str | Path) -> int:
+    """How many processes are blocked waiting for an flock on ``path`` (from /proc/locks)."""
+    st = os.stat(path)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if " -> " in line and device in line.split())
+
+
+def wait_until_blocked(path: str | Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``process`` waits for a lock on ``path``; fail at once if it ended instead."""
+    deadline = time.monotonic() + timeout
+    while lock_waiters(path) == 0:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the command did not wait for {path}: exit {process.returncode}"
+                                 f"\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the command never waited for {path}")
+        time.sleep(0.05)
