@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 
 import click
 
+from ..crashpoints import crash_point
 from ..errors import RktError, describe
 from .main import RktGroup, get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
@@ -196,7 +198,8 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
         layers = [Layer(store.blob_path(key), key, [], 0)]
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(dir=parent, prefix=".rkt-extract-")
+    _remove_abandoned_work_dirs(parent)
+    work, work_fd = _new_work_dir(parent)
     try:
         rootfs = work if rootfs_only else os.path.join(work, "rootfs")
         if not rootfs_only:
@@ -205,6 +208,7 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
                 f.write(store.manifest_json(key))
         os.chmod(work, 0o755)
         render_layers(layers, rootfs, warn=ctx.warn)
+        crash_point("extract.rendered")
         if os.path.lexists(target):
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
@@ -214,6 +218,46 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        os.close(work_fd)
+
+
+WORK_PREFIX = ".rkt-extract-"
+
+
+def _new_work_dir(parent: str) -> tuple[str, int]:
+    """A new hidden directory beside the target to render into, and a descriptor holding its
+    flock for as long as it is in use (made again if a cleanup took it before the lock)."""
+    while True:
+        work = tempfile.mkdtemp(dir=parent, prefix=WORK_PREFIX)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return work, fd
+        os.close(fd)
+
+
+def _remove_abandoned_work_dirs(parent: str) -> None:
+    """Remove the work directories a killed render or extract left in ``parent``: ours (same
+    owner), and no longer locked by the process that made them."""
+    for name in os.listdir(parent):
+        if not name.startswith(WORK_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone meanwhile, or not a directory
+        try:
+            if os.fstat(fd).st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a render in progress
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 @image.command("extract")

@@ -27,6 +27,7 @@ import os
 import uuid as uuidlib
 from typing import Iterator
 
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
 from ..sys.fs import fsync_dir
 from ..sys.lock import FileLock, LockBusyError
@@ -80,14 +81,47 @@ class Pod:
         """A new pod in state *preparing*: a fresh uuid, made in ``embryo/``, exclusively locked,
         then renamed into ``prepare/``."""
         init_pods_dirs(data_dir)
-        pod_uuid = str(uuidlib.uuid4())
-        embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
-        os.mkdir(embryo, 0o750)
-        lock = FileLock(embryo, directory=True)
-        lock.exclusive()
+        while True:
+            pod_uuid = str(uuidlib.uuid4())
+            embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
+            os.mkdir(embryo, 0o750)
+            try:
+                lock = FileLock(embryo, directory=True)
+            except FileNotFoundError:
+                continue  # gc took it for a crash's leftover before it was locked
+            lock.exclusive()
+            if os.fstat(lock.fd).st_nlink:
+                break
+            lock.close()
+        crash_point("pod.embryo")
         pod = cls(data_dir, pod_uuid, EMBRYO, lock, True)
         pod._move(PREPARE)
         return pod
+
+    @classmethod
+    def remove_abandoned_embryos(cls, data_dir: str) -> list[str]:
+        """Delete the embryo directories of crashed ``Pod.create`` calls (unlocked ones);
+        return their uuids."""
+        removed = []
+        for _state_dir, pod_uuid in _list(data_dir, (EMBRYO,)):
+            path = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
+            try:
+                lock = FileLock(path, directory=True)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with lock:
+                try:
+                    lock.exclusive(blocking=False)
+                except LockBusyError:
+                    continue  # being created right now
+                if not os.fstat(lock.fd).st_nlink:
+                    continue
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    continue  # not empty: not one of ours
+                removed.append(pod_uuid)
+        return removed
 
     @classmethod
     def open(cls, data_dir: str, pod_uuid: str) -> "Pod":

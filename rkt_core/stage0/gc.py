@@ -26,8 +26,11 @@ def _say(message: str) -> None:
 
 
 def mark(ctx, expire_prepared: float) -> None:
-    """Move exited, aborted and expired pods into the garbage directories."""
+    """Move exited, aborted and expired pods into the garbage directories; remove the embryos
+    crashed pod creations left."""
     now = time.time()
+    for pod_uuid in Pod.remove_abandoned_embryos(ctx.data_dir):
+        ctx.log(f'gc: removed the embryo of pod "{pod_uuid}" (its creation crashed)')
     for pod in Pod.walk(ctx.data_dir, (RUN, PREPARE, PREPARED)):
         with pod:
             try:
