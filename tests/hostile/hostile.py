@@ -4,9 +4,12 @@ the figures the suite prints."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -115,3 +118,103 @@ def wait_until_blocked(path: str | Path, process: subprocess.Popen, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"the command never waited for {path}")
         time.sleep(0.05)
+
+
+MANIFEST = {"acKind": "ImageManifest", "acVersion": "0.7.4",
+            "labels": [{"name": "version", "value": "1.0"}]}
+
+
+def manifest_bytes(name: str, **extra) -> bytes:
+    """An image manifest called ``name``; ``extra`` keys are added (``dependencies`` ...)."""
+    return json.dumps({**MANIFEST, "name": name, **extra}).encode()
+
+
+class Tar:
+    """A tar built entry by entry: ``Tar().dir("rootfs").file("rootfs/x", b"...")...``; every
+    method returns the builder, ``bytes()`` the archive."""
+
+    def __init__(self):
+        self._buf = io.BytesIO()
+        self._tar = tarfile.open(fileobj=self._buf, mode="w", format=tarfile.PAX_FORMAT)
+
+    def add(self, name: str, type=tarfile.REGTYPE, data: bytes = b"", **attrs) -> "Tar":
+        info = tarfile.TarInfo(name)
+        info.type, info.mtime = type, 1_500_000_000
+        info.mode = 0o755 if type == tarfile.DIRTYPE else 0o644
+        for key, value in attrs.items():
+            setattr(info, key, value)
+        if type in tarfile.REGULAR_TYPES:
+            info.size = len(data)
+            self._tar.addfile(info, io.BytesIO(data))
+        else:
+            self._tar.addfile(info)
+        return self
+
+    def file(self, name: str, data: bytes = b"", **attrs) -> "Tar":
+        return self.add(name, tarfile.REGTYPE, data, **attrs)
+
+    def dir(self, name: str, **attrs) -> "Tar":
+        return self.add(name, tarfile.DIRTYPE, **attrs)
+
+    def symlink(self, name: str, target: str) -> "Tar":
+        return self.add(name, tarfile.SYMTYPE, linkname=target)
+
+    def hardlink(self, name: str, target: str) -> "Tar":
+        return self.add(name, tarfile.LNKTYPE, linkname=target)
+
+    def image(self, name: str = "example.com/hostile", **extra) -> bytes:
+        """The archive with a manifest appended."""
+        return self.file("manifest", manifest_bytes(name, **extra)).bytes()
+
+    def bytes(self) -> bytes:
+        self._tar.close()
+        return self._buf.getvalue()
+
+
+def compressed_stream(chunks: list[bytes], compression: str | None) -> bytes:
+    """``chunks`` compressed one stream each and concatenated (gzip, bzip2 and xz all allow
+    that); the same chunk given many times is compressed once."""
+    from rkt_core.testing.aci import compress
+
+    cache: dict[int, bytes] = {}
+    out = []
+    for chunk in chunks:
+        if id(chunk) not in cache:
+            cache[id(chunk)] = compress(chunk, compression)
+        out.append(cache[id(chunk)])
+    return b"".join(out)
+
+
+def bomb(compression: str, size: int) -> bytes:
+    """An ACI whose one file is ``size`` bytes of zeros with a random byte every 4 KiB: gzip
+    makes it ~500 times smaller (under deflate's ~1030:1 ceiling), bzip2 and xz more."""
+    chunk = bytearray(1 << 20)
+    for offset in range(0, len(chunk), 4096):
+        chunk[offset] = os.urandom(1)[0] or 1
+    chunk = bytes(chunk)
+    info = tarfile.TarInfo("rootfs/bomb")
+    info.size, info.mode = size, 0o644
+    root = tarfile.TarInfo("rootfs")
+    root.type, root.mode = tarfile.DIRTYPE, 0o755
+    head = root.tobuf(tarfile.PAX_FORMAT) + info.tobuf(tarfile.PAX_FORMAT)
+    manifest = manifest_bytes("example.com/bomb")
+    minfo = tarfile.TarInfo("manifest")
+    minfo.size, minfo.mode = len(manifest), 0o644
+    tail = (minfo.tobuf(tarfile.PAX_FORMAT) + manifest
+            + b"\0" * (-len(manifest) % 512) + b"\0" * 1024)
+    assert size % len(chunk) == 0
+    return compressed_stream([head] + [chunk] * (size // len(chunk)) + [tail], compression)
+
+
+def store_state(data: Path) -> dict:
+    """What the store holds: database rows, blob and manifest files, temporary files, trees."""
+    from rkt_core.store.imagestore import ImageStore
+
+    cas = data / "cas"
+    if not (cas / "db").exists():
+        return {"rows": [], "blob": [], "imageManifest": [], "tmp": [], "trees": []}
+    files = {kind: sorted(p.name for p in (cas / kind).rglob("sha512-*"))
+             for kind in ("blob", "imageManifest")}
+    return {"rows": sorted(i.key for i in ImageStore(str(data), read_only=True).list_images()),
+            **files, "tmp": sorted(os.listdir(cas / "tmp")) if (cas / "tmp").exists() else [],
+            "trees": sorted(os.listdir(cas / "tree")) if (cas / "tree").exists() else []}
