@@ -15,6 +15,7 @@ import stat
 import sys
 import time
 
+from ..crashpoints import crash_point
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from ..pod.view import PodView
@@ -114,6 +115,7 @@ def delete_pod(ctx, pod: Pod) -> None:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
     ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
     unmount_all_under(pod.path)
+    crash_point("gc.deleting")
     remove_tree_one_filesystem(pod.path)
 
 

@@ -25,6 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 from ..access import check_not_shared
 from ..appc import ImageManifest
 from ..appc.reference import parse_app_string
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
 from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
@@ -139,6 +140,7 @@ class ImageStore:
                 dest.flush()
                 os.fchmod(fd, FILE_MODE)
                 os.fsync(fd)
+            crash_point("fetch.staged")
             manifest = ImageManifest.from_json(staged.manifest)
             yield StagedImage(path, staged.key, staged.size, staged.manifest, manifest)
         finally:
@@ -170,9 +172,11 @@ class ImageStore:
                 self._makedirs_durable(os.path.dirname(blob))
                 os.rename(staged.path, blob)
                 fsync_dir(os.path.dirname(blob))
+                crash_point("fetch.blob")
                 manifest_path = self.manifest_path(key)
                 self._makedirs_durable(os.path.dirname(manifest_path))
                 write_atomic(manifest_path, staged.manifest_json, mode=FILE_MODE)
+                crash_point("fetch.files")
             from sqlalchemy import insert, update
 
             from . import schema
@@ -362,6 +366,7 @@ class ImageStore:
                 conn.execute(delete(schema.remote).where(schema.remote.c.blobkey == key))
             if not found:
                 raise NotFoundError(f'image "{key}" is not in the store')
+            crash_point("image-rm.row")
             for path in paths:
                 try:
                     os.unlink(path)
