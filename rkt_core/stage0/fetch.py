@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
+from ..store.aci import image_limits
 from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
@@ -186,7 +187,7 @@ def _import(ctx, text: str, fetched: FetchedImage) -> tuple[str, bool]:
         raise ImageError(f'fetcher returned nothing for "{text}"')
     fetched.aci.seek(0)
     try:
-        with store.staging(fetched.aci) as staged:
+        with store.staging(fetched.aci, image_limits(ctx.config)) as staged:
             _check_expected(fetched, staged.manifest)
             if _signature_required(ctx, fetched):
                 verify_signature(ctx, text, fetched, staged.manifest.name)

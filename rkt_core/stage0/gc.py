@@ -15,6 +15,7 @@ import stat
 import sys
 import time
 
+from ..crashpoints import crash_point
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from ..pod.view import PodView
@@ -26,8 +27,11 @@ def _say(message: str) -> None:
 
 
 def mark(ctx, expire_prepared: float) -> None:
-    """Move exited, aborted and expired pods into the garbage directories."""
+    """Move exited, aborted and expired pods into the garbage directories; remove the embryos
+    crashed pod creations left."""
     now = time.time()
+    for pod_uuid in Pod.remove_abandoned_embryos(ctx.data_dir):
+        ctx.log(f'gc: removed the embryo of pod "{pod_uuid}" (its creation crashed)')
     for pod in Pod.walk(ctx.data_dir, (RUN, PREPARE, PREPARED)):
         with pod:
             try:
@@ -111,6 +115,7 @@ def delete_pod(ctx, pod: Pod) -> None:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
     ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
     unmount_all_under(pod.path)
+    crash_point("gc.deleting")
     remove_tree_one_filesystem(pod.path)
 
 

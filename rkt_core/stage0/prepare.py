@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
-from ..errors import RktError, UsageError
+from ..crashpoints import crash_point
+from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
@@ -107,6 +108,7 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
+        crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
         os.makedirs(pod.file("stage1"), exist_ok=True)
         write_atomic(pod.file("stage1", "flavor"), flavor.encode())
@@ -295,6 +297,10 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
+        if ctx.store.find_info(key) is None:
+            raise NotFoundError(f'image "{key}" of app "{ra.name}" was removed from the store '
+                                'while the pod was being prepared (by "rkt image rm" or '
+                                '"rkt image gc")', hint="run the command again")
         tree = trees.render(key, warn=ctx.warn)
         if not ctx.insecure_for(Insecure.ONDISK):
             try:
