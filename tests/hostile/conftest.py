@@ -8,8 +8,20 @@ show how much was tried, not only that it passed.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hostile import FIGURES, Figures, Rkt, Victim
+from hypothesis import HealthCheck, settings
+
+# Fuzzing is bounded by a number of examples per test, never by time (the machine may be
+# busy); RKT_FUZZ_EXAMPLES raises it for a longer search. No example database is written.
+settings.register_profile(
+    "hostile", max_examples=int(os.environ.get("RKT_FUZZ_EXAMPLES", "300")), deadline=None,
+    database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much])
+settings.load_profile("hostile")
 
 
 @pytest.fixture
