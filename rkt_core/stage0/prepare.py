@@ -107,6 +107,7 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
         if options.uuid_file_save:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
+            _fetch_removed_images_again(ctx, options, keys)
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
         crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
@@ -290,6 +291,21 @@ def _isolators(isolators: list[Isolator], args: AppArgs) -> list[Isolator]:
 def _cap_name(cap: str) -> str:
     cap = cap.strip().upper()
     return cap if cap.startswith("CAP_") else "CAP_" + cap
+
+
+def _fetch_removed_images_again(ctx, options: PrepareOptions, keys: list[str]) -> None:
+    """Fetch again the images an ``image rm`` or ``image gc`` removed since they were fetched
+    (call it holding the prepare lock, so that they stay). Only the same image will do: one that
+    comes back with another ID, or not at all, is left to :func:`_prepare_apps` to report."""
+    if options.pod_manifest:
+        return
+    for app, key in zip(options.apps, keys):
+        if ctx.store.find_info(key) is None:
+            try:
+                fetch_image(ctx, app.image, FetchOptions(options.pull_policy,
+                                                         app.signature or None))
+            except RktError as e:
+                ctx.log(f"image {app.image} removed meanwhile; fetching it again failed: {e}")
 
 
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:

@@ -84,3 +84,37 @@ def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch
 
     monkeypatch.setattr(references.os, "listdir", listdir_while_gc_deletes)
     assert referenced_tree_ids(str(data)) == {"deps-tree-0"}
+
+
+def test_prepare_fetches_again_an_image_file_removed_under_it(rkt, stored, tmp_path, figures):
+    key, _ = stored
+    lock = prepare_lock(str(rkt.data)).exclusive()  # image rm deciding
+    prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", tmp_path / "bb.aci"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_blocked(lock.path, prepare)
+        ImageStore(str(rkt.data)).remove(key)
+    finally:
+        lock.close()
+    out, err = prepare.communicate(timeout=120)
+    figures.add("gc races")
+    assert prepare.returncode == 0, err
+    assert ImageStore(str(rkt.data)).find_info(key) is not None
+    assert os.listdir(rkt.data / "pods" / "prepared") == [out.strip()]
+
+
+def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
+    key, _ = stored
+    lock = prepare_lock(str(rkt.data)).exclusive()  # another image rm deciding
+    remover = subprocess.Popen(rkt.argv("image", "rm", "example.com/busybox:1.0"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_blocked(lock.path, remover)
+        ImageStore(str(rkt.data)).remove(key)
+    finally:
+        lock.close()
+    out, err = remover.communicate(timeout=120)
+    figures.add("gc races")
+    assert_clear_error(subprocess.CompletedProcess(remover.args, remover.returncode, out, err),
+                       f'image "{key}" ("example.com/busybox") was removed by another rkt '
+                       "command meanwhile")
