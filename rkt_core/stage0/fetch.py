@@ -47,6 +47,20 @@ def fetch_image(ctx, text: str, options: FetchOptions = FetchOptions()) -> str:
     Dependencies are fetched recursively (see :class:`_Fetch`). If anything fails, the images
     this call imported are removed again: the store is as it was.
     """
+    try:
+        return _fetch_image(ctx, text, options)
+    except ImageRemovedError as e:
+        # "rkt image rm" or "image gc" took it between finding and reading it: once more.
+        ctx.log(f"image: {e.message}; fetching it again")
+        return _fetch_image(ctx, text, options)
+
+
+class ImageRemovedError(NotFoundError):
+    """An image found in the store was removed (by ``image rm`` or ``image gc``) before the
+    fetch was done with it."""
+
+
+def _fetch_image(ctx, text: str, options: FetchOptions) -> str:
     session = _Fetch(ctx, options)
     try:
         key = session.image(text)
@@ -116,7 +130,14 @@ class _Fetch:
         if key in self.walked:
             return
         store = self.ctx.store
-        manifest = store.manifest(key)
+        try:
+            manifest = store.manifest(key)
+        except NotFoundError:
+            if store.find_info(key) is not None:
+                raise  # a damaged store: its message says so
+            raise ImageRemovedError(f'image "{key}" was removed from the store (by "rkt image '
+                                    'rm" or "rkt image gc") while it was being fetched',
+                                    hint="run the command again") from None
         chain = chain + (key,)
         for dep in manifest.dependencies:
             if len(chain) > MAX_DEPENDENCY_DEPTH:

@@ -11,8 +11,11 @@ import subprocess
 import pytest
 from hostile import assert_clear_error, wait_until_blocked
 
+from rkt_core.context import Context
+from rkt_core.insecure import Insecure
 from rkt_core.pod import references
 from rkt_core.pod.references import prepare_lock, referenced_tree_ids
+from rkt_core.stage0.fetch import fetch_image
 from rkt_core.store.imagestore import ImageStore
 from rkt_core.store.treestore import TreeStore
 from rkt_core.testing.aci import busybox_aci
@@ -118,3 +121,24 @@ def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
     assert_clear_error(subprocess.CompletedProcess(remover.args, remover.returncode, out, err),
                        f'image "{key}" ("example.com/busybox") was removed by another rkt '
                        "command meanwhile")
+
+
+def test_fetch_imports_again_an_image_removed_while_it_was_read(rkt, stored, tmp_path,
+                                                                monkeypatch, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data))
+    real_manifest = ImageStore.manifest
+    removed = []
+
+    def removed_by_image_gc_first(self, wanted):
+        if not removed:  # image gc takes it just after the fetch found it stored
+            removed.append(wanted)
+            store.remove(wanted)
+        return real_manifest(self, wanted)
+
+    monkeypatch.setattr(ImageStore, "manifest", removed_by_image_gc_first)
+    ctx = Context(dir=str(rkt.data), insecure=Insecure.IMAGE)
+    assert fetch_image(ctx, str(tmp_path / "bb.aci")) == key
+    figures.add("gc races")
+    assert removed == [key] and store.find_info(key) is not None
+    assert os.path.exists(store.blob_path(key))
