@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
+from ..appc.identifiers import quote
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
@@ -101,6 +102,11 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
+    for volume in manifest.volumes:  # what the user gave is checked before the pod exists
+        if volume.kind == "host":
+            _check_host_source(ctx, volume)
+    if options.uuid_file_save:
+        _check_uuid_file(options.uuid_file_save)
     use_overlay = _use_overlay(ctx, options.no_overlay)
     pod = Pod.create(ctx.data_dir)
     try:
@@ -365,6 +371,20 @@ def _check_host_source(ctx, volume: Volume) -> None:
                        hint="use --insecure-options=paths if you really mean it")
 
 
+def _check_uuid_file(path: str) -> None:
+    """``--uuid-file-save`` must name a file that can be written in an existing directory."""
+    directory, name = os.path.split(os.path.abspath(path))
+    what = f"--uuid-file-save {quote(path)}"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise UsageError(f"{what}: the path contains a control character")
+    if len(name.encode("utf-8", "surrogateescape")) > 255 or not name:
+        raise UsageError(f"{what}: not a valid file name (at most 255 bytes)")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{what}: directory {quote(directory)} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: directory {quote(directory)} is not writable")
+
+
 MAX_ID = (1 << 32) - 2  # the highest uid or gid; (uid_t) -1 means "unchanged" to chown(2)
 
 
@@ -382,7 +402,6 @@ def _check_volume_owner(volume: Volume, given_by: str) -> None:
 def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:
     for volume in manifest.volumes:
         if volume.kind == "host":
-            _check_host_source(ctx, volume)
             continue
         path = shared_volume(pod.path, volume.name)
         os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
