@@ -20,7 +20,8 @@ settings.register_profile(
     "hostile", max_examples=int(os.environ.get("RKT_FUZZ_EXAMPLES", "300")), deadline=None,
     database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
+                           HealthCheck.filter_too_much,
+                           HealthCheck.function_scoped_fixture])  # ``figures`` only counts
 settings.load_profile("hostile")
 
 

@@ -143,7 +143,8 @@ def refused_or_done(action) -> bool:
 
 
 @given(st.lists(IMAGE, min_size=1, max_size=2))
-def test_fetched_and_rendered_archives_stay_inside_the_target(images):
+def test_fetched_and_rendered_archives_stay_inside_the_target(figures, images):
+    figures.add("fuzzing: archives")
     sandbox = Sandbox()
     try:
         layers_dir = sandbox.path / "layers"
@@ -165,8 +166,9 @@ def test_fetched_and_rendered_archives_stay_inside_the_target(images):
 
 
 @given(st.lists(ENTRY, max_size=10))
-def test_the_extractor_alone_stays_inside_the_target(entries):
+def test_the_extractor_alone_stays_inside_the_target(figures, entries):
     """Archives the checks of a fetch would refuse, given to the extractor directly."""
+    figures.add("fuzzing: archives")
     sandbox = Sandbox()
     (sandbox.path / "layers").mkdir()
     try:

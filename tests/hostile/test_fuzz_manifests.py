@@ -148,7 +148,8 @@ def as_text(document: dict, raw: bool) -> str | dict:
 
 
 @given(IMAGE_MANIFEST, st.booleans())
-def test_image_manifests(document, raw):
+def test_image_manifests(figures, document, raw):
+    figures.add("fuzzing: appc")
     manifest = parsed_or_refused(ImageManifest.from_json, as_text(document, raw))
     text = manifest and parsed_or_refused(ImageManifest.to_json, manifest)  # needs acVersion
     if text is not None:
@@ -156,7 +157,8 @@ def test_image_manifests(document, raw):
 
 
 @given(POD_MANIFEST, st.booleans())
-def test_pod_manifests(document, raw):
+def test_pod_manifests(figures, document, raw):
+    figures.add("fuzzing: appc")
     manifest = parsed_or_refused(PodManifest.from_json, as_text(document, raw))
     text = manifest and parsed_or_refused(PodManifest.to_json, manifest)  # needs acVersion
     if text is not None:
@@ -166,13 +168,15 @@ def test_pod_manifests(document, raw):
 @given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
 @example(b'{"acKind":"ImageManifest"' + b"[" * 200)
 @example(b"\xff\xfe{}")
-def test_manifest_bytes(data):
+def test_manifest_bytes(figures, data):
+    figures.add("fuzzing: appc")
     parsed_or_refused(ImageManifest.from_json, data)
     parsed_or_refused(PodManifest.from_json, data)
 
 
 @given(NAME)
-def test_names(text):
+def test_names(figures, text):
+    figures.add("fuzzing: appc")
     for check in (validate_ac_name, validate_ac_identifier, validate_image_name,
                   parse_app_string):
         parsed_or_refused(check, text)
@@ -187,14 +191,16 @@ def test_names(text):
 
 
 @given(LABELS)
-def test_labels(document):
+def test_labels(figures, document):
+    figures.add("fuzzing: appc")
     labels = parsed_or_refused(Labels.from_json, document)
     if labels is not None:
         assert Labels.from_json(labels.to_json()) == labels
 
 
 @given(ISOLATORS)
-def test_isolators(document):
+def test_isolators(figures, document):
+    figures.add("fuzzing: appc")
     isolators = parsed_or_refused(isolators_from_json, document)
     for isolator in isolators or ():
         for attribute in ("limit", "request", "default", "capabilities"):
@@ -202,7 +208,8 @@ def test_isolators(document):
 
 
 @given(QUANTITY_TEXT | st.integers() | st.floats(allow_nan=False, allow_infinity=False))
-def test_quantities(value):
+def test_quantities(figures, value):
+    figures.add("fuzzing: appc")
     quantity = parsed_or_refused(parse_quantity, value)
     if quantity is not None:
         assert parse_quantity(str(quantity)).millis == quantity.millis
@@ -212,7 +219,8 @@ def test_quantities(value):
                                  "readOnly=true", "readOnly=maybe", "mode=0700", "mode=9",
                                  "uid=-5", "uid=99999999999999999999", "gid=1", "x=1", "kind",
                                  "="]) | TEXT, max_size=5), NAME)
-def test_volume_values(params, name):
+def test_volume_values(figures, params, name):
+    figures.add("fuzzing: appc")
     volume = parsed_or_refused(Volume.from_cli, ",".join([name, *params]))
     if volume is not None:
         assert Volume.from_cli(volume.to_cli()) == volume
@@ -220,5 +228,6 @@ def test_volume_values(params, name):
 
 @given(st.lists(st.sampled_from(["volume=data", "target=/x", "target=", "volume=../x", "x=1",
                                  "volume", "="]) | TEXT, max_size=4))
-def test_mount_values(params):
+def test_mount_values(figures, params):
+    figures.add("fuzzing: appc")
     parsed_or_refused(Mount.from_cli, ",".join(params))
