@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import pytest
-from hostile import assert_clear_error, store_state
+from hostile import Rkt, assert_clear_error, store_state
 
 from rkt_core.testing.aci import busybox_aci
 
@@ -74,10 +75,18 @@ def aci(tmp_path_factory):
     return busybox_aci(tmp_path_factory.mktemp("img") / "bb.aci", exec=["/bin/true"])
 
 
-@pytest.fixture
-def fetched(rkt, aci):
-    done = rkt("fetch", aci)
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, aci):
+    """A data directory holding the image, copied for each case (cheaper than a fetch)."""
+    data = tmp_path_factory.mktemp("template") / "data"
+    done = Rkt(data, "--insecure-options=image")("fetch", aci)
     assert done.returncode == 0, done.stderr
+    return data
+
+
+@pytest.fixture
+def fetched(rkt, template):
+    shutil.copytree(template, rkt.data, symlinks=True)
     return store_state(rkt.data)
 
 
