@@ -119,8 +119,16 @@ def _image(ctx, key: str) -> Stage1:
     return Stage1(ctx.plugins.stage1_image_flavor(ctx.store.manifest(key)).name, key)
 
 
+def _is_name(text: str) -> bool:
+    """Whether ``text`` is no ID, URL or path (a file so named in the working directory does
+    not make it a path here)."""
+    kind = classify(text).kind
+    return kind == NAME or (kind == PATH and not (os.path.isabs(text) or "./" in text
+                                                  or text.endswith(".aci")))
+
+
 def _by_name(ctx, name: str) -> Stage1:
-    if classify(name).kind != NAME:
+    if not _is_name(name):
         raise UsageError(f'--stage1-name "{name}": expected a flavor or an image name[:version] '
                          "(for files, URLs and IDs use --stage1-path, --stage1-url, --stage1-hash)")
     if "/" not in name:  # a flavor's own name
@@ -133,10 +141,9 @@ def _by_name(ctx, name: str) -> Stage1:
     try:
         return _image(ctx, fetch_image(ctx, name, FetchOptions("new")))
     except RktError as e:
-        if not flavor:
-            raise
-        raise type(e)(e.message, hint=f"to run pods with the {flavor} flavor instead: "
-                                      f"pip install rkt-stage1-{flavor}") from e
+        if flavor:
+            e.hint = f"to run pods with the {flavor} flavor instead: pip install rkt-stage1-{flavor}"
+        raise
 
 
 def _v014_kind(ctx, value: str) -> tuple[str, str]:

@@ -139,6 +139,12 @@ def test_an_image_name_from_the_store_needs_no_signature(tmp_path):
     assert choose(ctx, Stage1Request("hash", key_of(aci)[:20])) == Stage1("image", key_of(aci))
 
 
+def test_a_file_in_the_working_directory_does_not_make_a_name_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fly").write_text("")
+    assert choose(context(tmp_path), Stage1Request("name", "fly")) == Stage1("fly")
+
+
 def test_a_flavor_that_runs_images_needs_an_image(tmp_path):
     with pytest.raises(UsageError, match="the image flavor runs stage1 images: give one with"):
         choose(context(tmp_path), Stage1Request("name", "image"))
