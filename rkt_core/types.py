@@ -144,9 +144,9 @@ class Stage1Flavor:
     ``--stage1-from-dir`` or ``stage1.d``): it gets the image's ``ImageManifest`` and raises a
     ``RktError`` if the flavor cannot run that image. Stage0 fetches the image like any other,
     records its manifest in the pod's ``stage1/manifest`` and its tree in ``stage1TreeStoreID``,
-    renders the tree in ``stage1/rootfs`` (with overlayfs: mounted there, the apps' roots too,
-    whenever the flavor is called) and hands the pod to the first such flavor, by name, that
-    accepts the image.
+    renders the tree in ``stage1/rootfs`` (with overlayfs: mounted there, the apps' roots under
+    it, while the flavor's ``run`` runs; the tree alone for its ``gc``) and hands the pod to the
+    first such flavor, by name, that accepts the image.
     """
 
     name: str
