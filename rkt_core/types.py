@@ -138,12 +138,22 @@ class Stage1Flavor:
     ``interface_version`` is the stage1 interface the flavor implements (one of
     :data:`STAGE1_INTERFACE_VERSIONS`): stage0 refuses other versions, and passes a run option
     only to flavors whose version knows it.
+
+    ``check_image`` is set by flavors that run *stage1 images* (rkt's stage1 ACIs, chosen with
+    ``--stage1-path``, ``--stage1-url``, ``--stage1-name=NAME:VERSION``, ``--stage1-hash``,
+    ``--stage1-from-dir`` or ``stage1.d``): it gets the image's ``ImageManifest`` and raises a
+    ``RktError`` if the flavor cannot run that image. Stage0 fetches the image like any other,
+    records its manifest in the pod's ``stage1/manifest`` and its tree in ``stage1TreeStoreID``,
+    renders the tree in ``stage1/rootfs`` (with overlayfs: mounted there, the apps' roots under
+    it, while the flavor's ``run`` runs; the tree alone for its ``gc``) and hands the pod to the
+    first such flavor, by name, that accepts the image.
     """
 
     name: str
     factory: Callable[[], Stage1]
     interface_version: int = 1
     description: str = ""
+    check_image: Optional[Callable[[Any], None]] = None
 
 
 # --- fetching and verifying images -----------------------------------------------------------

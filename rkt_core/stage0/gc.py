@@ -109,8 +109,10 @@ def delete_pod(ctx, pod: Pod) -> None:
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:
             from .run import load_stage1
+            from .stage1 import mounted
 
-            load_stage1(ctx, pod).gc(PodView(pod))
+            with mounted(ctx, pod, apps=False):
+                load_stage1(ctx, pod).gc(PodView(pod))
         except RktError as e:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
     ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
