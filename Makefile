@@ -14,7 +14,7 @@ DEB_PACKAGES := busybox-static gnupg systemd systemd-container containernetworki
 
 # The reference tools the benchmarks compare against (bench/README.md), installed by `make bench` only.
 BENCH_PACKAGES := runc podman skopeo umoci systemd-container debootstrap docker-registry \
-	containernetworking-plugins iptables iproute2 busybox-static python3-venv
+	containernetworking-plugins iptables iproute2 busybox-static python3-venv time
 # The benchmarks measure a regular (non-editable) install, as users have, in a venv of their own.
 BENCH_VENV ?= .bench-venv
 
@@ -52,7 +52,9 @@ bench:
 	@$(MAKE) --no-print-directory install-debs PACKAGES="$(BENCH_PACKAGES)"
 	rm -rf $(BENCH_VENV) && $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	rm -rf build $(PLUGINS:%=%build)  # stale build trees would go into the wheels
 	$(BENCH_VENV)/bin/pip wheel --quiet --no-deps --wheel-dir $(BENCH_VENV)/wheels . $(PLUGINS)
+	rm -rf build $(PLUGINS:%=%build)
 	$(BENCH_VENV)/bin/pip install --quiet $(BENCH_VENV)/wheels/*.whl
 	$(BENCH_VENV)/bin/python bench/bench.py
 

@@ -50,17 +50,17 @@ def measure_row(row: Row, inputs: Inputs, runs: int, env: dict[str, str]) -> Res
     samples: dict[str, list[float]] = {"ours": [], "reference": []}
     for i in range(runs + 1):
         for name, side in (("ours", ours), ("reference", reference)):
-            sample = _run_side(side, env)
+            sample = _run_side(side, env, row.memory)
             if i:  # the first pair warms the caches up
                 samples[name].append(sample.max_rss_bytes if row.memory else sample.seconds)
     return Result(row, Spread.of(samples["ours"]), Spread.of(samples["reference"]),
                   reference.label, pairwise_ratio(samples["ours"], samples["reference"]))
 
 
-def _run_side(side: Side, env: dict[str, str]):
+def _run_side(side: Side, env: dict[str, str], memory: bool):
     side.before()
     os.sync()
-    return run(side.commands, env, side.ok_status)
+    return run(side.commands, env, side.ok_status, memory)
 
 
 def figure(spread: Spread, memory: bool) -> str:

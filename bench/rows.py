@@ -105,7 +105,7 @@ def podman_bridge(i: Inputs) -> Side:
     limits = [f"--ulimit=nofile={_hard_limit('NOFILE')}", "--ulimit=nproc=16384:16384"]
     return Side("`podman run --network=bridge`",
                 [i.in_netns([*i.podman, "run", "--rm", *limits, "--network=bridge",
-                             f"--rootfs={i.busybox_rootfs}", "/bin/true"])])
+                             "--rootfs", str(i.busybox_rootfs), "/bin/true"])])
 
 
 def _hard_limit(name: str) -> str:
