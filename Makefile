@@ -14,7 +14,8 @@ DEB_PACKAGES := busybox-static gnupg systemd systemd-container containernetworki
 
 # The reference tools the benchmarks compare against (bench/README.md), installed by `make bench` only.
 BENCH_PACKAGES := runc podman skopeo umoci systemd-container debootstrap docker-registry \
-	containernetworking-plugins iptables iproute2 busybox-static python3-venv time
+	containernetworking-plugins iptables iproute2 busybox-static python3-venv time \
+	curl gnupg
 # The benchmarks measure a regular (non-editable) install, as users have, in a venv of their own.
 BENCH_VENV ?= .bench-venv
 

@@ -60,7 +60,7 @@ def measure_row(row: Row, inputs: Inputs, runs: int, env: dict[str, str]) -> Res
 def _run_side(side: Side, env: dict[str, str], memory: bool):
     side.before()
     os.sync()
-    return run(side.commands, env, side.ok_status, memory)
+    return run(side.commands, {**env, **side.env}, side.ok_status, memory)
 
 
 def figure(spread: Spread, memory: bool) -> str:

@@ -15,16 +15,21 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from rkt_core.testing.aci import build_aci, busybox_rootfs, image_manifest
+from rkt_core.testing.gpg import GpgSigner
+from rkt_core.testing.httpserver import TestCA, TestServer
 from rkt_core.testing.registry import TEST_REPO, Registry, build_test_image, local_env
 
 BUSYBOX = "example.com/busybox:1.0"
 DEBIAN = "example.com/debian:1.0"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 MANY = 200  # pods or images beside the one timed
+SIGNED = "example.com/bench-signed:1.0"
+SIGNED_MIB = 64
 
 
 def run(*argv, **kwargs) -> str:
@@ -57,6 +62,16 @@ def timed_environment() -> dict[str, str]:
     """The environment of every benchmarked command: no proxies (traffic stays on 127.0.0.1)
     and no PYTHON* variables (they would change what Python does at start-up)."""
     return {k: v for k, v in local_env().items() if not k.startswith("PYTHON")}
+
+
+@dataclass(frozen=True)
+class SignedImage:
+    """Where :attr:`Inputs.signed_image` is served, the CA to trust and the rkt flags naming
+    the configuration that trusts its key."""
+
+    url: str
+    ca: str
+    config: list[str]
 
 
 class DataDir:
@@ -272,6 +287,29 @@ class Inputs:
                                 image_manifest(name, version, ["/bin/true"]), self.debian_rootfs)
             partial.rename(aci)
         return aci
+
+    # --- https ------------------------------------------------------------------------------
+
+    @cached_property
+    def signed_image(self) -> SignedImage:
+        """A signed image of :data:`SIGNED_MIB` MiB of random bytes on a loopback HTTPS server
+        (certified by a CA of our own), its key trusted in a configuration of our own."""
+        work = self.work / "signed"
+        name, version = SIGNED.split(":")
+        work.mkdir()
+        aci = build_aci(work / "image.aci", image_manifest(name, version),
+                        files={"blob": os.urandom(SIGNED_MIB * 2**20)})
+        ca = TestCA(work / "ca")
+        signer = self._cleanup.enter_context(GpgSigner(work / "gpg"))
+        server = self._cleanup.enter_context(TestServer(ca=ca))
+        server.add("/image.aci", aci.read_bytes())
+        server.add("/image.aci.asc", signer.sign(aci).read_bytes())
+        (work / "key.asc").write_bytes(signer.export_public())
+        config = [f"--local-config={work / 'etc'}", f"--system-config={work / 'lib'}"]
+        run(self.rkt, *config, "trust", f"--prefix={name}", "--skip-fingerprint-review",
+            work / "key.asc")
+        aci.unlink()
+        return SignedImage(server.url("/image.aci"), str(ca.ca_path), config)
 
     # --- docker registry -------------------------------------------------------------------
 

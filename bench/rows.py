@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from inputs import BUSYBOX, DEBIAN, MANY, Inputs, empty, fresh
+from inputs import BUSYBOX, DEBIAN, MANY, SIGNED_MIB, Inputs, empty, fresh
 
 PYTHON_FLOOR = ["/usr/bin/python3", "-I", "-c", "pass"]
 MIB = 2**20
@@ -25,13 +25,14 @@ def _nothing() -> None:
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a row: ``commands`` run one after another and are measured together;
-    ``before`` runs untimed before each run."""
+    """One side of a row: ``commands`` run one after another and are measured together, with
+    ``env`` added to the environment; ``before`` runs untimed before each run."""
 
     label: str
     commands: list[list[str]]
     before: Callable[[], None] = _nothing
     ok_status: frozenset[int] = frozenset({0})
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,29 @@ def skopeo_umoci(i: Inputs) -> Side:
                 lambda: empty(out))
 
 
+def https_fetch(i: Inputs) -> Side:
+    """``rkt fetch https://`` of the signed image (signature checked) into an empty store."""
+    image, data = i.signed_image, i.data_dir("https")
+    return Side("rkt fetch https://", [data.rkt(*image.config, "fetch", image.url, insecure="none")],
+                lambda: fresh(data.path), env={"REQUESTS_CA_BUNDLE": image.ca})
+
+
+def curl_then_file_fetch(i: Inputs) -> Side:
+    """``curl`` of the image and its signature, then ``rkt fetch`` of the downloaded file."""
+    image, data, out = i.signed_image, i.data_dir("https-file"), i.work / "downloaded"
+    curl = ["curl", "--silent", "--fail", "--cacert", image.ca]
+    aci = str(out / "image.aci")
+
+    def before() -> None:
+        fresh(data.path)
+        empty(out)
+
+    return Side("`curl` + `rkt fetch` of the file",
+                [[*curl, "--output", aci, image.url],
+                 [*curl, "--output", f"{aci}.asc", f"{image.url}.asc"],
+                 data.rkt(*image.config, "fetch", aci, insecure="none")], before)
+
+
 ROWS = [
     Row("fly pod, stored image, `--exec /bin/true`",
         lambda i: fly_run(i.fly, BUSYBOX), runc_run,
@@ -183,6 +207,7 @@ ROWS = [
         lambda i: fly_run(i.fly, BUSYBOX, "the same, no earlier pod"),
         Target(1.2), requires=("stage1-fly",)),
     Row("fetch + render of the Debian minbase ACI", debian_fetch_render, debian_tar, Target(1.3)),
+    Row(f"`https://` fetch of a signed {SIGNED_MIB} MiB image", https_fetch, curl_then_file_fetch),
     Row("`docker://` busybox from a local registry, fetch + render", docker_fetch_render,
         skopeo_umoci, Target(2), requires=("fetch-docker",)),
     Row("peak memory of a fly pod (max RSS)",
