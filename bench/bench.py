@@ -7,7 +7,8 @@ timed while the other's deletions are still being written. Printed per row: the 
 min–max of each side and the ratio, the median of the pairwise ratios; then the target and
 whether it is met. Nothing is asserted: the figures are for reading.
 
-Settings (environment): ``BENCH_RUNS`` pairs per row (default 11), ``BENCH_ROWS``
+Settings (environment): ``BENCH_RUNS`` pairs for every row (default: each row's own, 5 to
+11, chosen for about ten minutes on a 2-core machine in all), ``BENCH_ROWS``
 comma-separated words picking the rows whose name contains one, ``BENCH_CACHE`` the cache of
 the Debian rootfs (default /var/cache/rkt-bench), ``BENCH_WORK`` where the work directory is
 made (default /var/tmp). Run as root, with the rkt installed in this Python's environment.
@@ -42,6 +43,7 @@ class Result:
     reference: Spread
     reference_label: str
     ratio: float
+    pairs: int
 
 
 def measure_row(row: Row, inputs: Inputs, runs: int, env: dict[str, str]) -> Result:
@@ -54,7 +56,7 @@ def measure_row(row: Row, inputs: Inputs, runs: int, env: dict[str, str]) -> Res
             if i:  # the first pair warms the caches up
                 samples[name].append(sample.max_rss_bytes if row.memory else sample.seconds)
     return Result(row, Spread.of(samples["ours"]), Spread.of(samples["reference"]),
-                  reference.label, pairwise_ratio(samples["ours"], samples["reference"]))
+                  reference.label, pairwise_ratio(samples["ours"], samples["reference"]), runs)
 
 
 def _run_side(side: Side, env: dict[str, str], memory: bool):
@@ -79,8 +81,9 @@ def table_line(result: Result) -> str:
     if target:
         met = target.met(result.ratio, result.ours.median)
         verdict = f"{target}: {'met' if met else 'not met'}"
-    return (f"| {row.work} | {figure(result.ours, row.memory)} | {result.reference_label} "
-            f"{figure(result.reference, row.memory)} | {result.ratio:.2f}× | {verdict} |")
+    return (f"| {row.work} | {result.pairs} | {figure(result.ours, row.memory)} | "
+            f"{result.reference_label} {figure(result.reference, row.memory)} | "
+            f"{result.ratio:.2f}× | {verdict} |")
 
 
 def selected_rows() -> list[Row]:
@@ -93,36 +96,37 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench: run as root (pods, mounts, network namespaces)", file=sys.stderr)
         return 2
-    runs = int(os.environ.get("BENCH_RUNS", "11"))
+    runs = int(os.environ["BENCH_RUNS"]) if os.environ.get("BENCH_RUNS") else None
     cache = Path(os.environ.get("BENCH_CACHE", "/var/cache/rkt-bench"))
     work = Path(tempfile.mkdtemp(prefix="rkt-bench-", dir=os.environ.get("BENCH_WORK", "/var/tmp")))
     installed = {e.name for e in entry_points(group="rkt.plugins")}
     env = timed_environment()
     inputs = Inputs(work, cache)
     lines, failed = [], 0
-    print(f"# rkt benchmarks, {datetime.date.today()}: {runs} paired runs per row")
+    print(f"# rkt benchmarks, {datetime.date.today()}: {runs or 'each row its own number of'}"
+          " paired runs per row")
     for line in machine.describe(str(work)):
         print(f"- {line}")
     try:
         for row in selected_rows():
             missing = [p for p in row.requires if p not in installed]
             if missing:
-                lines.append(f"| {row.work} | not run: plugin {', '.join(missing)} not installed"
+                lines.append(f"| {row.work} | | not run: plugin {', '.join(missing)} not installed"
                              " | | | |")
                 continue
             print(f"{row.work} ...", file=sys.stderr, flush=True)
             try:
-                lines.append(table_line(measure_row(row, inputs, runs, env)))
+                lines.append(table_line(measure_row(row, inputs, runs or row.runs, env)))
             except Exception:  # one broken row must not hide the others' figures
                 failed += 1
                 traceback.print_exc()
-                lines.append(f"| {row.work} | failed (see the error above) | | | |")
+                lines.append(f"| {row.work} | | failed (see the error above) | | | |")
             print(lines[-1], file=sys.stderr, flush=True)
     finally:
         inputs.close()
     print(f"- at end: {machine.load()}\n")
-    print("| work | ours: median (min–max) | reference: median (min–max) | ratio | target |")
-    print("|---|---|---|---|---|")
+    print("| work | pairs | ours: median (min–max) | reference: median (min–max) | ratio | target |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(lines))
     print("\nratio: the median of the pairwise ratios ours / reference (each pair ran back to back)")
     return 1 if failed else 0

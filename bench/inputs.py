@@ -115,16 +115,13 @@ class Inputs:
         self.work = work
         self.cache = cache
         self.rkt = str(Path(sys.executable).parent / "rkt")
-        self._data_dirs: list[DataDir] = []
         self._cleanup = contextlib.ExitStack()
 
     def close(self) -> None:
         """Remove pods, stop the registry, delete the network namespace and the work directory."""
         try:
-            for data in self._data_dirs:
-                data.close()
+            self._cleanup.close()  # every step runs, even after one failed
         finally:
-            self._cleanup.close()
             remove_tree(self.work)
 
     # --- busybox ---------------------------------------------------------------------------
@@ -159,7 +156,7 @@ class Inputs:
     def data_dir(self, name: str) -> DataDir:
         """A new, empty data directory."""
         data = DataDir(self.rkt, self.work / name)
-        self._data_dirs.append(data)
+        self._cleanup.callback(data.close)
         return data
 
     def stored(self, name: str, flavor: str, pods: int = 0) -> DataDir:

@@ -56,14 +56,16 @@ class Target:
 @dataclass(frozen=True)
 class Row:
     """A line of the table: ``work`` done by ``ours`` against ``reference``, measured as wall
-    time or, with ``memory``, as peak resident memory."""
+    time or, with ``memory``, as peak resident memory, in ``runs`` pairs (unless BENCH_RUNS
+    says otherwise)."""
 
     work: str
     ours: Callable[[Inputs], Side]
     reference: Callable[[Inputs], Side]
     target: Target | None = None
     memory: bool = False
-    requires: tuple[str, ...] = field(default=())
+    requires: tuple[str, ...] = ()
+    runs: int = 11
 
 
 def fly_run(data, image: str, label: str = "rkt run --stage1-name=fly") -> Side:
@@ -183,13 +185,13 @@ ROWS = [
         lambda i: fly_run(i.fly, str(i.busybox_aci)), runc_run, requires=("stage1-fly",)),
     Row("nspawn pod, `--net=host`",
         lambda i: nspawn_run(i, "--net=host"), raw_nspawn, Target(1.2),
-        requires=("stage1-nspawn",)),
+        requires=("stage1-nspawn",), runs=9),
     Row("nspawn pod, default network",
         lambda i: Side("rkt run --net=default",
                        [i.in_netns(i.nspawn.rkt("run", "--net=default", BUSYBOX,
                                                 "--exec", "/bin/true"))], i.nspawn.reset),
         podman_bridge, Target(1.0, "faster than podman"),
-        requires=("stage1-nspawn", "net-cni")),
+        requires=("stage1-nspawn", "net-cni"), runs=9),
     Row("`rkt version`",
         lambda i: Side("rkt version", [[i.rkt, "version"]]), python_floor, Target(2.2)),
     Row(f"`rkt list`, {MANY} pods",
@@ -206,12 +208,14 @@ ROWS = [
         lambda i: fly_run(i.fly_beside_pods, BUSYBOX),
         lambda i: fly_run(i.fly, BUSYBOX, "the same, no earlier pod"),
         Target(1.2), requires=("stage1-fly",)),
-    Row("fetch + render of the Debian minbase ACI", debian_fetch_render, debian_tar, Target(1.3)),
-    Row(f"`https://` fetch of a signed {SIGNED_MIB} MiB image", https_fetch, curl_then_file_fetch),
+    Row("fetch + render of the Debian minbase ACI", debian_fetch_render, debian_tar, Target(1.3),
+        runs=5),
+    Row(f"`https://` fetch of a signed {SIGNED_MIB} MiB image", https_fetch, curl_then_file_fetch,
+        runs=5),
     Row("`docker://` busybox from a local registry, fetch + render", docker_fetch_render,
         skopeo_umoci, Target(2), requires=("fetch-docker",)),
     Row("peak memory of a fly pod (max RSS)",
         lambda i: fly_run(i.fly, BUSYBOX), runc_run,
         Target(21 * MIB, "1.2× the Go rkt's 17.7 MiB", absolute=True), memory=True,
-        requires=("stage1-fly",)),
+        requires=("stage1-fly",), runs=5),
 ]

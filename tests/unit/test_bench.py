@@ -106,6 +106,6 @@ def test_table_line_names_both_sides_the_ratio_and_the_verdict(bench):
 
     row = Row("fly pod", None, None, Target(1.5))
     result = bench.Result(row, bench.Spread(0.142, 0.130, 0.160), bench.Spread(0.035, 0.033, 0.040),
-                          "`runc run`", 4.05)
-    assert bench.table_line(result) == ("| fly pod | 142 ms (130–160) | `runc run` 35 ms (33–40) "
-                                        "| 4.05× | ≤ 1.5×: not met |")
+                          "`runc run`", 4.05, 11)
+    assert bench.table_line(result) == ("| fly pod | 11 | 142 ms (130–160) | `runc run` 35 ms "
+                                        "(33–40) | 4.05× | ≤ 1.5×: not met |")
