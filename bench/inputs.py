@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -166,8 +167,11 @@ class Inputs:
         run(*data.rkt("fetch", self.busybox_aci))
         run(*data.rkt("run", f"--stage1-name={flavor}", "--net=host", BUSYBOX))
         data.reset()
-        for _ in range(pods):
-            run(*data.rkt("run", f"--stage1-name={flavor}", "--net=host", BUSYBOX))
+        with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+            for done in [pool.submit(run, *data.rkt("run", f"--stage1-name={flavor}",
+                                                    "--net=host", BUSYBOX))
+                         for _ in range(pods)]:
+                done.result()
         data.keep_pods()
         return data
 
@@ -183,15 +187,14 @@ class Inputs:
 
     @cached_property
     def many_images(self) -> DataDir:
-        """:data:`MANY` small images, each fetched with ``rkt fetch``."""
+        """:data:`MANY` small images, fetched with ``rkt fetch``."""
         data = self.data_dir("images")
         source = self.work / "images"
         source.mkdir()
-        for i in range(MANY):
-            aci = build_aci(source / f"{i}.aci",
+        images = [build_aci(source / f"{i}.aci",
                             image_manifest(f"example.com/image-{i}", exec=["/bin/true"]),
-                            files={"file": str(i).encode()})
-            run(*data.rkt("fetch", aci))
+                            files={"file": str(i).encode()}) for i in range(MANY)]
+        run(*data.rkt("fetch", *map(str, images)))
         shutil.rmtree(source)
         return data
 

@@ -10,6 +10,7 @@ left out, with a note, where they are not installed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -76,7 +77,8 @@ def fly_run(data, image: str, label: str = "rkt run --stage1-name=fly") -> Side:
 
 def runc_run(i: Inputs) -> Side:
     """``runc run`` of the busybox rootfs (pid, ipc, uts, mount and network namespaces)."""
-    return Side("`runc run`", [["runc", "run", "--bundle", str(i.runc_bundle), "rkt-bench"]])
+    return Side("`runc run`", [["runc", "run", "--bundle", str(i.runc_bundle),
+                                f"rkt-bench-{os.getpid()}"]])
 
 
 def python_floor(i: Inputs) -> Side:

@@ -1,0 +1,61 @@
+"""Where the time of one rkt command goes: its imports and its functions.
+
+Usage (as root for pods; with the rkt of this Python's environment, e.g. make bench's)::
+
+    .bench-venv/bin/python bench/profile_command.py --dir=/tmp/d run --stage1-name=fly IMAGE --exec /bin/true
+
+Runs the command twice: under ``python -X importtime`` (printed: the modules imported by rkt,
+grouped by top-level package, with their cumulative import time) and under cProfile (printed:
+the functions with the largest cumulative time, imports included).
+"""
+
+from __future__ import annotations
+
+import os
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+
+RKT = os.path.join(os.path.dirname(sys.executable), "rkt")
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)")
+
+
+def group(module: str) -> str:
+    """The group a module's import time is counted in: its subpackage for rkt's own
+    (``rkt_core.appc``), its top-level package for the others (``click``)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0].startswith("rkt_") else parts[0]
+
+
+def import_times(stderr: str) -> tuple[int, dict[str, int]]:
+    """From ``-X importtime`` output: the total import time, and the cumulative time of the
+    modules imported first-hand (not by another module) summed per :func:`group`, in µs."""
+    total, groups = 0, defaultdict(int)
+    for match in _IMPORT_LINE.finditer(stderr):
+        total += int(match.group(1))
+        if len(match.group(3)) == 1:
+            groups[group(match.group(4))] += int(match.group(2))
+    return total, dict(groups)
+
+
+def main(args: list[str]) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([sys.executable, "-X", "importtime", RKT, *args], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    total, groups = import_times(done.stderr)
+    print(f"imports: {total / 1000:.1f} ms in all (rkt exited with {done.returncode})")
+    for name, micros in sorted(groups.items(), key=lambda item: -item[1])[:20]:
+        print(f"  {micros / 1000:7.1f} ms  {name}")
+    with tempfile.NamedTemporaryFile(suffix=".prof") as out:
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", out.name, RKT, *args], env=env,
+                       stdout=subprocess.DEVNULL)
+        print("\ncProfile, by cumulative time:")
+        pstats.Stats(out.name).sort_stats("cumulative").print_stats(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
