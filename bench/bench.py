@@ -103,9 +103,8 @@ def main() -> int:
     env = timed_environment()
     inputs = Inputs(work, cache)
     lines, failed = [], 0
-    print(f"# rkt benchmarks, {datetime.date.today()}: {runs or 'each row its own number of'}"
-          " paired runs per row")
-    for line in machine.describe(str(work)):
+    print(f"# rkt benchmarks, {datetime.date.today()}")
+    for line in [machine.source(Path(__file__).parent.parent), *machine.describe(str(work))]:
         print(f"- {line}")
     try:
         for row in selected_rows():

@@ -31,6 +31,14 @@ def load() -> str:
     return f"load average {one}, {running.split('/')[0]} running"
 
 
+def source(checkout) -> str:
+    """The commit of the checkout the benchmarked rkt was built from, and whether it had
+    changes not committed."""
+    found = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"],
+                           capture_output=True, text=True)
+    return f"source: commit {found.stdout.strip() or 'unknown (not a git checkout)'}"
+
+
 def describe(data_dir: str) -> list[str]:
     """Lines naming the CPU, cores, memory, kernel, Python and the data directory's filesystem."""
     with open("/proc/meminfo") as f:

@@ -2,11 +2,14 @@
 
 Usage (as root for pods; with the rkt of this Python's environment, e.g. make bench's)::
 
-    .bench-venv/bin/python bench/profile_command.py --dir=/tmp/d run --stage1-name=fly IMAGE --exec /bin/true
+    .bench-venv/bin/python bench/profile_command.py [--fresh=PATH] RKT_ARGS...
+    .bench-venv/bin/python bench/profile_command.py --dir=/tmp/d run --stage1-name=fly IMAGE
+    .bench-venv/bin/python bench/profile_command.py --fresh=/tmp/d --dir=/tmp/d fetch x.aci
 
-Runs the command twice: under ``python -X importtime`` (printed: the modules imported by rkt,
-grouped by top-level package, with their cumulative import time) and under cProfile (printed:
-the functions with the largest cumulative time, imports included).
+Runs ``rkt RKT_ARGS`` twice: under ``python -X importtime`` (printed: the modules imported by
+rkt, grouped by package, with their cumulative import time) and under cProfile (printed: the
+functions with the largest cumulative time, imports included). ``--fresh`` removes PATH before
+each run, for commands whose first run changes what the second would do (a fetch).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import pstats
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,13 +46,18 @@ def import_times(stderr: str) -> tuple[int, dict[str, int]]:
 
 
 def main(args: list[str]) -> int:
+    fresh = args.pop(0).removeprefix("--fresh=") if args and args[0].startswith("--fresh=") else ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if fresh:
+        shutil.rmtree(fresh, ignore_errors=True)
     done = subprocess.run([sys.executable, "-X", "importtime", RKT, *args], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     total, groups = import_times(done.stderr)
     print(f"imports: {total / 1000:.1f} ms in all (rkt exited with {done.returncode})")
     for name, micros in sorted(groups.items(), key=lambda item: -item[1])[:20]:
         print(f"  {micros / 1000:7.1f} ms  {name}")
+    if fresh:
+        shutil.rmtree(fresh, ignore_errors=True)
     with tempfile.NamedTemporaryFile(suffix=".prof") as out:
         subprocess.run([sys.executable, "-m", "cProfile", "-o", out.name, RKT, *args], env=env,
                        stdout=subprocess.DEVNULL)
