@@ -59,7 +59,7 @@ def main(args: list[str]) -> int:
     if fresh:
         shutil.rmtree(fresh, ignore_errors=True)
     with tempfile.NamedTemporaryFile(suffix=".prof") as out:
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", out.name, RKT, *args], env=env,
+        subprocess.run([sys.executable, "-P", "-m", "cProfile", "-o", out.name, RKT, *args], env=env,
                        stdout=subprocess.DEVNULL)
         print("\ncProfile, by cumulative time:")
         pstats.Stats(out.name).sort_stats("cumulative").print_stats(30)
