@@ -11,6 +11,7 @@ left out, with a note, where they are not installed.
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,7 +97,7 @@ def raw_nspawn(i: Inputs) -> Side:
     """``systemd-nspawn --boot`` of a copy of an rkt pod's stage1 root: the same units, in a
     private mount namespace with nspawn's runtime directory on a tmpfs, as rkt starts it."""
     stage1 = i.nspawn_stage1
-    nspawn = (f"exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no "
+    nspawn = ("exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no "
               f"--console=read-only --bind-ro=/usr --directory={stage1} --boot "
               "-- --log-target=null --show-status=0")
     return Side("`systemd-nspawn --boot`, same units",
@@ -106,20 +107,15 @@ def raw_nspawn(i: Inputs) -> Side:
 
 
 def podman_bridge(i: Inputs) -> Side:
-    """``podman run --rm --network=bridge`` of the busybox rootfs, in the bench's netns."""
-    limits = [f"--ulimit=nofile={_hard_limit('NOFILE')}", "--ulimit=nproc=16384:16384"]
+    """``podman run --rm --network=bridge`` of the busybox rootfs, in the bench's netns.
+
+    podman's default limits (1048576 files, 32768 processes) are more than a process without
+    CAP_SYS_RESOURCE (root in a container) may set; these are limits it may."""
+    hard_files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limits = [f"--ulimit=nofile={hard_files}:{hard_files}", "--ulimit=nproc=16384:16384"]
     return Side("`podman run --network=bridge`",
                 [i.in_netns([*i.podman, "run", "--rm", *limits, "--network=bridge",
                              "--rootfs", str(i.busybox_rootfs), "/bin/true"])])
-
-
-def _hard_limit(name: str) -> str:
-    """``N:N`` for this process's hard limit of RLIMIT_``name``: podman asks for more than
-    processes without CAP_SYS_RESOURCE (as in a container) may have."""
-    import resource
-
-    hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name}"))[1]
-    return f"{hard}:{hard}"
 
 
 def debian_fetch_render(i: Inputs) -> Side:
