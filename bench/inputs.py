@@ -4,7 +4,8 @@ Everything is made on this machine: a busybox rootfs (``busybox-static``) as an 
 ``runc`` bundle, data directories with the image stored and rendered (and with 200 pods or
 200 images), the stage1 root of a real nspawn pod for ``systemd-nspawn --boot``, a network
 namespace for the networked rows, a Debian minbase rootfs (``debootstrap``, kept in the cache
-directory across runs) and a local docker-registry with the busybox test image.
+directory across runs), a loopback HTTPS server with a signed image and a local
+docker-registry with the busybox test image.
 """
 
 from __future__ import annotations
