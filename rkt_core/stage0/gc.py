@@ -15,6 +15,7 @@ import stat
 import sys
 import time
 
+from ..duration import format_duration
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from ..pod.view import PodView
@@ -72,8 +73,6 @@ def sweep(ctx, grace_period: float) -> bool:
         with pod:
             marked = pod.gc_marked_at
             if pod.state_dir == EXITED_GARBAGE and marked and now - marked < grace_period:
-                from ..cli.params import format_duration
-
                 _say(f'pod "{pod.uuid}" not removed: still within grace period '
                      f"({format_duration(grace_period)})")
                 continue
