@@ -1,5 +1,6 @@
 """Core's layers: nothing below ``rkt_core/cli/`` imports the commands (the plugin API's ``cli``
-module, the public door to adding commands, is the one exception)."""
+module, the public door to adding commands, is the one exception), and only
+``rkt_core/sys/libc.py`` loads the C library."""
 
 import ast
 from pathlib import Path
@@ -9,8 +10,11 @@ import pytest
 import rkt_core
 
 CORE = Path(rkt_core.__file__).resolve().parent
+REPOSITORY = CORE.parent
 CLI = "rkt_core.cli"
 ALLOWED = {"rkt_core/plugin_api/cli.py"}
+LIBC_SEAM = "rkt_core/sys/libc.py"
+_LOADERS = {"CDLL", "cdll", "PyDLL", "pydll", "LibraryLoader"}
 
 
 def module_name(relative: str) -> str:
@@ -72,3 +76,35 @@ def test_nothing_below_the_commands_imports_them():
 ])
 def test_the_check_finds_imports_of_the_commands(source, relative, found):
     assert cli_imports(source, relative) == found
+
+
+def loads_a_library(source: str) -> list[int]:
+    """Lines of ``source`` that load a shared library through ctypes."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in _LOADERS:
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "ctypes" and \
+                any(alias.name in _LOADERS for alias in node.names):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_the_libc_seam_loads_the_c_library():
+    files = [*CORE.rglob("*.py"), *REPOSITORY.glob("rkt_plugins/*/rkt_*/**/*.py"),
+             *REPOSITORY.glob("examples/*/rkt_*/**/*.py")]
+    found = [f"{path.relative_to(REPOSITORY)}:{line}" for path in sorted(files)
+             for line in loads_a_library(path.read_text(encoding="utf-8"))
+             if path.relative_to(REPOSITORY).as_posix() != LIBC_SEAM]
+    assert found == []
+    assert loads_a_library((REPOSITORY / LIBC_SEAM).read_text()) != []
+
+
+@pytest.mark.parametrize("source,lines", [
+    ("import ctypes\nlib = ctypes.CDLL(None, use_errno=True)\n", [2]),
+    ("from ctypes import CDLL\n", [1]),
+    ("import ctypes\nctypes.cdll.LoadLibrary('libc.so.6')\n", [2]),
+    ("import ctypes\nclass H(ctypes.Structure):\n    pass\nctypes.byref(H())\n", []),
+])
+def test_the_check_finds_library_loads(source, lines):
+    assert loads_a_library(source) == lines
