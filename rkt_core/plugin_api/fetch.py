@@ -14,11 +14,11 @@ when the stored copy is current. ``request.context`` is the command's context
   names that climb out (``TAR_ERRORS`` are what a malformed tar raises).
 """
 
-from ..download import Downloaded, download, partial_name
-from ..httpclient import HttpClient, HttpError, HttpOptions, ca_bundle, reason
-from ..httpclient import options_for as http_options
+from ..remote.download import Downloaded, download, partial_name
+from ..remote.httpclient import HttpClient, HttpError, HttpOptions, ca_bundle, reason
+from ..remote.httpclient import options_for as http_options
 from ..insecure import Insecure
-from ..progress import Progress
+from ..remote.progress import Progress
 from ..store.aci import (CHUNK, TAR_ERRORS, Limits, clean_name, decompressed_reader,
                          detect_compression, open_tar)
 from ..types import FetchedImage, Fetcher, FetchRequest, RemoteInfo

@@ -51,7 +51,7 @@ def mark(ctx, expire_prepared: float) -> None:
 def _release_networks(ctx, pod: Pod) -> None:
     """Tear down an exited pod's networks now rather than after the grace period (a pod whose
     ``rkt run`` was killed may still hold them); skipped while someone else holds the pod."""
-    from . import network
+    from .. import network
 
     if not network.needs_teardown(pod):
         return
@@ -94,7 +94,7 @@ def delete_pod(ctx, pod: Pod) -> None:
     """Release and delete a locked pod: flavor gc, observers, mounts, then the directory."""
     from ..sys.mount import unmount_all_under
 
-    from . import network
+    from .. import network
 
     print(f'Garbage collecting pod "{pod.uuid}"')
     if not network.teardown(ctx, pod):  # the pod (and its records) stay for the next gc

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rkt_core.config import ConfigError, load_config
-from rkt_core.httpclient import HttpClient, HttpOptions
+from rkt_core.remote.httpclient import HttpClient, HttpOptions
 
 
 def _auth(directory, name, domains, kind, credentials):

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
-from . import __version__
-from .errors import RktError
+from .. import __version__
+from ..errors import RktError
 
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0
@@ -58,7 +58,7 @@ class HttpOptions:
 
 def options_for(ctx, *, allow_http: bool | None = None, verify_tls: bool | None = None) -> HttpOptions:
     """The client options of a command's context (its insecure flags and ``auth.d``)."""
-    from .insecure import Insecure
+    from ..insecure import Insecure
 
     return HttpOptions(
         allow_http=ctx.insecure_for(Insecure.HTTP) if allow_http is None else allow_http,
