@@ -98,7 +98,7 @@ class Registry:
             except HttpError as e:
                 problems.append(e.message)
                 hint = hint or e.hint
-        if not self.allow_http:
+        if not self.allow_http and "--insecure-options=http" not in (hint or ""):
             hint = (hint + "; " if hint else "") + \
                 "if the registry speaks plain http, allow it with --insecure-options=http"
         raise RegistryError(f"cannot use the Docker registry {self.ref.registry}: "
