@@ -59,14 +59,14 @@ class RunOptions:
     local_config: str = ""
     insecure: int = 0
     dns_domain: str = ""
-    # Filled in by stage0's networking (rkt_core.stage0.network) before the flavor runs:
+    # Filled in by stage0's networking (rkt_core.network) before the flavor runs:
     # ``netns`` is the pod's network namespace, a pinned nsfs file (``/run/netns/rkt-<uuid>``,
     # interfaces already configured, ``lo`` up) that every process of the pod must join
     # (setns(2); systemd-nspawn: ``--network-namespace-path=``); "" = the host's network.
     # Flavors never create or remove it: stage0 releases the networks once no process holds
     # the pod's lock any more, so a flavor must keep ``lock_fd`` open in the pod's processes.
     netns: str = ""
-    # Name service files stage0 wrote for the pod (see rkt_core.stage0.network); the flavor
+    # Name service files stage0 wrote for the pod (see rkt_core.network); the flavor
     # binds them read-only into every app ("" = leave the app's own file). ``resolv_conf`` and
     # ``hosts_file`` go over /etc/resolv.conf and /etc/hosts (after volumes: they win);
     # ``hosts_fallback`` goes to /etc/hosts only when the app has none there (no file, no volume).

@@ -12,7 +12,7 @@ import click
 
 from ..appc import Volume
 from ..errors import UsageError
-from ..stage0 import network
+from .. import network
 from ..stage0.fetch import pull_policy_from_flags
 from ..stage0.prepare import PrepareOptions, prepare_pod
 from ..stage0.run import options_checker, run_pod

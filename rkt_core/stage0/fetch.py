@@ -137,8 +137,8 @@ class _Fetch:
         self.walked.add(key)
 
     def _dependency(self, parent: str, dep) -> str:
-        from ..discovery import DiscoveryError
-        from ..httpclient import HttpError
+        from ..remote.discovery import DiscoveryError
+        from ..remote.httpclient import HttpError
 
         store = self.ctx.store
         what = f'dependency "{dep.image_name}" of "{parent}"'

@@ -212,7 +212,7 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str], flavor: str
                                Annotations(list(image.annotations))))
     manifest = PodManifest(apps=apps, volumes=volumes, ports=list(options.ports))
     if manifest.ports:
-        from .network import forwarded_ports
+        from ..network import forwarded_ports
 
         forwarded_ports(manifest)  # every --port names a port an app declares
     return manifest

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import fields, replace
 
+from .. import network
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
+from ..network.guardian import Guardian
 from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
-from . import network, stage1 as stage1_image
-from .net_guardian import Guardian
+from . import stage1 as stage1_image
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -112,7 +113,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)
     # Networks are set up here and released by a guardian process once the pod's last process
-    # is gone, even if rkt itself is killed or exec'ed (see rkt_core.stage0.net_guardian).
+    # is gone, even if rkt itself is killed or exec'ed (see rkt_core.network.guardian).
     backend = network.backend_for(ctx, options.net)
     guardian = None
     if options.net != (network.HOST,):
