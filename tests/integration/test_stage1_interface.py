@@ -126,6 +126,21 @@ def test_a_run_option_reaches_only_flavors_whose_version_knows_it(site, image, t
     assert (tmp_path / "pods" / "run" / uuid / "options-seen").read_text() == repr((True, url))
 
 
+def test_the_registered_metadata_url_reaches_the_apps(site, image, tmp_path):
+    url = "http://127.0.0.1:18112/0123456789abcdef0123456789abcdef"
+    out = rkt(site, tmp_path, "run", "--stage1-name=v2", "--mds-register",
+              f"--uuid-file-save={tmp_path}/uuid", image, "--exec", "/bin/sh", "--", "-c",
+              'echo "url=$AC_METADATA_URL"', TEST_MDS_URL=url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"url={url}\n"
+    uuid = (tmp_path / "uuid").read_text()
+    assert (tmp_path / "pods" / "run" / uuid / "registered-with-netns").read_text() == ""
+    # without --mds-register, no registration and no URL
+    out = rkt(site, tmp_path, "run", "--stage1-name=v2", image, "--exec", "/bin/sh", "--", "-c",
+              'echo "url=${AC_METADATA_URL-unset}"', TEST_MDS_URL=url)
+    assert out.returncode == 0 and out.stdout == "url=unset\n", out.stderr
+
+
 def test_a_run_nobody_registers_fails_before_the_flavor_runs(site, image, tmp_path):
     out = rkt(site, tmp_path, "run", "--stage1-name=v2", "--mds-register",
               f"--uuid-file-save={tmp_path}/uuid", image)
