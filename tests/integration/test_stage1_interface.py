@@ -126,9 +126,10 @@ def test_a_run_option_reaches_only_flavors_whose_version_knows_it(site, image, t
     assert (tmp_path / "pods" / "run" / uuid / "options-seen").read_text() == repr((True, url))
 
 
-def test_the_registered_metadata_url_reaches_the_apps(site, image, tmp_path):
+@pytest.mark.parametrize("flavor", ["v2", "fly", "nspawn"])
+def test_the_registered_metadata_url_reaches_the_apps(site, image, tmp_path, flavor):
     url = "http://127.0.0.1:18112/0123456789abcdef0123456789abcdef"
-    out = rkt(site, tmp_path, "run", "--stage1-name=v2", "--mds-register",
+    out = rkt(site, tmp_path, "run", f"--stage1-name={flavor}", "--net=host", "--mds-register",
               f"--uuid-file-save={tmp_path}/uuid", image, "--exec", "/bin/sh", "--", "-c",
               'echo "url=$AC_METADATA_URL"', TEST_MDS_URL=url)
     assert out.returncode == 0, out.stderr
@@ -136,8 +137,8 @@ def test_the_registered_metadata_url_reaches_the_apps(site, image, tmp_path):
     uuid = (tmp_path / "uuid").read_text()
     assert (tmp_path / "pods" / "run" / uuid / "registered-with-netns").read_text() == ""
     # without --mds-register, no registration and no URL
-    out = rkt(site, tmp_path, "run", "--stage1-name=v2", image, "--exec", "/bin/sh", "--", "-c",
-              'echo "url=${AC_METADATA_URL-unset}"', TEST_MDS_URL=url)
+    out = rkt(site, tmp_path, "run", f"--stage1-name={flavor}", "--net=host", image, "--exec",
+              "/bin/sh", "--", "-c", 'echo "url=${AC_METADATA_URL-unset}"', TEST_MDS_URL=url)
     assert out.returncode == 0 and out.stdout == "url=unset\n", out.stderr
 
 
