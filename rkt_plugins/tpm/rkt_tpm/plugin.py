@@ -12,8 +12,13 @@ RKT_PLUGIN_API = 1
 @hookimpl
 def rkt_before_stage1(pod, flavor, options):
     from .measure import measure_pod_start
-    from .tpm import TpmError
+    from .tpm import TpmError, configured
 
+    if not configured():  # a host without a TPM: nothing to measure into, nothing to say
+        if options.debug:
+            print(f"rkt: tpm: no TPM (no device, no RKT_TPM_TCTI): pod {pod.uuid} was not "
+                  "measured", file=sys.stderr)
+        return
     try:
         measure_pod_start(pod, flavor, options)
     except (TpmError, OSError, ValueError) as e:

@@ -12,9 +12,17 @@ import re
 import subprocess
 
 TCTI_ENV = "RKT_TPM_TCTI"
+TOOLS_TCTI_ENV = "TPM2TOOLS_TCTI"
+DEVICES = ("/dev/tpmrm0", "/dev/tpm0")
 BANK = "sha256"
 TIMEOUT = 10  # seconds one tpm2-tools command may take: a pod never waits longer on the TPM
 _PCR_VALUE = re.compile(r"^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)\s*$", re.M)
+
+
+def configured() -> bool:
+    """Whether there is a TPM to measure into: a TCTI was chosen, or the host has a TPM."""
+    return bool(os.environ.get(TCTI_ENV) or os.environ.get(TOOLS_TCTI_ENV)
+                or any(os.path.exists(d) for d in DEVICES))
 
 
 class TpmError(Exception):

@@ -14,7 +14,7 @@ import pytest
 
 from rkt_core.plugin_api import RunOptions
 from rkt_core.testing.plugins import load_plugin
-from rkt_tpm import plugin
+from rkt_tpm import plugin, tpm
 from rkt_tpm.eventlog import LOG_ENV, EventLog, replay
 from rkt_tpm.measure import PCR_ENV, measure_pod_start
 from rkt_tpm.tpm import TCTI_ENV, TpmError
@@ -101,7 +101,8 @@ def test_a_corrupt_log_is_an_error(tmp_path):
         EventLog(str(tmp_path / "events")).read()
 
 
-@pytest.mark.parametrize("env", [{TCTI_ENV: "swtpm:host=127.0.0.1,port=1"}, {PCR_ENV: "99"}])
+@pytest.mark.parametrize("env", [{TCTI_ENV: "swtpm:host=127.0.0.1,port=1"},
+                                 {TCTI_ENV: "device:/dev/tpmrm0", PCR_ENV: "99"}])
 def test_the_observer_never_stops_a_pod(tmp_path, monkeypatch, capsys, env):
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "events"))
     for name, value in env.items():
@@ -117,9 +118,26 @@ def test_the_observer_never_stops_a_pod(tmp_path, monkeypatch, capsys, env):
 
 def test_missing_tpm2_tools_are_named(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "events"))
+    monkeypatch.setenv(TCTI_ENV, "device:/dev/tpmrm0")
     monkeypatch.setenv("PATH", str(tmp_path))
     plugin.rkt_before_stage1(FakePod(), "fly", OPTIONS)
     assert "tpm2_pcrextend is not installed (Debian: tpm2-tools)" in capsys.readouterr().err
+
+
+def test_a_host_without_a_tpm_is_left_alone(tmp_path, monkeypatch, capsys):
+    """No TCTI chosen and no TPM device: nothing is run, nothing said (but with --debug)."""
+    monkeypatch.setenv(LOG_ENV, str(tmp_path / "events"))
+    for name in (TCTI_ENV, "TPM2TOOLS_TCTI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tpm, "DEVICES", (str(tmp_path / "tpmrm0"),))
+    monkeypatch.setenv("PATH", str(tmp_path))  # running a tpm2 tool would be reported
+    plugin.rkt_before_stage1(FakePod(), "fly", OPTIONS)
+    assert capsys.readouterr().err == "" and not (tmp_path / "events").exists()
+    plugin.rkt_before_stage1(FakePod(), "fly", RunOptions(lock_fd=3, debug=True))
+    assert "rkt: tpm: no TPM (no device, no RKT_TPM_TCTI)" in capsys.readouterr().err
+    (tmp_path / "tpmrm0").touch()  # a TPM appears: now it is used (and here, fails)
+    plugin.rkt_before_stage1(FakePod(), "fly", OPTIONS)
+    assert "tpm2_pcrextend is not installed" in capsys.readouterr().err
 
 
 VERSION = """
