@@ -48,6 +48,7 @@ FLAVOR_HEADER, FLAVOR = "Metadata-Flavor", "AppContainer"
 TEXT = "text/plain; charset=us-ascii"
 JSON = "application/json"
 MAX_FORM = 1 << 20  # bytes of a sign or verify request
+MAX_FORM_FIELDS = 100
 MAX_MANIFEST = 4 << 20  # bytes of a registered manifest
 REQUEST_TIMEOUT = 10  # seconds a connection may take to send its request
 
@@ -129,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         return [unquote(s) for s in urlsplit(self.path).path.split("/")[1:]]
 
     def log_request(self, code="-", size="-") -> None:
-        self.server.log(f"{self.command} {getattr(self, 'logged_path', '-')} {int(code)}")
+        self.server.log(f"{self.command or '-'} {getattr(self, 'logged_path', '-')} {int(code)}")
 
     def log_error(self, format, *args) -> None:
         pass  # the failed request is logged by log_request with its status
@@ -145,8 +146,12 @@ def _form(handler: _Handler) -> dict[str, bytes]:
     if content_type == "application/x-www-form-urlencoded":
         sources.insert(0, body.decode("latin-1"))
     for source in sources:
-        for name, value in parse_qsl(source, keep_blank_values=True, encoding="latin-1",
-                                     max_num_fields=100):
+        try:
+            pairs = parse_qsl(source, keep_blank_values=True, encoding="latin-1",
+                              max_num_fields=MAX_FORM_FIELDS)
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "too many form fields") from None
+        for name, value in pairs:
             fields.setdefault(name, value.encode("latin-1"))
     return fields
 

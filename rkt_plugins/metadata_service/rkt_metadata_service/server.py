@@ -187,6 +187,8 @@ class Service:
             listener.handler(conn, address, listener)
         except OSError:
             pass  # the client went away
+        except Exception as e:  # noqa: BLE001 - one request must not take the service down
+            listener.log(f"request failed: {type(e).__name__}: {e}")
         finally:
             conn.close()
             listener.slots.release()

@@ -204,7 +204,8 @@ def test_an_app_reads_its_pod_and_signs(rkt, service, image, flavor, net):
     assert got["pod-annotations"] == ""
     assert got["annotations"] == "authors,example.com/note,"
     assert got["authors"] == "The Image"
-    assert base64.b64decode(got["image"]) == (pod / "appsinfo" / "mds-app" / "manifest").read_bytes()
+    image_manifest_file = pod / "appsinfo" / "mds-app" / "manifest"
+    assert base64.b64decode(got["image"]) == image_manifest_file.read_bytes()
     assert got["id"] == json.loads((pod / "pod").read_text())["apps"][0]["image"]["id"]
     assert len(base64.b64decode(got["signature"], validate=True)) == 64
     assert (got["verify"], got["tampered"], got["wrong-token"]) == ("0", "1", "401 Unauthorized")

@@ -162,7 +162,7 @@ def api(service, pod):
     return Api(url)
 
 
-# --- what an app gets ----------------------------------------------------------------------------
+# --- what an app gets -------------------------------------------------------------------------
 
 
 def test_pod_uuid_and_manifest(api, pod):
@@ -229,7 +229,7 @@ def test_a_signature_verifies_for_another_pod(service, api, pod, make_pod):
     assert other.post("/pod/hmac/verify", form)[0] == 200
 
 
-# --- who may read what ---------------------------------------------------------------------------
+# --- who may read what ------------------------------------------------------------------------
 
 
 def test_a_wrong_token_gets_401_everywhere(api):
@@ -283,6 +283,18 @@ def test_a_post_without_length_or_too_big_is_refused(api):
         assert s.makefile("rb").readline().split()[1] == b"413"
 
 
+def test_garbage_gets_an_answer(api):
+    form = "&".join(f"f{i}=x" for i in range(1000))
+    assert api.post("/pod/hmac/sign", {"content": "x", "more": form})[0] == 200  # one field
+    headers = {**FLAVOR, "Content-Type": "application/x-www-form-urlencoded"}
+    status = call(api.port, "POST", api.base + "/pod/hmac/sign", form.encode(), headers)[0]
+    assert status == 400
+    with socket.create_connection(("127.0.0.1", api.port)) as s:
+        s.sendall(b"\x00\xff garbage\r\n\r\n")
+        assert b"Error code: 400" in s.makefile("rb").read()
+    assert api.get("/pod/uuid")[0] == 200
+
+
 def test_a_silent_client_does_not_hold_up_the_others(api):
     idle = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(5)]
     try:
@@ -292,7 +304,7 @@ def test_a_silent_client_does_not_hold_up_the_others(api):
             s.close()
 
 
-# --- registration ----------------------------------------------------------------------------------
+# --- registration -----------------------------------------------------------------------------
 
 
 def registration(method, target, body=None):
@@ -387,7 +399,7 @@ def test_a_failed_app_registration_unregisters_the_pod(service, pod):
     assert service.registry.all() == []
 
 
-# --- the registration socket ---------------------------------------------------------------------
+# --- the registration socket ------------------------------------------------------------------
 
 
 def test_a_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path):
@@ -408,7 +420,7 @@ def test_a_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path):
         registration_socket(path)
 
 
-# --- the registry and the signer -------------------------------------------------------------------
+# --- the registry and the signer --------------------------------------------------------------
 
 
 def test_registry_scopes():

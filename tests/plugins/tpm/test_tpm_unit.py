@@ -63,7 +63,8 @@ def test_a_pod_start_extends_the_pcr_three_times_and_logs_each(tmp_path):
     assert [e.pcr for e in events] == [15, 15, 15] and {e.pod for e in events} == {pod.uuid}
     assert [d for _, d in tpm.extended] == [bytes.fromhex(e.digests["sha256"]) for e in events]
     assert events[0].data == "fly (rkt-stage1-fly 0.1.0)"
-    assert events[1].data is None and events[1].digests["sha256"] == hashlib.sha256(MANIFEST).hexdigest()
+    assert events[1].data is None
+    assert events[1].digests["sha256"] == hashlib.sha256(MANIFEST).hexdigest()
     for event in (events[0], events[2]):
         assert event.digests["sha256"] == hashlib.sha256(event.data.encode()).hexdigest()
     options = json.loads(events[2].data)
