@@ -213,6 +213,17 @@ def test_an_app_reads_its_pod_and_signs(rkt, service, image, flavor, net):
     wait_until(lambda: service.logged(f"unregistered pod {uuid}"), "the pod's unregistration")
 
 
+def test_run_prepared_registers_too(rkt, service, image, tmp_path):
+    prepared = rkt("prepare", "--stage1-name=fly", f"--uuid-file-save={tmp_path}/uuid", image)
+    assert prepared.returncode == 0, prepared.stderr
+    uuid = (tmp_path / "uuid").read_text()
+    rkt.pods.append(uuid)
+    done = rkt("run-prepared", "--mds-register", uuid)
+    assert done.returncode == 0, done.stderr
+    got = answers(done.stdout)
+    assert (got["uuid"], got["verify"]) == (uuid, "0")
+
+
 def test_pod_annotations_from_a_pod_manifest(rkt, service, image, tmp_path):
     fetched = rkt("fetch", "--full", image)
     assert fetched.returncode == 0, fetched.stderr
