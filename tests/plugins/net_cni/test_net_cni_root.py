@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from netcheck import contained_flavors, wait_until
-from rkt_core.testing.stage1_contract import contract_image
+from rkt_core.testing.aci import app_image
 from rkt_net_cni import portfwd
 
 pytestmark = pytest.mark.root
@@ -35,7 +35,7 @@ SERVE = ["--exec", "/bin/busybox", "--", "sh", "-c", "cd /bin && exec httpd -f -
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """busybox, declaring port ``http`` (80/tcp)."""
-    return contract_image(tmp_path_factory.mktemp("img") / "bb.aci",
+    return app_image(tmp_path_factory.mktemp("img") / "bb.aci",
                           ports=[{"name": "http", "protocol": "tcp", "port": 80}])
 
 

@@ -12,14 +12,14 @@ import subprocess
 import pytest
 
 from netcheck import wait_until
-from rkt_core.testing.stage1_contract import contract_image
+from rkt_core.testing.aci import app_image
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    return contract_image(tmp_path_factory.mktemp("img") / "bb.aci")
+    return app_image(tmp_path_factory.mktemp("img") / "bb.aci")
 
 
 def _in_pod(uuid: str, *argv: str) -> str:
