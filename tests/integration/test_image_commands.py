@@ -3,8 +3,6 @@
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -12,39 +10,19 @@ from pathlib import Path
 import pytest
 
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
-from rkt_core.testing.gpg import GpgSigner
-
-
-class Rkt:
-    """Runs rkt with its own data and config directories."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
-
-    def __call__(self, *args, input=None, check=None):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                f"--local-config={self.local}", f"--system-config={self.system}", *map(str, args)]
-        result = subprocess.run(argv, capture_output=True, text=True, input=input)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
 
 
 @pytest.fixture
-def rkt(tmp_path):
-    return Rkt(tmp_path)
+def rkt(rkt):
+    """The kit's runner, with signature checks on (no --insecure-options)."""
+    rkt.insecure = ""
+    return rkt
 
 
-@pytest.fixture(scope="module")
-def signed(tmp_path_factory):
-    """A busybox ACI signed by a throwaway key: (aci path, key file, signer)."""
-    base = tmp_path_factory.mktemp("signed")
-    aci = busybox_aci(base / "busybox.aci", name="example.com/busybox", version="1.0")
-    with GpgSigner(base / "gnupg") as signer:
-        (base / "key.asc").write_bytes(signer.export_public())
-        signer.sign(aci)
-        yield aci, base / "key.asc", signer
+@pytest.fixture
+def signed(signed_image):
+    """The kit's signed busybox image: (aci path, key file)."""
+    return signed_image.aci, signed_image.key
 
 
 def trust(rkt, key, prefix="example.com/busybox"):
@@ -52,7 +30,7 @@ def trust(rkt, key, prefix="example.com/busybox"):
 
 
 def test_fetch_refuses_unsigned_then_accepts_signed_after_trust(rkt, signed, tmp_path):
-    aci, key, _ = signed
+    aci, key = signed
     unsigned = tmp_path / "unsigned.aci"
     unsigned.write_bytes(aci.read_bytes())
     out = rkt("fetch", unsigned, check=254)
@@ -69,13 +47,13 @@ def test_fetch_refuses_unsigned_then_accepts_signed_after_trust(rkt, signed, tmp
 
 
 def test_trust_for_another_prefix_does_not_apply(rkt, signed):
-    aci, key, _ = signed
+    aci, key = signed
     trust(rkt, key, prefix="example.com/other")
     assert "unknown entity" in rkt("fetch", aci, check=254).stderr
 
 
 def test_unchanged_file_is_not_reimported_but_still_verified(rkt, signed):
-    aci, key, _ = signed
+    aci, key = signed
     trust(rkt, key)
     rkt("fetch", aci, check=0)
     first = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
@@ -83,7 +61,7 @@ def test_unchanged_file_is_not_reimported_but_still_verified(rkt, signed):
     second = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
     assert first == second  # same single entry, same import time
     # Revoking trust makes even the cached file fail verification.
-    for path in (rkt.local / "trustedkeys").rglob("*"):
+    for path in (rkt.local_config / "trustedkeys").rglob("*"):
         if path.is_file():
             path.unlink()
     assert rkt("fetch", aci, check=254).returncode == 254
@@ -118,7 +96,7 @@ def test_hostile_archive_is_refused_and_leaves_nothing(rkt, tmp_path):
     assert "rkt:" in out.stderr
     assert list(victim.iterdir()) == []
     assert rkt("image", "list", "--no-legend", check=0).stdout == ""
-    assert list((rkt.data / "cas" / "tmp").iterdir()) == []
+    assert list((rkt.data_dir / "cas" / "tmp").iterdir()) == []
 
 
 @pytest.fixture
@@ -173,7 +151,7 @@ def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):
 
     _, key = fetched
     assert "not rendered" in rkt("image", "verify", key, check=0).stdout
-    trees = TreeStore(ImageStore(str(rkt.data)))
+    trees = TreeStore(ImageStore(str(rkt.data_dir)))
     tree = trees.render(key)
     assert "successfully verified checksum" in rkt("image", "verify", key, check=0).stdout
     sh = Path(trees.rootfs(tree)) / "bin" / "busybox"
@@ -187,7 +165,7 @@ def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):
 
 def test_verify_detects_a_corrupted_blob(rkt, fetched):
     _, key = fetched
-    blob = rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key
+    blob = rkt.data_dir / "cas" / "blob" / "sha512" / key[7:9] / key
     data = bytearray(blob.read_bytes())
     data[-2000] ^= 0xFF
     blob.write_bytes(bytes(data))
@@ -213,18 +191,18 @@ def test_image_gc_respects_the_grace_period(rkt, fetched):
 
 def test_image_gc_removes_orphans_left_by_a_crash(rkt, fetched):
     _, key = fetched
-    orphan = rkt.data / "cas" / "blob" / "sha512" / "ab" / ("sha512-ab" + "0" * 62)
+    orphan = rkt.data_dir / "cas" / "blob" / "sha512" / "ab" / ("sha512-ab" + "0" * 62)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"half-imported")
     rkt("image", "gc", check=0)
     assert not orphan.exists()
-    assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+    assert (rkt.data_dir / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
 
 
 def test_image_gc_removes_stale_temporary_files_but_not_fresh_or_locked_ones(rkt, fetched):
     import fcntl
 
-    tmp = rkt.data / "cas" / "tmp"
+    tmp = rkt.data_dir / "cas" / "tmp"
     old = time.time() - 2 * 86400
     stale, fresh, locked = tmp / "import-crashed", tmp / "download-fresh", tmp / "download-busy"
     for path in (stale, fresh, locked):
@@ -244,5 +222,5 @@ def test_version_config_and_unknown_command(rkt):
     assert out.startswith("rkt Version: ") and "appc Version: 0.7.4" in out
     config = json.loads(rkt("config", check=0).stdout)
     paths = [e for e in config["stage0"] if e["rktKind"] == "paths"]
-    assert paths[0]["data"] == str(rkt.data)
+    assert paths[0]["data"] == str(rkt.data_dir)
     assert rkt("no-such-command").returncode == 254

@@ -1,47 +1,12 @@
 """Pod commands end to end with the fly flavor: prepare, run-prepared, list, status, rm, gc."""
 
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from rkt_core.testing.aci import busybox_aci
 
 pytestmark = pytest.mark.root
-
-
-class Rkt:
-    def __init__(self, data: Path):
-        self.data = data
-
-    def __call__(self, *args, check=None, **kwargs):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                "--insecure-options=image", *map(str, args)]
-        result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
-
-    def background(self, *args):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                "--insecure-options=image", *map(str, args)]
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def wait_state(self, uuid, state, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if f"state={state}" in self("status", uuid).stdout:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"pod {uuid} never became {state}")
-
-
-@pytest.fixture
-def rkt(tmp_path):
-    return Rkt(tmp_path / "data")
 
 
 @pytest.fixture(scope="module")
@@ -80,32 +45,26 @@ def test_list_full_and_json(rkt, image):
 
 
 def test_status_wait_returns_when_the_pod_exits(rkt, image, tmp_path):
-    uuid_file = tmp_path / "uuid"
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
-                          "--exec", "/bin/sh", "--", "-c", "sleep 1; exit 4")
-    deadline = time.monotonic() + 20
-    while not uuid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    impatient = rkt("status", "--wait=0.1s", f"--uuid-file={uuid_file}", check=254)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    pod = rkt.start("--stage1-name=fly", f"--volume=gate,kind=host,source={gate}", image,
+                    "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                    "while [ ! -e /gate/go ]; do sleep 0.05; done; exit 4")
+    impatient = rkt("status", "--wait=0.1s", f"--uuid-file={pod.uuid_file}", check=254)
     assert "timed out waiting" in impatient.stderr
-    out = rkt("status", "--wait", f"--uuid-file={uuid_file}", check=0).stdout
+    (gate / "go").write_text("")
+    out = rkt("status", "--wait", f"--uuid-file={pod.uuid_file}", check=0).stdout
     assert "state=exited" in out and "app-busybox=4" in out
-    assert proc.wait(10) == 4
+    assert pod.wait() == 4
 
 
 def test_rm_refuses_a_running_pod_and_removes_others(rkt, image, tmp_path):
-    uuid_file = tmp_path / "uuid"
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
-                          "--exec", "/bin/sleep", "--", "100")
-    deadline = time.monotonic() + 20
-    while not uuid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    uuid = uuid_file.read_text()
-    rkt.wait_state(uuid, "running")
+    pod = rkt.start("--stage1-name=fly", image, "--exec", "/bin/sleep", "--", "100")
+    uuid = pod.uuid
     refused = rkt("rm", uuid, check=254)
     assert "is running" in refused.stderr
     rkt("stop", "--force", uuid, check=0)
-    proc.wait(10)
+    pod.wait()
     rkt("rm", uuid, check=0)
     assert rkt("list", "--no-legend", check=0).stdout == ""
     prepared = rkt("prepare", "--stage1-name=fly", image, check=0).stdout.strip()

@@ -14,7 +14,6 @@ import os
 import pty
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from rkt_core.testing.aci import build_aci, image_manifest, tar_uncompressed_sha512
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.httpserver import TestCA, TestServer, listen_in_netns
+from rkt_core.testing.runner import Rkt
 from rkt_core.testing.terminal import drain
 
 pytestmark = pytest.mark.root
@@ -43,7 +43,11 @@ class World:
         self.base, self.ca, self.netns = base, ca, netns
         self.hosts = base / "hosts"
         self.hosts.write_text("127.0.0.1 localhost example.com\n127.0.0.2 other.example\n")
-        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
+        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        self.rkt = Rkt(base, insecure="", env={"REQUESTS_CA_BUNDLE": str(ca.ca_path)},
+                       prefix=["nsenter", f"--net={netns}", "unshare", "--mount", "--propagation",
+                               "private", "sh", "-c", script, str(self.hosts)])
+        self.data, self.local = self.rkt.data_dir, self.rkt.local_config
         self.main = TestServer(ca=ca, names=["example.com"],
                                sock=listen_in_netns(netns, "127.0.0.1", 443))
         self.other = TestServer(ca=ca, names=["other.example"],
@@ -53,31 +57,11 @@ class World:
         self.main.close()
         self.other.close()
 
-    def argv(self, *args) -> list[str]:
-        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
-        return ["nsenter", f"--net={self.netns}", "unshare", "--mount", "--propagation",
-                "private", "sh", "-c", script, str(self.hosts),
-                sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                f"--local-config={self.local}", f"--system-config={self.system}",
-                *map(str, args)]
-
-    def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        env["REQUESTS_CA_BUNDLE"] = str(self.ca.ca_path)
-        return env
-
-    def rkt(self, *args, check=None):
-        result = subprocess.run(self.argv(*args), capture_output=True, text=True,
-                                env=self.env(), timeout=120)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
-
     def rkt_on_tty(self, *args, answer: bytes):
         """rkt with stdin and stderr on a pseudo-terminal (stdout a pipe)."""
         master, slave = pty.openpty()
-        proc = subprocess.Popen(self.argv(*args), stdin=slave, stderr=slave,
-                                stdout=subprocess.PIPE, env=self.env())
+        proc = subprocess.Popen(self.rkt.argv(*args), stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE, env=self.rkt.env)
         os.close(slave)
         os.write(master, answer)
         out = proc.stdout.read().decode()

@@ -2,14 +2,11 @@
 beside the real ones: interface versions refused or honoured, run options gated by version, and
 a ``run`` that returns no exit status."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from rkt_core.testing.aci import busybox_aci
 from rkt_core.testing.plugins import plugin_site
+from rkt_core.testing.runner import Rkt
 
 pytestmark = pytest.mark.root
 
@@ -65,11 +62,11 @@ def image(tmp_path_factory):
     return busybox_aci(tmp_path_factory.mktemp("img") / "bb.aci", exec=["/bin/sh", "-c", "exit 5"])
 
 
-def rkt(site, data, *args):
-    env = dict(os.environ, PYTHONPATH=site, XDG_CACHE_HOME=os.path.join(site, ".cache"))
-    return subprocess.run([sys.executable, "-m", "rkt_core.cli.main", f"--dir={data}",
-                           "--insecure-options=image", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120)
+def rkt(site, base, *args):
+    """``rkt ARGS`` on directories under ``base``, with the test flavors installed."""
+    runner = Rkt(base)
+    runner.add_plugin_path(site)
+    return runner(*args)
 
 
 def test_flavors_of_the_supported_interface_versions_run(site, image, tmp_path):
@@ -87,7 +84,7 @@ def test_other_interface_versions_are_refused_before_any_pod_exists(site, image,
     assert (f"the {flavor} flavor implements stage1 interface version {flavor[1]}; this rkt "
             "drives versions 1 to 2") in out.stderr
     assert hint in out.stderr
-    assert not list((tmp_path / "pods").glob("*/*"))
+    assert not list((tmp_path / "data" / "pods").glob("*/*"))
 
 
 def test_a_run_option_reaches_only_flavors_whose_version_knows_it(site, image, tmp_path):
@@ -95,12 +92,12 @@ def test_a_run_option_reaches_only_flavors_whose_version_knows_it(site, image, t
     assert out.returncode == 254
     assert ("the v1 flavor (stage1 interface version 1) does not support --mds-register "
             "(version 2 and later)") in out.stderr
-    assert not list((tmp_path / "pods").glob("*/*"))
+    assert not list((tmp_path / "data" / "pods").glob("*/*"))
     out = rkt(site, tmp_path, "run", "--stage1-name=v2", "--mds-register",
               f"--uuid-file-save={tmp_path}/uuid", image)
     assert out.returncode == 5, out.stderr
     uuid = (tmp_path / "uuid").read_text()
-    assert (tmp_path / "pods" / "run" / uuid / "options-seen").read_text() == "True"
+    assert (tmp_path / "data" / "pods" / "run" / uuid / "options-seen").read_text() == "True"
 
 
 @pytest.mark.parametrize("flavor,got", [("none", "None"), ("bool", "True"),
