@@ -139,14 +139,17 @@ def app_image(path: Path, name: str = "example.com/busybox", **app) -> Path:
 
 def tar_uncompressed_sha512(path: Path) -> str:
     """The image ID rkt gives an ACI file: ``sha512-`` + the hex sha512 of its uncompressed tar."""
+    return image_id(Path(path).read_bytes())
+
+
+def image_id(data: bytes) -> str:
+    """The image ID of an ACI given as (compressed or plain) bytes."""
     import hashlib
 
-    raw = Path(path).read_bytes()
     for opener in (gzip.decompress, bz2.decompress, lzma.decompress):
         try:
-            raw = opener(raw)
+            data = opener(data)
             break
         except (OSError, ValueError, lzma.LZMAError):
             continue
-    return "sha512-" + hashlib.sha512(raw).hexdigest()
-
+    return "sha512-" + hashlib.sha512(data).hexdigest()

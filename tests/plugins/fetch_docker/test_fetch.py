@@ -261,7 +261,7 @@ def test_the_blob_cache_is_bounded(rkt, images, tmp_path):
 def test_concurrent_fetches_of_the_same_image(rkt, images):
     import subprocess
 
-    processes = [subprocess.Popen(rkt.command("fetch", "--full", ref_of(images, tag)),
+    processes = [subprocess.Popen(rkt.argv("fetch", "--full", ref_of(images, tag)),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=rkt.env)
                  for tag in ("latest", "latest", "v2s2")]
