@@ -82,11 +82,13 @@ class Rkt:
 
     ``flavor`` is the ``--stage1-name`` of :meth:`run` and :meth:`start`; ``insecure`` the
     ``--insecure-options`` ("" for none); ``env`` is added to the environment; ``prefix`` goes
-    before the command (e.g. ``nsenter --net=...``).
+    before the command (e.g. ``nsenter --net=...``); ``python`` is the interpreter whose rkt
+    runs (another virtual environment's).
     """
 
     def __init__(self, base: str | Path, *, flavor: str = "", insecure: str = "image",
-                 env: dict[str, str] | None = None, prefix: tuple[str, ...] | list[str] = ()):
+                 env: dict[str, str] | None = None, prefix: tuple[str, ...] | list[str] = (),
+                 python: str = sys.executable):
         self.base = Path(base)
         self.data_dir = self.base / "data"
         self.local_config = self.base / "etc"
@@ -96,6 +98,7 @@ class Rkt:
         self.insecure = insecure
         self.env = {**local_env(), **(env or {})}
         self.prefix = list(prefix)
+        self.python = python
         self.started: list[Started] = []
 
     def add_plugin_path(self, path: str | Path) -> None:
@@ -108,7 +111,7 @@ class Rkt:
     def argv(self, *args, insecure: str | None = None) -> list[str]:
         """The argv of ``rkt ARGS`` with the global flags."""
         insecure = self.insecure if insecure is None else insecure
-        return [*self.prefix, sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
+        return [*self.prefix, self.python, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
                 f"--local-config={self.local_config}", f"--system-config={self.system_config}",
                 f"--user-config={self.user_config}",
                 *([f"--insecure-options={insecure}"] if insecure else []), *map(str, args)]
