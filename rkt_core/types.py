@@ -7,7 +7,7 @@ Each record names one capability and carries a factory or callable that does the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Optional, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Protocol
 
 
 # --- stage1 flavors -------------------------------------------------------------------------
@@ -25,7 +25,8 @@ def _since(version: int, flag: str, default: Any = False) -> Any:
 
 @dataclass(frozen=True)
 class Stage1Features:
-    """What a flavor supports; stage0 refuses options outside this set instead of dropping them."""
+    """What a flavor supports; stage0 refuses options outside this set instead of dropping them
+    (an image's own isolators outside ``isolators`` are left out with a warning, as rkt did)."""
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False
@@ -74,6 +75,25 @@ class RunOptions:
     hosts_fallback: str = ""
 
 
+LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line an app of a pod logged: when (seconds since the epoch), which app, what."""
+
+    time: float
+    app: str
+    message: str
+
+    def formatted(self) -> str:
+        """``<local time, ISO 8601> <app>: <message>``, as ``rkt logs`` prints it."""
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="microseconds")
+        return f"{when} {self.app}: {self.message}"
+
+
 class Stage1(Protocol):
     """The object a flavor's factory returns. Stage0 calls it with a prepared, locked pod."""
 
@@ -93,6 +113,21 @@ class Stage1(Protocol):
 
     def gc(self, pod: Any) -> None:
         """Release what the flavor set up for an exited pod (idempotent)."""
+
+
+class Stage1Logs(Protocol):
+    """What a flavor that keeps its apps' logs adds to :class:`Stage1` (optional): ``rkt logs``
+    and the API service's GetLogs read them through it."""
+
+    def logs(self, pod: Any, app: str, lines: int, follow: bool, since: float | None,
+             until: float | None) -> Iterator[LogLine | None]:
+        """The lines the pod's app ``app`` (every app if "") logged, oldest first: only the
+        last ``lines`` (0: all), only those logged from ``since`` to ``until`` (seconds since
+        the epoch; None: no bound). With ``follow``, go on yielding lines as they are logged
+        until the pod is no longer running and every line was yielded, and yield None at least
+        every :data:`LOG_KEEPALIVE_SECONDS` while nothing comes, so that the caller may stop
+        following: it closes the iterator, which releases what it holds. A pod without logs
+        (it never ran) is a ``NotFoundError``."""
 
 
 @dataclass(frozen=True)

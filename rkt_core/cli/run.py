@@ -140,6 +140,7 @@ def build_run_options(params: dict, private_users: bool) -> tuple[RunOptions, bo
 def run(click_ctx: click.Context, **params) -> int:
     """Run image(s) in a pod: rkt run [FLAGS] IMAGE [--exec CMD] [-- ARGS ---] [IMAGE ...]"""
     ctx = get_context()
+    ctx.require_write_access("running pods")
     options = build_prepare_options(click_ctx, params)
     run_options, net_given = build_run_options(params, params["private_users"])
     pod = prepare_pod(ctx, options, validate=options_checker(ctx, run_options, net_given))

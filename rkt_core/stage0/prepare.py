@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
-from ..errors import RktError, UsageError
+from ..crashpoints import crash_point
+from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
@@ -86,6 +87,8 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     ``rkt gc`` removes) and the error is raised.
     """
     flavor = choose_flavor(ctx, options.stage1_name)
+    for volume in options.volumes:
+        _check_volume_owner(volume, f'--volume "{volume.to_cli()}"')
     if options.pod_manifest:
         manifest, keys = _read_pod_manifest(ctx, options)
     else:
@@ -93,7 +96,8 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             raise UsageError("at least one image is required")
         keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
                 for app in options.apps]
-        manifest = generate_manifest(ctx, options, keys)
+        features = ctx.plugins.stage1_flavor(flavor).factory().features
+        manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
@@ -104,6 +108,7 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
+        crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
         os.makedirs(pod.file("stage1"), exist_ok=True)
         write_atomic(pod.file("stage1", "flavor"), flavor.encode())
@@ -152,6 +157,10 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
             manifest = PodManifest.from_json(f.read())
     except OSError as e:
         raise RktError(f"reading pod manifest {options.pod_manifest}: {e.strerror}") from None
+    except AppcError as e:
+        raise AppcError(f"pod manifest {options.pod_manifest}: {e.message}") from None
+    for volume in manifest.volumes:
+        _check_volume_owner(volume, f"pod manifest {options.pod_manifest}")
     if not manifest.apps:
         raise RktError("the pod manifest has no apps")
     keys = []
@@ -168,9 +177,15 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
     return manifest, keys
 
 
-def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManifest:
+def generate_manifest(ctx, options: PrepareOptions, keys: list[str], flavor: str,
+                      applicable: frozenset[str]) -> PodManifest:
     """The pod manifest for images given on the command line (rkt's rules for names, exec,
-    environment and isolators; image annotations copied into each app)."""
+    environment and isolators; image annotations copied into each app).
+
+    An image's isolators that the flavor cannot apply (not in ``applicable``) are left out with
+    a warning, as rkt's fly flavor ignored them; those asked for on the command line stay, for
+    the flavor check to refuse.
+    """
     apps: list[RuntimeApp] = []
     volumes = list(options.volumes)
     volume_names = {v.name for v in volumes}
@@ -182,7 +197,8 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
         validate_ac_name(name, "app name")
         if any(a.name == name for a in apps):
             raise RktError(f'more than one app is named "{name}": name them apart with --name')
-        app = _app_section(ctx, options, args, image)
+        isolators = _image_isolators(ctx, image, name, flavor, applicable)
+        app = _app_section(ctx, options, args, image, isolators)
         mounts = list(options.mounts) + list(args.mounts)
         for mp in app.mount_points:
             if any(m.volume == mp.name or m.path == mp.path for m in mounts):
@@ -207,7 +223,19 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
     return manifest
 
 
-def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
+def _image_isolators(ctx, image, app_name: str, flavor: str,
+                     applicable: frozenset[str]) -> list[Isolator]:
+    """The image's isolators that the flavor can apply; a warning for each of the others."""
+    isolators = list(image.app.isolators) if image.app else []
+    for isolator in isolators:
+        if isolator.name not in applicable:
+            ctx.warn(f'warning: the {flavor} flavor ignores isolator "{isolator.name}" of app '
+                     f'"{app_name}" (declared by its image)')
+    return [i for i in isolators if i.name in applicable]
+
+
+def _app_section(ctx, options: PrepareOptions, args: AppArgs, image,
+                 isolators: list[Isolator]) -> App:
     if image.app is None and not args.exec:
         raise RktError(f'image "{image.name}" has no app section and --exec was not given')
     app = copy.deepcopy(image.app) if image.app else App(user=str(os.getuid()), group=str(os.getgid()))
@@ -225,7 +253,7 @@ def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
         app.group = args.group
     if args.supplementary_gids is not None:
         app.supplementary_gids = list(args.supplementary_gids)
-    app.isolators = _isolators(app.isolators, args)
+    app.isolators = _isolators(isolators, args)
     env = {e.name: e.value for e in app.environment}
     if options.inherit_env:  # the host's environment never overrides the image's
         env = {**{k: v for k, v in os.environ.items() if _env_name_ok(k)}, **env}
@@ -265,13 +293,21 @@ def _cap_name(cap: str) -> str:
 
 
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
-    from ..store.treestore import TreeStore
+    from ..store.treestore import TreeStore, TreeVerificationError
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
+        if ctx.store.find_info(key) is None:
+            raise NotFoundError(f'image "{key}" of app "{ra.name}" was removed from the store '
+                                'while the pod was being prepared (by "rkt image rm" or '
+                                '"rkt image gc")', hint="run the command again")
         tree = trees.render(key, warn=ctx.warn)
         if not ctx.insecure_for(Insecure.ONDISK):
-            trees.verify(tree)
+            try:
+                trees.check(tree)
+            except TreeVerificationError as e:
+                ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
+                tree = trees.rebuild(key, warn=ctx.warn)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
         write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
@@ -311,6 +347,20 @@ def _check_host_source(ctx, volume: Volume) -> None:
             or data.startswith(source.rstrip("/") + "/"):
         raise RktError(f'volume "{volume.name}": refusing to share "{volume.source}" with a pod',
                        hint="use --insecure-options=paths if you really mean it")
+
+
+MAX_ID = (1 << 32) - 2  # the highest uid or gid; (uid_t) -1 means "unchanged" to chown(2)
+
+
+def _check_volume_owner(volume: Volume, given_by: str) -> None:
+    """An empty volume's uid and gid must be ids a directory can be given."""
+    if volume.kind != "empty":
+        return
+    for key in ("uid", "gid"):
+        value = getattr(volume, key)
+        if value is not None and not 0 <= value <= MAX_ID:
+            raise UsageError(f'volume "{volume.name}" ({given_by}): {key} {value} is out of range '
+                             f"(0 to {MAX_ID})")
 
 
 def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:

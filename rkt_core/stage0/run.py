@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import fields, replace
 
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
 from ..pod.pod import Pod
 from ..pod.view import PodView
@@ -105,6 +106,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
     pod.to_run()
+    crash_point("run.moved")
     os.set_inheritable(pod.lock.fd, True)
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)

@@ -83,12 +83,12 @@ class Rkt:
     ``flavor`` is the ``--stage1-name`` of :meth:`run` and :meth:`start`; ``insecure`` the
     ``--insecure-options`` ("" for none); ``env`` is added to the environment; ``prefix`` goes
     before the command (e.g. ``nsenter --net=...``); ``python`` is the interpreter whose rkt
-    runs (another virtual environment's).
+    runs (another virtual environment's); ``timeout`` is how long one command may take.
     """
 
     def __init__(self, base: str | Path, *, flavor: str = "", insecure: str = "image",
                  env: dict[str, str] | None = None, prefix: tuple[str, ...] | list[str] = (),
-                 python: str = sys.executable):
+                 python: str = sys.executable, timeout: float = RKT_TIMEOUT):
         self.base = Path(base)
         self.data_dir = self.base / "data"
         self.local_config = self.base / "etc"
@@ -99,6 +99,7 @@ class Rkt:
         self.env = {**local_env(), **(env or {})}
         self.prefix = list(prefix)
         self.python = python
+        self.timeout = timeout
         self.started: list[Started] = []
 
     def add_plugin_path(self, path: str | Path) -> None:
@@ -117,12 +118,13 @@ class Rkt:
                 *([f"--insecure-options={insecure}"] if insecure else []), *map(str, args)]
 
     def __call__(self, *args, check: int | None = None, input: str | None = None,
-                 timeout: float = RKT_TIMEOUT, insecure: str | None = None,
+                 timeout: float | None = None, insecure: str | None = None,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``rkt ARGS`` to completion, capturing its output; with ``check``, assert that it
         exited with that status."""
         result = subprocess.run(self.argv(*args, insecure=insecure), input=input,
-                                capture_output=True, text=True, timeout=timeout,
+                                capture_output=True, text=True,
+                                timeout=self.timeout if timeout is None else timeout,
                                 env={**self.env, **(env or {})},
                                 stdin=None if input is not None else subprocess.DEVNULL)
         if check is not None:

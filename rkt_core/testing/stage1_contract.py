@@ -28,7 +28,7 @@ import pytest
 
 from ..types import Stage1Features
 from .aci import MARKER, app_image
-from .runner import Rkt
+from .runner import RKT_TIMEOUT, Rkt
 
 # An option a flavor may not support: (what, feature check, extra rkt run flags before and
 # after the image, text the refusal names). Each is refused when the check is false.
@@ -57,9 +57,10 @@ print(json.dumps({k: sorted(v) if isinstance(v, frozenset) else v
 
 
 def flavor_features(rkt: Rkt, name: str) -> Stage1Features:
-    """The ``Stage1Features`` of the flavor ``name`` as the commands of ``rkt`` find it."""
+    """The ``Stage1Features`` of the flavor ``name`` as the commands of ``rkt`` find it (asked
+    in a fresh process: this one may have found its plugins before the flavor was installed)."""
     result = subprocess.run([sys.executable, "-c", _FEATURES, name], capture_output=True,
-                            text=True, env=rkt.env, check=True)
+                            text=True, env=rkt.env, timeout=RKT_TIMEOUT, check=True)
     fields = json.loads(result.stdout)
     return Stage1Features(**{**fields, "isolators": frozenset(fields["isolators"])})
 
@@ -150,6 +151,20 @@ class Stage1Contract:
                          "cat /etc/marker; test -e /proc/self/status && test -c /dev/null "
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
+
+    def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
+        group = "root:x:0:\nusers:x:1000:\n"
+        first = rkt.run(image, "--exec", "/bin/sh", "--", "-c",
+                        "echo app >> /etc/group; cat /etc/group")
+        assert (first.returncode, first.stdout) == (0, group + "app\n"), first.stderr
+        (stored,) = (rkt.data_dir / "cas" / "tree").glob("*/rootfs/etc/group")
+        with open(stored, "a") as f:  # the app wrote into its own root, this is the store's
+            f.write("x\n")
+        result = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert (result.returncode, result.stdout) == (0, group), result.stderr
+        assert "rkt: warning: tree cache is in a bad state: " in result.stderr
+        again = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert again.stdout == group and "tree cache" not in again.stderr
 
     # --- volumes --------------------------------------------------------------------------
 

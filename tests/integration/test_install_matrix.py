@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -23,12 +24,21 @@ pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = sorted(p.parent for p in (ROOT / "rkt_plugins").glob("*/pyproject.toml"))
-BUILTINS = {"fetch-appc", "fetch-file", "fetch-http", "net-host", "net-none", "verify-openpgp"}
-# distribution -> its entry point (the plugin's name)
-ENTRY_POINTS = {"rkt-stage1-fly": "stage1-fly", "rkt-stage1-nspawn": "stage1-nspawn",
-                "rkt-net-cni": "net-cni", "rkt-net-flannel": "net-flannel",
-                "rkt-fetch-docker": "fetch-docker"}
 PIP_TIMEOUT = 600
+
+
+def _project(directory: Path) -> dict:
+    with open(directory / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]
+
+
+def _plugin_names(directory: Path) -> set[str]:
+    return set(_project(directory)["entry-points"]["rkt.plugins"])
+
+
+BUILTINS = _plugin_names(ROOT)
+# distribution -> its plugin (entry point) name
+ENTRY_POINTS = {_project(d)["name"]: name for d in PLUGINS for name in _plugin_names(d)}
 
 
 def _pip(*args: str) -> None:
