@@ -119,14 +119,16 @@ class Rkt:
 
     def __call__(self, *args, check: int | None = None, input: str | None = None,
                  timeout: float | None = None, insecure: str | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+                 env: dict[str, str] | None = None, **options) -> subprocess.CompletedProcess:
         """Run ``rkt ARGS`` to completion, capturing its output; with ``check``, assert that it
-        exited with that status."""
+        exited with that status. ``env`` is added to the environment; other ``options`` go to
+        ``subprocess.run`` (``preexec_fn``, ``cwd``...)."""
         result = subprocess.run(self.argv(*args, insecure=insecure), input=input,
                                 capture_output=True, text=True,
                                 timeout=self.timeout if timeout is None else timeout,
                                 env={**self.env, **(env or {})},
-                                stdin=None if input is not None else subprocess.DEVNULL)
+                                stdin=None if input is not None else subprocess.DEVNULL,
+                                **options)
         if check is not None:
             assert result.returncode == check, (
                 f"rkt {' '.join(map(str, args))}: exit {result.returncode}, expected {check}\n"
