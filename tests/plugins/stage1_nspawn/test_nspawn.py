@@ -248,17 +248,16 @@ def test_logs_of_an_exited_pod(rkt, image, tmp_path):
 def test_following_the_logs_of_a_running_pod(rkt, image, tmp_path):
     gate = tmp_path / "gate"
     gate.mkdir()
-    process, uuid = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
-                              "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
-                              "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; "
-                              "echo second")
-    follower = subprocess.Popen(rkt.command("logs", "-f", "-o", "cat", uuid),
-                                stdout=subprocess.PIPE, text=True)
+    pod = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
+                    "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                    "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; echo second")
+    follower = subprocess.Popen(rkt.argv("logs", "-f", "-o", "cat", pod.uuid),
+                                stdout=subprocess.PIPE, text=True, env=rkt.env)
     try:
         assert follower.stdout.readline() == "first\n"
         (gate / "go").touch()
         assert follower.stdout.readline() == "second\n"
-        assert rkt.wait_exited(process) == 0
+        assert pod.wait() == 0
         assert follower.wait(timeout=WAIT_TIMEOUT) == 0  # ends once the pod has exited
         assert follower.stdout.read() == ""
     finally:
