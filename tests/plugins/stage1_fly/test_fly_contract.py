@@ -71,7 +71,7 @@ class TestFlyContract(Stage1Contract):
         assert rkt.status(pod.uuid)["app-busybox"] == "9"
 
     def test_isolators_of_the_image_are_ignored_with_a_warning(self, rkt, tmp_path):
-        image = contract_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
+        image = app_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
             {"name": "resource/memory", "value": {"limit": "64M"}},
             {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_ADMIN"]}}])
         result = rkt.run(str(image))
@@ -84,7 +84,7 @@ class TestFlyContract(Stage1Contract):
                                       "--caps-remove=CAP_CHOWN"])
     def test_isolators_asked_for_on_the_command_line_are_refused(self, rkt, image, tmp_path,
                                                                  flag):
-        limited = contract_image(tmp_path / "limited.aci", name="example.com/limited",
+        limited = app_image(tmp_path / "limited.aci", name="example.com/limited",
                                  isolators=[{"name": "resource/memory", "value": {"limit": "1G"}}])
         for img in (image, str(limited)):
             result = rkt.run(img, flag)
