@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ApiError, read_response
+from conftest import Api, ApiError, read_response
 from rkt_core.testing.aci import app_image, busybox_aci
 from rkt_core.testing.runner import Rkt
 from rkt_core.testing.wait import WAIT_TIMEOUT
@@ -319,8 +319,6 @@ def test_socket_activated_service(fly, service, generated, image, tmp_path):
                                   *fly.argv("api-service")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     service.processes.append(activator)
-    from conftest import Api
-
     api = Api(generated, f"127.0.0.1:{port}")
     deadline = time.monotonic() + WAIT_TIMEOUT
     while True:  # until systemd-socket-activate listens
