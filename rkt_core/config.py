@@ -38,7 +38,7 @@ class Auth:
     """Credentials for one host: ``type`` is ``basic``, ``oauth`` or ``aws``.
 
     A domain is a host name, or ``host:port`` to apply to that port only; the http fetchers send
-    the credentials only to that host and only over https (:mod:`rkt_core.httpclient`). ``aws``
+    the credentials only to that host and only over https (:mod:`rkt_core.remote.httpclient`). ``aws``
     credentials are parsed and shown by ``rkt config`` but not used for signing requests.
     """
 

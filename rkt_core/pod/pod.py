@@ -316,8 +316,9 @@ class Pod:
 
     @property
     def started_at(self) -> float | None:
-        """When stage1 started (mtime of the ``pid`` file), if it did."""
-        return self._mtime("pid")
+        """When stage1 started (mtime of the ``pid`` file, else of ``ppid``), if it did."""
+        started = self._mtime("pid")
+        return started if started is not None else self._mtime("ppid")
 
     @property
     def gc_marked_at(self) -> float | None:
@@ -355,9 +356,13 @@ class Pod:
 
     @property
     def pid(self) -> int | None:
-        """The pid stage1 recorded for the pod."""
-        text = self.read_text("pid")
-        return int(text) if text and text.isdigit() else None
+        """The pid stage1 recorded for the pod: ``pid``, else ``ppid`` (a stage1 writes one or
+        the other, as rkt's stage1 contract says)."""
+        for name in ("pid", "ppid"):
+            text = self.read_text(name)
+            if text and text.isdigit():
+                return int(text)
+        return None
 
     def app_exit_codes(self) -> dict[str, int]:
         """Exit codes the flavor recorded per app (``stage1/rootfs/rkt/status/<app>``)."""

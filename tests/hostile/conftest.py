@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from hostile import FIGURES, Figures, Rkt, Victim
+from hostile import FIGURES, Figures, Victim
 from hypothesis import HealthCheck, settings
+
+from rkt_core.testing.runner import Rkt
 
 # Fuzzing is bounded by a number of examples per test, never by time (the machine may be
 # busy); RKT_FUZZ_EXAMPLES raises it for a longer search. No example database is written.
@@ -33,8 +35,10 @@ def figures() -> Figures:
 
 @pytest.fixture
 def rkt(tmp_path) -> Rkt:
-    """``rkt(...)`` on a fresh data directory (``rkt.data``), signatures not required."""
-    return Rkt(tmp_path / "data", "--insecure-options=image")
+    """The kit's runner (``rkt.data_dir``...), signatures not required, commands may take long."""
+    rkt = Rkt(tmp_path, timeout=600)
+    yield rkt
+    rkt.cleanup()
 
 
 @pytest.fixture

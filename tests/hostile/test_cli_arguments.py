@@ -13,9 +13,10 @@ import re
 import shutil
 
 import pytest
-from hostile import Rkt, assert_clear_error, store_state
+from hostile import assert_clear_error, store_state
 
 from rkt_core.testing.aci import busybox_aci
+from rkt_core.testing.runner import Rkt
 
 pytestmark = pytest.mark.root
 
@@ -78,25 +79,24 @@ def aci(tmp_path_factory):
 @pytest.fixture(scope="module")
 def template(tmp_path_factory, aci):
     """A data directory holding the image, copied for each case (cheaper than a fetch)."""
-    data = tmp_path_factory.mktemp("template") / "data"
-    done = Rkt(data, "--insecure-options=image")("fetch", aci)
-    assert done.returncode == 0, done.stderr
-    return data
+    rkt = Rkt(tmp_path_factory.mktemp("template"))
+    rkt("fetch", aci, check=0)
+    return rkt.data_dir
 
 
 @pytest.fixture
 def fetched(rkt, template):
-    shutil.copytree(template, rkt.data, symlinks=True)
-    return store_state(rkt.data)
+    shutil.copytree(template, rkt.data_dir, symlinks=True)
+    return store_state(rkt.data_dir)
 
 
 def check_refused(rkt, tmp_path, store_before, done, expected: str) -> None:
     assert_clear_error(done, expected)
     assert not RAW_CONTROL.search(done.stderr), repr(done.stderr)
     assert len(done.stderr) < 3000, f"{len(done.stderr)} characters of error"
-    pods = rkt.data / "pods"
+    pods = rkt.data_dir / "pods"
     assert not pods.exists() or [p for d in pods.iterdir() for p in d.iterdir()] == []
-    assert store_state(rkt.data) == store_before
+    assert store_state(rkt.data_dir) == store_before
     assert sorted(os.listdir(tmp_path)) == ["data"]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,10 +26,12 @@ from pathlib import Path
 import pytest
 from hostile import store_state
 
+from rkt_core.sys.mount import mounts_under
 from rkt_core.testing.aci import busybox_aci
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "net_cni"))
-from netcheck import leaks, scrub, wait_until  # noqa: E402 - the networking tests' leak check
+from rkt_core.testing.netleaks import NOTHING, leaks, scrub
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.wait import wait_for
+from rkt_net_cni import portfwd
 
 pytestmark = pytest.mark.root
 SECONDS = float(os.environ.get("RKT_CONCURRENCY_SECONDS", "75"))
@@ -50,9 +51,11 @@ RACES = {
 class Loops:
     """Commands run in loops by threads until a deadline; what each returned, classified."""
 
-    def __init__(self, data: Path, deadline: float):
-        self.data = data
-        self.deadline = deadline
+    def __init__(self, runner: Rkt, aci: Path):
+        self.runner = runner
+        self.data = runner.data_dir
+        self.aci = aci
+        self.deadline = 0.0
         self.uuids: set[str] = set()
         self.counts: Counter = Counter()  # (command, outcome) -> times
         self.examples: dict[str, str] = {}  # outcome -> the stderr of one
@@ -60,13 +63,8 @@ class Loops:
         self.problems: list[str] = []
         self._lock = threading.Lock()
 
-    def argv(self, *args) -> list[str]:
-        return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                "--insecure-options=image", *map(str, args)]
-
     def rkt(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=300)
+        return self.runner(*args, timeout=300)
 
     def record(self, command: str, done: subprocess.CompletedProcess, ok: bool = True) -> None:
         """Count the outcome of ``done``; a failure must be a clear error about a race."""
@@ -131,32 +129,20 @@ def images(tmp_path):
                         exec=["/bin/sh", "-c", "sleep 3600"]))
 
 
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if str(path) in line]
-
-
 def test_everything_at_once_loses_corrupts_and_leaks_nothing(tmp_path, images, figures):
-    data = tmp_path / "data"
-    loops = Loops(data, 0)
-    loops.aci, keeper_aci = images
-    keeper_uuid = tmp_path / "keeper-uuid"
-    keeper = subprocess.Popen(loops.argv("run", "--stage1-name=fly",
-                                         f"--uuid-file-save={keeper_uuid}", keeper_aci),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    runner = Rkt(tmp_path, flavor="fly", timeout=300)
+    aci, keeper_aci = images
+    loops = Loops(runner, aci)
     try:
-        wait_until(lambda: keeper_uuid.exists() and loops.rkt(
-            "status", keeper_uuid.read_text().strip()).stdout.count("state=running"),
-            120, "the keeper pod to run")
-        loops.uuids.add(keeper_uuid.read_text().strip())
+        keeper = runner.start(keeper_aci)  # an image in use nobody asks to remove
+        loops.uuids.add(keeper.uuid)
         loops.deadline = time.monotonic() + SECONDS
         steps = {
             "run fly": lambda c: loops.run_pod(c, "--stage1-name=fly"),
             "run nspawn --net=default": lambda c: loops.run_pod(c, "--stage1-name=nspawn",
                                                                  "--net=default"),
-            "fetch (1)": lambda c: loops.record(c, loops.rkt("fetch", loops.aci)),
-            "fetch (2)": lambda c: loops.record(c, loops.rkt("fetch", loops.aci)),
+            "fetch (1)": lambda c: loops.record(c, loops.rkt("fetch", aci)),
+            "fetch (2)": lambda c: loops.record(c, loops.rkt("fetch", aci)),
             "gc": lambda c: loops.record(c, loops.rkt("gc", "--grace-period=0s")),
             "rm": loops.prepare_and_remove,
             "image gc": lambda c: loops.record(c, loops.rkt("image", "gc",
@@ -170,21 +156,17 @@ def test_everything_at_once_loses_corrupts_and_leaks_nothing(tmp_path, images, f
             thread.start()
         for thread in threads:
             thread.join()
+        stop = runner("stop", "--force", keeper.uuid)
+        keeper.wait()
     finally:
-        stop = loops.rkt("stop", "--force", keeper_uuid.read_text().strip()) \
-            if keeper_uuid.exists() else None
-        try:
-            keeper.wait(60)
-        except subprocess.TimeoutExpired:
-            keeper.kill()
-            keeper.wait()
+        runner.cleanup()
     print_outcomes(loops.counts, loops.examples)
     trials = sum(loops.counts.values())
     figures.add("concurrency", trials, trials - sum(n for (_, outcome), n in loops.counts.items()
                                                     if outcome == "ok"))
     problems = [f"{c}: exit {code}\n{out}" for c, code, out in loops.unexplained]
     problems += loops.problems
-    assert stop is not None and stop.returncode == 0, stop and stop.stderr
+    assert stop.returncode == 0, stop.stderr
     problems += check_afterwards(loops)
     assert not problems, "\n\n".join(problems[:20])
     assert all(loops.counts[name, "ok"] > 0 for name in [*steps, "prepare"]), loops.counts
@@ -209,14 +191,15 @@ def check_afterwards(loops: Loops) -> list[str]:
     if image_gc.returncode != 0 or state["rows"] or state["blob"] or state["tmp"] \
             or state["trees"]:
         problems.append(f"image gc afterwards: {image_gc.stderr} left {state}")
-    if mounts_under(data):
-        problems.append(f"mounts left: {mounts_under(data)}")
-    empty = {"netns": [], "links": [], "iptables": [], "leases": []}
+    if mounts_under(str(data)):
+        problems.append(f"mounts left: {mounts_under(str(data))}")
+    marks = {chain for uuid in loops.uuids for chain in portfwd.chains(uuid)}
     try:
-        wait_until(lambda: leaks(loops.uuids) == empty, 30, "the pods' networks to go")
+        wait_for(lambda: leaks(loops.uuids, marks=marks) == NOTHING, 30,
+                 "the pods' networks to go")
     except AssertionError:
-        problems.append(f"network leaks: {leaks(loops.uuids)}")
-        scrub(loops.uuids)
+        problems.append(f"network leaks: {leaks(loops.uuids, marks=marks)}")
+        scrub(loops.uuids, marks=marks)
     return problems
 
 

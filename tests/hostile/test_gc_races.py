@@ -23,11 +23,11 @@ from rkt_core.testing.aci import busybox_aci
 
 @pytest.fixture
 def stored(rkt, tmp_path):
-    """An image fetched into ``rkt.data`` and rendered in its tree store: (key, tree id)."""
+    """An image fetched into ``rkt.data_dir`` and rendered in its tree store: (key, tree id)."""
     aci = busybox_aci(tmp_path / "bb.aci", exec=["/bin/true"])
     fetched = rkt("fetch", aci)
     assert fetched.returncode == 0, fetched.stderr
-    store = ImageStore(str(rkt.data))
+    store = ImageStore(str(rkt.data_dir))
     key = store.list_images()[0].key
     return key, TreeStore(store).render(key)
 
@@ -35,9 +35,9 @@ def stored(rkt, tmp_path):
 @pytest.mark.parametrize("command", [("image", "rm"), ("image", "gc", "--grace-period=0s")])
 def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figures):
     key, tree = stored
-    store = ImageStore(str(rkt.data))
+    store = ImageStore(str(rkt.data_dir))
     trees = TreeStore(store)
-    lock = prepare_lock(str(rkt.data)).shared()  # a pod is being prepared
+    lock = prepare_lock(str(rkt.data_dir)).shared()  # a pod is being prepared
     args = [*command, key] if command[1] == "rm" else command
     remover = subprocess.Popen(rkt.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -54,12 +54,12 @@ def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figur
 
 def test_prepare_names_an_image_removed_under_it(rkt, stored, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data)).exclusive()  # image rm deciding
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
     prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", key),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_blocked(lock.path, prepare)
-        ImageStore(str(rkt.data)).remove(key)
+        ImageStore(str(rkt.data_dir)).remove(key)
     finally:
         lock.close()
     out, err = prepare.communicate(timeout=120)
@@ -67,7 +67,7 @@ def test_prepare_names_an_image_removed_under_it(rkt, stored, figures):
     assert_clear_error(subprocess.CompletedProcess(prepare.args, prepare.returncode, out, err),
                        "was removed from the store while the pod was being prepared")
     gc = rkt("gc", "--grace-period=0s")
-    assert gc.returncode == 0 and os.listdir(rkt.data / "pods" / "garbage") == [], gc.stderr
+    assert gc.returncode == 0 and os.listdir(rkt.data_dir / "pods" / "garbage") == [], gc.stderr
 
 
 def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch):
@@ -91,29 +91,29 @@ def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch
 
 def test_prepare_fetches_again_an_image_file_removed_under_it(rkt, stored, tmp_path, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data)).exclusive()  # image rm deciding
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
     prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", tmp_path / "bb.aci"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_blocked(lock.path, prepare)
-        ImageStore(str(rkt.data)).remove(key)
+        ImageStore(str(rkt.data_dir)).remove(key)
     finally:
         lock.close()
     out, err = prepare.communicate(timeout=120)
     figures.add("gc races")
     assert prepare.returncode == 0, err
-    assert ImageStore(str(rkt.data)).find_info(key) is not None
-    assert os.listdir(rkt.data / "pods" / "prepared") == [out.strip()]
+    assert ImageStore(str(rkt.data_dir)).find_info(key) is not None
+    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [out.strip()]
 
 
 def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data)).exclusive()  # another image rm deciding
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # another image rm deciding
     remover = subprocess.Popen(rkt.argv("image", "rm", "example.com/busybox:1.0"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_blocked(lock.path, remover)
-        ImageStore(str(rkt.data)).remove(key)
+        ImageStore(str(rkt.data_dir)).remove(key)
     finally:
         lock.close()
     out, err = remover.communicate(timeout=120)
@@ -126,7 +126,7 @@ def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
 def test_fetch_imports_again_an_image_removed_while_it_was_read(rkt, stored, tmp_path,
                                                                 monkeypatch, figures):
     key, _ = stored
-    store = ImageStore(str(rkt.data))
+    store = ImageStore(str(rkt.data_dir))
     real_manifest = ImageStore.manifest
     removed = []
 
@@ -137,7 +137,7 @@ def test_fetch_imports_again_an_image_removed_while_it_was_read(rkt, stored, tmp
         return real_manifest(self, wanted)
 
     monkeypatch.setattr(ImageStore, "manifest", removed_by_image_gc_first)
-    ctx = Context(dir=str(rkt.data), insecure=Insecure.IMAGE)
+    ctx = Context(dir=str(rkt.data_dir), insecure=Insecure.IMAGE)
     assert fetch_image(ctx, str(tmp_path / "bb.aci")) == key
     figures.add("gc races")
     assert removed == [key] and store.find_info(key) is not None

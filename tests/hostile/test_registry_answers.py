@@ -14,15 +14,15 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hostile import Rkt, assert_clear_error, store_state
+from hostile import assert_clear_error, store_state
 
 from rkt_core.testing.registry import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, host_goarch
+from rkt_core.testing.runner import Rkt
 
 REPO = "hostile/app"
 MiB = 1 << 20
@@ -206,13 +206,9 @@ def hostile_registry(request):
 
 
 @pytest.fixture
-def docker_rkt(tmp_path, monkeypatch):
-    """``rkt`` with configuration directories of its own and no proxy: requests to 127.0.0.1
-    stay local."""
-    for key in [k for k in os.environ if k.lower().endswith("_proxy")]:
-        monkeypatch.delenv(key)
-    return Rkt(tmp_path / "data", "--insecure-options=image,http",
-               f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}")
+def docker_rkt(tmp_path):
+    """The kit's runner (no proxy: requests to 127.0.0.1 stay local), plain http allowed."""
+    return Rkt(tmp_path, insecure="image,http")
 
 
 def test_hostile_registry_answers_are_refused_and_import_nothing(docker_rkt, hostile_registry,
@@ -227,9 +223,9 @@ def test_hostile_registry_answers_are_refused_and_import_nothing(docker_rkt, hos
 def assert_nothing_imported(rkt) -> None:
     """No row, no blob, nothing in ``cas/tmp`` but the docker fetcher's cache of complete,
     checked blobs (never a partial download of a blob that was refused)."""
-    state = store_state(rkt.data)
+    state = store_state(rkt.data_dir)
     assert state["rows"] == state["blob"] == [] and set(state["tmp"]) <= {"docker-blobs"}
-    cache = rkt.data / "cas" / "tmp" / "docker-blobs"
+    cache = rkt.data_dir / "cas" / "tmp" / "docker-blobs"
     assert not cache.exists() or [p.name for p in cache.iterdir()
                                   if p.name.endswith(".partial")] == []
 
@@ -243,4 +239,4 @@ def test_the_good_image_is_fetched(docker_rkt, figures):
         registry.close()
     figures.add("registry answers")
     assert done.returncode == 0, done.stderr
-    assert len(store_state(docker_rkt.data)["rows"]) == 1
+    assert len(store_state(docker_rkt.data_dir)["rows"]) == 1

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from hostile import Rkt, assert_clear_error, store_state
+from hostile import assert_clear_error, store_state
 
 from rkt_core.testing.aci import busybox_aci
 from rkt_core.testing.gpg import GpgSigner
+from rkt_core.testing.runner import Rkt
 
 PREFIX = "example.com/busybox"
 
@@ -36,12 +37,11 @@ def images(tmp_path_factory):
 
 def trusted_rkt(tmp_path, signer: GpgSigner, prefix: str = PREFIX) -> Rkt:
     """``rkt`` whose local configuration trusts ``signer``'s key for ``prefix``."""
-    rkt = Rkt(tmp_path / "data", f"--local-config={tmp_path / 'etc'}")
+    rkt = Rkt(tmp_path, insecure="")  # signatures checked
     tmp_path.mkdir(exist_ok=True)
     key = tmp_path / "key.asc"
     key.write_bytes(signer.export_public())
-    done = rkt("trust", f"--prefix={prefix}", "--skip-fingerprint-review", key)
-    assert done.returncode == 0, done.stderr
+    rkt("trust", f"--prefix={prefix}", "--skip-fingerprint-review", key, check=0)
     return rkt
 
 
@@ -86,9 +86,9 @@ def test_hostile_signatures_are_refused_and_import_nothing(tmp_path, cases, imag
             done = rkt("fetch", f"--signature={signature_file}", aci)
         try:
             assert_clear_error(done, expected)
-            state = store_state(rkt.data)
+            state = store_state(rkt.data_dir)
             assert state["rows"] == state["blob"] == state["tmp"] == state["trees"] == []
-            pods = rkt.data / "pods"
+            pods = rkt.data_dir / "pods"
             assert not pods.exists() or [p for d in pods.iterdir() for p in d.iterdir()] == []
         except AssertionError as error:
             failures.append(f"{case}: {error}")
@@ -104,4 +104,4 @@ def test_the_good_signature_is_accepted(tmp_path, keys, images, figures):
     done = rkt("fetch", f"--signature={signature}", aci)
     figures.add("signatures")
     assert done.returncode == 0, done.stderr
-    assert len(store_state(rkt.data)["rows"]) == 1
+    assert len(store_state(rkt.data_dir)["rows"]) == 1

@@ -82,7 +82,7 @@ TREE_DAMAGE = {
 @pytest.mark.parametrize("damage", BLOB_DAMAGE)
 def test_a_damaged_blob_is_named_and_removable(rkt, stored, damage, figures):
     harm, expected = BLOB_DAMAGE[damage]
-    harm(rkt.data, stored)
+    harm(rkt.data_dir, stored)
     figures.add("store files")
     assert stored in rkt("image", "list", "--full").stdout  # listing reads no blob
     verify = rkt("image", "verify", stored)
@@ -93,35 +93,35 @@ def test_a_damaged_blob_is_named_and_removable(rkt, stored, damage, figures):
     assert run.returncode == 0 and run.stdout == "ran\n", run.stderr
     assert rkt("gc", "--grace-period=0s").returncode == 0
     assert rkt("image", "gc").returncode == 0  # the tree goes, the recently used image stays
-    before = store_state(rkt.data)
+    before = store_state(rkt.data_dir)
     assert before["trees"] == [] and before["rows"] == [stored]
     run = rkt("run", "--stage1-name=fly", NAME)
     assert_clear_error(run, stored, expected, f'remove it with "rkt image rm {stored}"')
-    assert store_state(rkt.data) == {**before, "trees": store_state(rkt.data)["trees"]}
+    assert store_state(rkt.data_dir) == {**before, "trees": store_state(rkt.data_dir)["trees"]}
     assert rkt("image", "rm", stored).returncode == 0
-    assert store_state(rkt.data)["rows"] == store_state(rkt.data)["blob"] == []
+    assert store_state(rkt.data_dir)["rows"] == store_state(rkt.data_dir)["blob"] == []
 
 
 @pytest.mark.parametrize("damage", MANIFEST_DAMAGE)
 def test_a_damaged_manifest_is_named_and_removable(rkt, stored, damage, figures):
     harm, expected = MANIFEST_DAMAGE[damage]
-    harm(rkt.data, stored)
+    harm(rkt.data_dir, stored)
     figures.add("store files")
-    before = store_state(rkt.data)
+    before = store_state(rkt.data_dir)
     for args in (["image", "verify", stored], ["image", "cat-manifest", stored],
                  ["run", "--stage1-name=fly", NAME]):
         done = rkt(*args)
         assert_clear_error(done, expected, stored, f'remove it with "rkt image rm {stored}"')
-        pods = rkt.data / "pods"
+        pods = rkt.data_dir / "pods"
         assert [p for d in pods.iterdir() for p in d.iterdir()] == [], args
-    assert store_state(rkt.data) == before
+    assert store_state(rkt.data_dir) == before
     assert rkt("image", "rm", stored).returncode == 0
-    assert store_state(rkt.data)["rows"] == store_state(rkt.data)["blob"] == []
+    assert store_state(rkt.data_dir)["rows"] == store_state(rkt.data_dir)["blob"] == []
 
 
 @pytest.mark.parametrize("damage", TREE_DAMAGE)
 def test_a_damaged_tree_is_rebuilt_by_run_and_verify(rkt, stored, damage, figures):
-    TREE_DAMAGE[damage](rkt.data)
+    TREE_DAMAGE[damage](rkt.data_dir)
     figures.add("store files")
     run = rkt("run", "--stage1-name=fly", NAME)
     assert run.returncode == 0 and run.stdout == "ran\n", run.stderr
@@ -130,22 +130,22 @@ def test_a_damaged_tree_is_rebuilt_by_run_and_verify(rkt, stored, damage, figure
     assert rkt("image", "verify", stored).returncode == 0  # (the hash record repaired)
     verify = rkt("image", "verify", stored)
     assert verify.stdout.startswith("successfully verified"), (verify.stdout, verify.stderr)
-    TREE_DAMAGE[damage](rkt.data)  # and verify finds and repairs it by itself
+    TREE_DAMAGE[damage](rkt.data_dir)  # and verify finds and repairs it by itself
     verify = rkt("image", "verify", stored)
     assert verify.returncode == 0 and "tree cache verification failed" in verify.stdout
     assert rkt("image", "verify", stored).stdout.startswith("successfully verified")
 
 
 def test_a_garbage_database_stops_commands_until_rebuilt(rkt, stored, figures):
-    db = rkt.data / "cas" / "db" / "store.sqlite3"
+    db = rkt.data_dir / "cas" / "db" / "store.sqlite3"
     db.write_bytes(b"\0garbage" * 4096)
     figures.add("store files")
-    blobs = sorted(p.name for p in (rkt.data / "cas" / "blob").rglob("sha512-*"))
+    blobs = sorted(p.name for p in (rkt.data_dir / "cas" / "blob").rglob("sha512-*"))
     for args in (["image", "list"], ["image", "verify", stored], ["run", "--stage1-name=fly",
                                                                    NAME]):
         assert_clear_error(rkt(*args), f"the store database {db} is damaged",
                            "rkt image rebuild-db")
-    assert sorted(p.name for p in (rkt.data / "cas" / "blob").rglob("sha512-*")) == blobs
+    assert sorted(p.name for p in (rkt.data_dir / "cas" / "blob").rglob("sha512-*")) == blobs
     assert rkt("image", "rebuild-db").returncode == 0
     run = rkt("run", "--stage1-name=fly", NAME)
     assert run.returncode == 0 and run.stdout == "ran\n", run.stderr

@@ -111,6 +111,16 @@ def test_pod_files_and_times(tmp_path):
     assert pod.networks() == []
 
 
+def test_a_stage1_may_record_ppid_instead_of_pid(tmp_path):
+    pod = Pod.create(str(tmp_path))
+    with open(pod.file("ppid"), "w") as f:
+        f.write("4321\n")
+    assert pod.pid == 4321 and pod.started_at == os.stat(pod.file("ppid")).st_mtime
+    with open(pod.file("pid"), "w") as f:
+        f.write("1234")
+    assert pod.pid == 1234 and pod.started_at == os.stat(pod.file("pid")).st_mtime
+
+
 def test_cgroup_of_a_running_pod(tmp_path):
     pod = Pod.create(str(tmp_path))
     pod.to_run()

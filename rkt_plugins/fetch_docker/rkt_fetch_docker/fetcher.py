@@ -82,7 +82,7 @@ def convert(registry: Registry, ref: reference.DockerRef, image: Image, tmp_dir:
                 what = f"layer {layer.digest}"
                 ctx.log(f"docker: {what} ({i + 1}/{len(image.layers)})")
                 blob = cache.open(layer.digest, layer.size,
-                                  lambda offset, d=layer.digest: registry.open_blob(d, offset))
+                                  lambda headers, d=layer.digest: registry.open_blob(d, headers))
                 path = os.path.join(work, f"layer-{i}.tar")
                 with blob, open(path, "wb") as dest:
                     unpack(blob, dest, layer.diff_id, what, limits)
