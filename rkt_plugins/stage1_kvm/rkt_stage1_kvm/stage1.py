@@ -17,6 +17,7 @@ import signal
 import socket
 
 from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
+from rkt_core.plugin_api.fs import write_atomic
 from rkt_core.plugin_api.linux import mount, ns, proc, spawn
 from rkt_core.plugin_api.stage1 import LINUX_ISOLATORS, app_limits, app_runtimes, chroot
 
@@ -27,6 +28,7 @@ KVM_DIR = "kvm"  # the flavor's files in the pod directory
 PLAN_FILE = "plan.json"
 ENTER_SOCKET = "enter.sock"
 QMP_SOCKET = "qmp.sock"
+SUPERVISOR_FILE = "supervisor"  # the pid of rkt run, which supervises the VM
 CONSOLE_LOG = "console.log"
 CACHE_ENV = "RKT_STAGE1_KVM_CACHE"
 DEFAULT_CACHE = "/var/cache/rkt/stage1-kvm"
@@ -65,7 +67,7 @@ class KvmStage1:
     """Pods of any number of apps in a VM: isolators, contained networks, --interactive."""
 
     features = Stage1Features(isolators=LINUX_ISOLATORS, contained_network=True,
-                              interactive=True, multi_app=True)
+                              host_network=False, interactive=True, multi_app=True)
 
     # --- run ----------------------------------------------------------------------------------
 
@@ -73,7 +75,7 @@ class KvmStage1:
         """Boot the pod's VM in the foreground; return the first failing app's exit status."""
         if options.lock_fd < 0:
             raise RktError("the kvm flavor needs the pod's lock fd")
-        if "host" in options.net or not options.netns and options.net != ("none",):
+        if "host" in options.net or not options.netns:
             raise RktError("the kvm flavor needs a contained network: --net=host is not "
                            "supported (use --net=default, a named network or --net=none)")
         apps = app_runtimes(pod)
@@ -84,6 +86,8 @@ class KvmStage1:
             vm.probe_argv(boot.kernel, boot.initramfs)))
         directory = pod.file(KVM_DIR)
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        write_atomic(os.path.join(directory, SUPERVISOR_FILE), str(os.getpid()).encode(),
+                     durable=False)
         nics = netsetup.attach(pod, options.netns) if options.netns else []
         cpus, memory = vm.size(limits)
         control, control_vm = socket.socketpair()
@@ -136,32 +140,60 @@ class KvmStage1:
             return enter_session(sock, app, list(argv) or chroot.DEFAULT_ENTER_COMMAND)
 
     def stop(self, pod, force: bool) -> None:
-        """Press the VM's power button (ACPI): the apps get SIGTERM, then SIGKILL after a grace
-        period, and the VM powers off. ``force``: kill qemu."""
+        """Ask ``rkt run`` (the VM's supervisor) to stop the pod: the agent sends the apps
+        SIGTERM (SIGKILL after a grace period) and powers the VM off; a VM still booting stops
+        once it is up. Without a supervisor, press the VM's power button (ACPI), which the
+        agent handles alike. ``force``: kill qemu."""
         if force:
             chroot.signal_app(pod, True)  # qemu is the pod's recorded process
             return
-        try:
-            sock = unix_socket(pod.file(KVM_DIR), QMP_SOCKET, listen=False)
-        except OSError as e:
-            raise RktError(f'pod "{pod.uuid}": cannot reach its VM: {e.strerror}') from None
-        with sock:
-            sock.settimeout(10)
-            stream = sock.makefile("rwb")
-            stream.readline()  # the greeting
-            for command in ("qmp_capabilities", "system_powerdown"):
-                stream.write(json.dumps({"execute": command}).encode() + b"\n")
-                stream.flush()
-                reply = json.loads(stream.readline() or b"{}")
-                while "event" in reply:
-                    reply = json.loads(stream.readline() or b"{}")
-                if "return" not in reply:
-                    raise RktError(f'pod "{pod.uuid}": qemu refused {command}: {reply}')
+        if not _signal_supervisor(pod, signal.SIGTERM):
+            power_button(pod)
 
     def gc(self, pod) -> None:
         """Nothing of an exited VM outlives qemu but what its mount namespace held; unmount
         anything left anyway. The taps went with the pod's network namespace."""
         mount.unmount_all_under(pod.path)
+
+
+def _signal_supervisor(pod, sig: int) -> bool:
+    """Signal the pod's ``rkt run``, if it is still the one that holds the pod's lock."""
+    text = pod.read_text(KVM_DIR, SUPERVISOR_FILE)
+    if not text or not text.isdigit():
+        return False
+    try:
+        proc_fd = proc.open_process(int(text))
+    except ProcessLookupError:
+        return False
+    try:
+        if not proc.holds_open(proc_fd, os.fstat(pod.lock_fd)):
+            return False
+        proc.send_signal(proc_fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(proc_fd)
+
+
+def power_button(pod) -> None:
+    """Press the VM's ACPI power button through QMP."""
+    try:
+        sock = unix_socket(pod.file(KVM_DIR), QMP_SOCKET, listen=False)
+    except OSError as e:
+        raise RktError(f'pod "{pod.uuid}": cannot reach its VM: {e.strerror}') from None
+    with sock:
+        sock.settimeout(10)
+        stream = sock.makefile("rwb")
+        stream.readline()  # the greeting
+        for command in ("qmp_capabilities", "system_powerdown"):
+            stream.write(json.dumps({"execute": command}).encode() + b"\n")
+            stream.flush()
+            reply = json.loads(stream.readline() or b"{}")
+            while "event" in reply:
+                reply = json.loads(stream.readline() or b"{}")
+            if "return" not in reply:
+                raise RktError(f'pod "{pod.uuid}": qemu refused {command}: {reply}')
 
 
 def _start(pod, apps, options: RunOptions, nics: list[dict], argv: list[str],
