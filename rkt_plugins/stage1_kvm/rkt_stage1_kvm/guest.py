@@ -32,7 +32,7 @@ STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL when the pod is stopped
 KEY_POWER, EV_KEY = 116, 1
 _EVENT = struct.Struct("llHHi")  # struct input_event on x86_64
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 PR_CAPBSET_DROP = 24
 F_GETFL, F_SETFL, F_SETOWN, O_ASYNC = 3, 4, 8, 0o20000
 RB_POWER_OFF = 0x4321FEDC
@@ -116,9 +116,15 @@ def configure_network(interfaces: list) -> None:
             run(argv)
 
 
-def prepare_root(root: str) -> None:
-    """The app's own /proc, /sys (read-only) and a minimal /dev; the host made sure these are
-    directories of the root, not symlinks."""
+def prepare_root(root: str, volumes: list) -> None:
+    """The app's own /proc, /sys (read-only) and a minimal /dev (the host made sure these are
+    directories of the root, not symlinks); each volume, which the host mounted, a mount point
+    here too (read-only if it is)."""
+    for volume in volumes:
+        target = root + volume["target"]
+        mount(target, target, "", MS_BIND)
+        if volume["read_only"]:
+            mount(target, target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
     for name in ("proc", "sys", "dev"):
         if os.path.islink(f"{root}/{name}"):
             raise OSError(0, f"{root}/{name} is a symbolic link")
@@ -257,7 +263,7 @@ class Agent:
         prepare_cgroups(plan["apps"])
         for app in plan["apps"]:
             self.apps[app["name"]] = app
-            prepare_root(app["root"])
+            prepare_root(app["root"], app["volumes"])
         for app in plan["apps"]:
             self.start_app(app, plan["interactive"])
         self.loop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from rkt_core.plugin_api import RunOptions
+from rkt_core.plugin_api.linux import scoped
 from rkt_core.plugin_api.stage1 import AppRuntime, Process, app_limits, mount_root, process
 
 GUEST_STAGE2 = "/opt/stage2"
@@ -42,12 +43,18 @@ def app_entry(index: int, app: AppRuntime, options: RunOptions) -> dict:
                                     options.interactive) if argv else None)
 
         limits = app_limits(app.name, app.isolators, "kvm")
+        volumes = []
+        for m in app.mounts:  # where mount_root put them, symlink-free
+            node = scoped.resolve(root, m.target)
+            os.close(node.fd)
+            volumes.append({"target": node.path, "read_only": m.read_only})
         stdout, stderr = output_ports(index)
         return {"name": app.name, "root": f"{GUEST_STAGE2}/{app.name}/rootfs",
                 "main": resolved(app.exec), "pre_start": resolved(app.pre_start),
                 "post_stop": resolved(app.post_stop),
                 "capabilities": limits.capability_mask, "memory": limits.memory_bytes or 0,
-                "cpu_millis": limits.cpu_millis or 0, "stdout": stdout, "stderr": stderr}
+                "cpu_millis": limits.cpu_millis or 0, "volumes": volumes,
+                "stdout": stdout, "stderr": stderr}
     finally:
         os.close(root)
 
