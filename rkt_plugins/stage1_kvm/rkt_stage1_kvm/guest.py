@@ -117,7 +117,7 @@ def configure_network(interfaces: list) -> None:
 
 
 def prepare_root(root: str, volumes: list) -> None:
-    """The app's own /proc, /sys (read-only) and a minimal /dev (the host made sure these are
+    """The app's own /proc, /sys and the VM's cgroups (read-only) and a minimal /dev (the host made sure these are
     directories of the root, not symlinks); each volume, which the host mounted, a mount point
     here too (read-only if it is)."""
     for volume in volumes:
@@ -130,6 +130,7 @@ def prepare_root(root: str, volumes: list) -> None:
             raise OSError(0, f"{root}/{name} is a symbolic link")
     mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount("sysfs", f"{root}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("cgroup2", f"{root}{CGROUP}", "cgroup2", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     dev = f"{root}/dev"
     mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
     for name, major, minor in DEVICES:

@@ -121,9 +121,9 @@ def argv(m: Machine) -> list[str]:
     return args
 
 
-def probe_argv(kernel: str, initramfs: str) -> list[str]:
-    """A VM that only says it booted (:data:`.assets.PROBE_MARKER`) under KVM."""
-    return [qemu(), *machine_args("kvm"), "-smp", "1", "-m", "128M", "-nodefaults",
+def probe_argv(kernel: str, initramfs: str, accel: str = "kvm") -> list[str]:
+    """A VM that only says it booted (:data:`.assets.PROBE_MARKER`), under KVM."""
+    return [qemu(), *machine_args(accel), "-smp", "1", "-m", "128M", "-nodefaults",
             "-no-user-config", "-nographic", "-no-reboot", "-kernel", kernel,
             "-initrd", initramfs, "-serial", "stdio",
-            "-append", kernel_command_line("kvm", ("rkt.probe",))]
+            "-append", kernel_command_line(accel, ("rkt.probe",))]
