@@ -157,22 +157,28 @@ def _decompress(data: bytes, kind: str) -> bytes:
 
 
 def has_pvh_entry(elf: bytes) -> bool:
-    """Whether a 64-bit ELF kernel has the Xen note qemu boots it by (XEN_ELFNOTE_PHYS32_ENTRY)."""
+    """Whether a 64-bit ELF kernel has the Xen note qemu boots it by (XEN_ELFNOTE_PHYS32_ENTRY);
+    a truncated one has not."""
+    try:
+        return _pvh_note(elf)
+    except struct.error:
+        return False
+
+
+def _pvh_note(elf: bytes) -> bool:
     if elf[4:5] != b"\x02":
         return False
     phoff, = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for i in range(phnum):
-        kind, = struct.unpack_from("<I", elf, phoff + i * phentsize)
-        if kind != 4:  # PT_NOTE
+        header = phoff + i * phentsize
+        if struct.unpack_from("<I", elf, header)[0] != 4:  # PT_NOTE
             continue
-        offset, = struct.unpack_from("<Q", elf, phoff + i * phentsize + 0x08)
-        size, = struct.unpack_from("<Q", elf, phoff + i * phentsize + 0x20)
-        end = offset + size
+        offset, = struct.unpack_from("<Q", elf, header + 0x08)
+        end = offset + struct.unpack_from("<Q", elf, header + 0x20)[0]
         while offset + 12 <= end:
             namesz, descsz, note = struct.unpack_from("<III", elf, offset)
-            name = elf[offset + 12:offset + 12 + namesz]
-            if name == b"Xen\x00" and note == 18:
+            if elf[offset + 12:offset + 12 + namesz] == b"Xen\x00" and note == 18:
                 return True
             offset += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
     return False
