@@ -2,7 +2,8 @@
 timeout (nested KVM may exist and hang), once per host boot.
 
 The answer comes from, in this order: ``RKT_STAGE1_KVM_ACCEL`` (``kvm`` or ``tcg``), the
-``accel`` setting of the kvm flavor in the ``stage1`` configuration, the cached result of the
+``accel`` setting of the kvm flavor in the ``stage1`` configuration (``stage1.d/*.json``:
+``{"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm": {"accel": "tcg"}}}``), the cached result of the
 probe for this boot (``accel-<boot id>`` in the cache directory), the probe.
 """
 

@@ -19,7 +19,8 @@ import socket
 from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
 from rkt_core.plugin_api.fs import write_atomic
 from rkt_core.plugin_api.linux import mount, ns, proc, spawn
-from rkt_core.plugin_api.stage1 import LINUX_ISOLATORS, app_limits, app_runtimes, chroot
+from rkt_core.plugin_api.stage1 import (LINUX_ISOLATORS, app_limits, app_runtimes, chroot,
+                                        flavor_settings)
 
 from . import accel, assets, netsetup, plan, vm
 from .supervisor import Supervisor
@@ -82,7 +83,8 @@ class KvmStage1:
         limits = [app_limits(a.name, a.isolators, "kvm") for a in apps]  # refused before booting
         cache = cache_dir()
         boot = assets.ensure(cache)
-        chosen = accel.choose(cache, "", lambda: accel.probe_boots(
+        settings = flavor_settings("kvm")
+        chosen = accel.choose(cache, str(settings.get("accel", "")), lambda: accel.probe_boots(
             vm.probe_argv(boot.kernel, boot.initramfs)))
         directory = pod.file(KVM_DIR)
         os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -206,3 +206,14 @@ def test_the_probe_answers_within_its_timeout_and_leaves_no_qemu(tmp_path):
     assert leftover.stdout == ""
     # The same probe under emulation boots and says so (the marker is what the probe reads).
     assert accel.probe_boots(vm.probe_argv(boot.kernel, boot.initramfs, "tcg"), timeout=BOOT)
+
+
+def test_the_accel_setting_of_the_stage1_configuration_is_checked(rkt, image, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.delenv("RKT_STAGE1_KVM_ACCEL")
+    (tmp_path / "etc" / "stage1.d").mkdir(parents=True)
+    (tmp_path / "etc" / "stage1.d" / "kvm.json").write_text(json.dumps(
+        {"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm": {"accel": "warp"}}}))
+    result = rkt(f"--local-config={tmp_path / 'etc'}", "run", "--stage1-name=kvm", image)
+    assert result.returncode == 254
+    assert 'the "accel" setting: "warp" is not one of kvm, tcg' in result.stderr
