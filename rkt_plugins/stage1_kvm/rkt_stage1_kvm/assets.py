@@ -37,7 +37,7 @@ from . import cpio
 FORMAT = "1"  # bump when the layout of the initramfs changes
 PROBE_MARKER = "rkt-kvm-probe-ok"  # what the initramfs prints when booted with rkt.probe
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
-DRIVERS = ("virtio_mmio", "virtio_pci", "virtio_net", "virtio_console", "9pnet_virtio", "9p",
+DRIVERS = ("virtio_mmio", "virtio_net", "virtio_console", "9pnet_virtio", "9p",
            "button", "evdev")
 STAGE2_TAG = "stage2"  # the 9p share of the pods' app roots
 INIT = """#!/rkt/busybox sh
@@ -47,6 +47,8 @@ INIT = """#!/rkt/busybox sh
 if /rkt/busybox grep -qw rkt.probe /proc/cmdline; then
     echo {marker}; /rkt/busybox poweroff -f
 fi
+read RKT_INIT_UPTIME _ < /proc/uptime
+export RKT_INIT_UPTIME
 for m in {modules}; do /rkt/busybox insmod /rkt/modules/$m.ko || exit 1; done
 /rkt/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,access=client \\
     {tag} /opt/stage2 || exit 1

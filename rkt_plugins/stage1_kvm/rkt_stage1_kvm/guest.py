@@ -74,6 +74,12 @@ def write(path: str, text: str) -> None:
         f.write(text)
 
 
+def uptime() -> float:
+    """Seconds since the guest's kernel started."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
 def port(name: str) -> int:
     """A descriptor of the virtio-serial port called ``name``."""
     for entry in os.listdir(PORTS):
@@ -253,7 +259,8 @@ class Agent:
                     return payload
 
     def run(self) -> None:
-        self.send(wire.frame(wire.HELLO))
+        self.send(wire.data(wire.HELLO, {"init": float(os.environ.get("RKT_INIT_UPTIME", 0)),
+                                         "agent": uptime()}))
         plan = wire.load(self.receive(wire.PLAN))
         with open("/proc/sys/kernel/cap_last_cap") as f:
             last_cap = int(f.read())
@@ -267,6 +274,7 @@ class Agent:
             prepare_root(app["root"], app["volumes"])
         for app in plan["apps"]:
             self.start_app(app, plan["interactive"])
+        self.send(wire.data(wire.STARTED, uptime()))
         self.loop()
 
     def start_app(self, app: dict, interactive: bool) -> None:

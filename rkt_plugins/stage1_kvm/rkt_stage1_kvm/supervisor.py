@@ -10,6 +10,7 @@ not power off within the shutdown timeout once its apps are done, is killed and 
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -48,6 +49,7 @@ class Supervisor:
         self.control = control
         self.reader = wire.Reader()
         self.outputs = {sock.fileno(): (app, stream, sock) for app, stream, sock in outputs}
+        self.directory = directory
         log_dir = os.path.join(directory, "logs")
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
         self.logs = {app: open(os.path.join(log_dir, app), "ab", buffering=0)
@@ -60,6 +62,8 @@ class Supervisor:
         self.greeted = False
         self.stop_requested = False
         self.killed = ""
+        self.times = {"exec": time.monotonic()}  # host clock: when each phase ended
+        self.guest: dict = {}  # guest uptimes: init started, agent started, apps started
 
     def run(self, plan: dict, apps: list[str]) -> int:
         """Supervise until qemu exits; return the pod's exit status."""
@@ -98,7 +102,9 @@ class Supervisor:
             for key, _ in events:
                 if key.data == "qemu":
                     _, status = os.waitpid(self.pid, 0)
+                    self.times["exit"] = time.monotonic()
                     self._drain()
+                    self._write_timings()
                     return status
                 if key.data == "signal":
                     if any(b != signal.SIGCHLD for b in os.read(wake_r, 64)):
@@ -142,10 +148,15 @@ class Supervisor:
         for kind, payload in self.reader.feed(chunk):
             if kind == wire.HELLO and not self.greeted:
                 self.greeted = True
+                self.times["hello"] = time.monotonic()
+                self.guest.update(wire.load(payload) if payload else {})
                 self.deadline = float("inf")
                 self._send(wire.data(wire.PLAN, self.plan))
                 if self.stop_requested:
                     self._send(wire.frame(wire.STOP))
+            elif kind == wire.STARTED:
+                self.times["started"] = time.monotonic()
+                self.guest["started"] = wire.load(payload)
             elif kind == wire.EXITED:
                 app, code = wire.load(payload)
                 if app in self.apps and app not in self.codes:
@@ -154,6 +165,7 @@ class Supervisor:
                     if code and not self.first_failure:
                         self.first_failure = app
                     if len(self.codes) == len(self.apps):
+                        self.times["done"] = time.monotonic()
                         self.deadline = min(self.deadline,
                                             time.monotonic() + SHUTDOWN_TIMEOUT)
                         self.deadline_reason = "did not power off"
@@ -203,6 +215,28 @@ class Supervisor:
             if not chunk:
                 break
             self._control(chunk)
+
+    def _write_timings(self) -> None:
+        """``kvm/timings.json``: where the VM's time went, in seconds (for bench/kvm.py).
+
+        ``firmware``: from qemu's exec to the guest kernel's start (qemu's set-up, loading the
+        kernel); ``kernel``: to the init script; ``init``: drivers, the 9p mount, Python up to
+        the agent; ``handshake``: the agent's HELLO reaching rkt and the plan coming back;
+        ``setup``: network, mounts, cgroups and starting the apps; ``apps``: until the last
+        app exited; ``shutdown``: until qemu exited."""
+        t, g = self.times, self.guest
+        if not {"hello", "started", "done"} <= set(t) or not {"init", "agent", "started"} <= set(g):
+            return
+        booted = t["hello"] - t["exec"]  # host time until HELLO arrived
+        phases = {"firmware": max(0.0, booted - g["agent"]), "kernel": g["init"],
+                  "init": g["agent"] - g["init"]}
+        phases["handshake"] = max(0.0, (t["started"] - t["hello"]) - (g["started"] - g["agent"]))
+        phases["setup"] = g["started"] - g["agent"]
+        phases["apps"] = t["done"] - t["started"]
+        phases["shutdown"] = t["exit"] - t["done"]
+        phases["total"] = t["exit"] - t["exec"]
+        with open(os.path.join(self.directory, "timings.json"), "w") as f:
+            json.dump({k: round(v, 3) for k, v in phases.items()}, f)
 
     def _result(self, status: int) -> int:
         qemu_code = os.waitstatus_to_exitcode(status)

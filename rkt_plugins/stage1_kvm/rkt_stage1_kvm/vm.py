@@ -19,8 +19,11 @@ from rkt_core.plugin_api import RktError
 QEMU = "qemu-system-x86_64"
 DEFAULT_APP_MEMORY = 128 << 20  # rkt's default per app without a memory limit
 MEMORY_OVERHEAD = 128 << 20  # the VM's own system
-KERNEL_ARGS = ("console=ttyS0", "quiet", "panic=-1", "reboot=t", "cryptomgr.notests",
-               "8250.nr_uarts=1", "i8042.noaux", "nomodeset")
+KERNEL_ARGS = ("console=ttyS0", "quiet", "panic=-1", "pci=off", "cryptomgr.notests",
+               "8250.nr_uarts=1", "nomodeset")
+# Under emulation: the TSC is the host's (its frequency is given, see tsc_khz) and steady, and
+# the timer interrupt works; checking either costs seconds of emulated time.
+EMULATION_KERNEL_ARGS = ("tsc=reliable", "no_timer_check")
 
 
 @dataclass
@@ -80,17 +83,19 @@ def tsc_khz() -> int:
 def kernel_command_line(accel: str, extra: tuple[str, ...] = ()) -> str:
     """The guest kernel's arguments."""
     args = list(KERNEL_ARGS)
-    if accel == "tcg" and tsc_khz():
-        args.append(f"tsc_early_khz={tsc_khz()}")
+    if accel == "tcg":
+        args += EMULATION_KERNEL_ARGS
+        if tsc_khz():
+            args.append(f"tsc_early_khz={tsc_khz()}")
     return " ".join(args + list(extra))
 
 
 def machine_args(accel: str) -> list[str]:
     """``-machine``, ``-accel`` and ``-cpu``."""
+    machine = ["-machine", "microvm,pit=off,pic=off,rtc=off"]
     if accel == "kvm":
-        return ["-machine", "microvm,pit=off,pic=off,rtc=off", "-accel", "kvm", "-cpu", "host"]
-    return ["-machine", "microvm,pit=on,pic=off,rtc=off", "-accel", "tcg,thread=multi",
-            "-cpu", "max"]
+        return [*machine, "-accel", "kvm", "-cpu", "host"]
+    return [*machine, "-accel", "tcg,thread=multi", "-cpu", "max"]
 
 
 def argv(m: Machine) -> list[str]:

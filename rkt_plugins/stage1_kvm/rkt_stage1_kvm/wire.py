@@ -4,8 +4,9 @@ A frame is a kind byte, a 4-byte length and that many bytes; structured payloads
 ``marshal`` data of plain types (the guest runs the host's own Python). This module imports
 only what the guest's small Python has: it runs on both sides.
 
-Control port (``rkt.control``): the guest says HELLO, the host answers PLAN (what to run),
-the guest reports EXITED per app and ERROR messages, the host may send STOP. Enter port
+Control port (``rkt.control``): the guest says HELLO (with the guest's uptime when its init
+and its agent started), the host answers PLAN (what to run), the guest reports STARTED (its
+uptime once the apps were started), EXITED per app and ERROR messages; the host may send STOP. Enter port
 (``rkt.enter``): the host sends ENTER (app, argv, tty), then INPUT and INPUT_END; the guest
 answers OUTPUT/ERROR_OUTPUT and finally STATUS (or ERROR).
 """
@@ -14,7 +15,7 @@ import marshal
 import os
 import struct
 
-HELLO, PLAN, EXITED, ERROR, STOP = b"H", b"P", b"X", b"E", b"S"
+HELLO, PLAN, STARTED, EXITED, ERROR, STOP = b"H", b"P", b"A", b"X", b"E", b"S"
 ENTER, INPUT, INPUT_END, OUTPUT, ERROR_OUTPUT, STATUS = b"N", b"I", b"Z", b"O", b"R", b"T"
 
 _HEADER = struct.Struct("!cI")
