@@ -95,6 +95,11 @@ class Stage1(Protocol):
     def gc(self, pod: Any) -> None:
         """Release what the flavor set up for an exited pod (idempotent)."""
 
+    # Optional: ``logs(pod, app, args) -> int`` shows the output the pod's apps wrote (``app``:
+    # only that app's; ``args``: the rest of the ``rkt logs`` command line, the flavor's own
+    # options), running or exited, and returns the exit status of ``rkt logs``. Without it,
+    # ``rkt logs`` says the flavor keeps no logs.
+
 
 @dataclass(frozen=True)
 class Stage1Flavor:

@@ -29,6 +29,7 @@ BUILTIN_COMMANDS = {
     "status": "status:status",
     "cat-manifest": "cat_manifest:cat_manifest",
     "enter": "enter:enter",
+    "logs": "logs:logs",
     "stop": "stop:stop",
     "rm": "rm:rm",
     "gc": "gc:gc",

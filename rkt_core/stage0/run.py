@@ -1,4 +1,5 @@
-"""Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``.
+"""Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``,
+``logs``.
 
 Stage0 refuses flavors of a stage1 interface version it does not drive, and options the flavor
 does not support (from its ``Stage1Features`` and its interface version) instead of dropping
@@ -153,6 +154,20 @@ def enter_pod(ctx, uuid: str, app: str, argv: list[str]) -> int:
         elif app not in names:
             raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
         return load_stage1(ctx, pod).enter(PodView(pod), app, argv)
+
+
+def pod_logs(ctx, uuid: str, app: str, args: list[str]) -> int:
+    """Show the logs of a pod's apps (``app``: only that one's) through its flavor's ``logs``;
+    return the exit status."""
+    with Pod.find(ctx.data_dir, uuid) as pod:
+        names = [a.name for a in pod.manifest().apps]
+        if app and app not in names:
+            raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
+        flavor = pod_flavor(pod)
+        reader = getattr(load_stage1(ctx, pod), "logs", None)
+        if reader is None:
+            raise RktError(f"the {flavor} flavor keeps no logs of its apps")
+        return reader(PodView(pod), app, args)
 
 
 def stop_pod(ctx, uuid: str, force: bool) -> Pod:

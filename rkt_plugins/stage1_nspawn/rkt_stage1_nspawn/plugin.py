@@ -17,10 +17,3 @@ def rkt_stage1_flavors():
     return [Stage1Flavor(name="nspawn", factory=_factory, interface_version=1,
                          description="systemd-nspawn with systemd as the pod's PID 1, one service "
                                      "per app, isolators, contained networking (the default)")]
-
-
-@hookimpl
-def rkt_add_commands(cli):
-    from .logs import logs
-
-    cli.add_command(logs)

@@ -166,6 +166,12 @@ class NspawnStage1:
             if init_fd is not None:
                 os.close(init_fd)
 
+    def logs(self, pod, app: str, args: list[str]) -> int:
+        """``rkt logs``: the pod's journal (``args`` go to journalctl)."""
+        from .logs import show
+
+        return show(pod, app, args)
+
     def gc(self, pod) -> None:
         """Remove what an exited pod left: its cgroups and mounts."""
         cgroups.remove(_recorded_hierarchies(pod), pod.uuid)
