@@ -278,8 +278,10 @@ class Agent:
         self.loop()
 
     def start_app(self, app: dict, interactive: bool) -> None:
-        if interactive:
-            console = os.open("/dev/hvc0", os.O_RDWR | os.O_CLOEXEC)
+        if interactive:  # the VM's console, rkt run's terminal, as the app's /dev/console
+            console_path = f"{app['root']}/dev/console"
+            os.mknod(console_path, 0o620 | 0o020000, os.stat("/dev/hvc0").st_rdev)
+            console = os.open(console_path, os.O_RDWR | os.O_CLOEXEC)
             stdio = (console, console, console)
         else:
             stdio = (self.devnull, port(app["stdout"]), port(app["stderr"]))

@@ -152,6 +152,12 @@ class KvmStage1:
         if not _signal_supervisor(pod, signal.SIGTERM):
             power_button(pod)
 
+    def logs(self, pod, app: str, args: list[str]) -> int:
+        """``rkt logs``: what the apps wrote (``-f``: and go on while the pod runs)."""
+        from .logs import show
+
+        return show(pod, app, args, pod.file(KVM_DIR, "logs"))
+
     def gc(self, pod) -> None:
         """Nothing of an exited VM outlives qemu but what its mount namespace held; unmount
         anything left anyway. The taps went with the pod's network namespace."""

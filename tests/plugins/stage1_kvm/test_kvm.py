@@ -5,6 +5,8 @@ behind (qemu, taps, network namespaces, mounts)."""
 
 import json
 import os
+import pty
+import select
 import subprocess
 import time
 import urllib.request
@@ -124,13 +126,44 @@ def test_the_apps_see_the_guests_own_kernel_not_the_hosts(rkt, image):
 # --- several apps ---------------------------------------------------------------------------------
 
 
-def test_several_apps_first_failure_and_each_status(rkt, image, tmp_path):
+def test_several_apps_first_failure_each_status_and_logs(rkt, image, tmp_path):
     result, uuid = run_saving_uuid(
-        rkt, tmp_path, image, "--name=ok", "--exec", "/bin/true", "---", image, "--name=bad",
-        "--exec", "/bin/sh", "--", "-c", "sleep 1; exit 3")
+        rkt, tmp_path, image, "--name=ok", "--exec", "/bin/echo", "--", "fine", "---", image,
+        "--name=bad", "--exec", "/bin/sh", "--", "-c", "sleep 1; echo failing >&2; exit 3")
     assert result.returncode == 3, result.stderr
     status = rkt.status(uuid)
     assert (status["app-ok"], status["app-bad"]) == ("0", "3")
+    assert result.stdout == "fine\n" and "failing\n" in result.stderr
+    logs = rkt("logs", uuid)
+    assert sorted(logs.stdout.splitlines()) == ["bad: failing", "ok: fine"], logs.stderr
+    assert rkt("logs", "--app=bad", uuid).stdout == "failing\n"
+    assert rkt("logs", "--app=bad", uuid, "--since=today").returncode == 254
+
+
+def test_interactive_gets_the_vms_console_as_its_terminal(rkt, image):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(rkt.command()[0], rkt.command("run", "--stage1-name=kvm", "--interactive",
+                                               "--net=none", image, "--exec", "/bin/sh"))
+    output = b""
+    try:
+        deadline = time.monotonic() + BOOT
+        sent = False
+        while time.monotonic() < deadline and b"tty=/dev/" not in output:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    break
+            if not sent and b"#" in output:  # the shell's prompt: it is up
+                os.write(fd, b"echo tty=$(tty); exit 4\n")
+                sent = True
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert b"tty=/dev/console" in output, output
+    assert os.waitstatus_to_exitcode(status) == 4
 
 
 # --- networking -------------------------------------------------------------------------------------
