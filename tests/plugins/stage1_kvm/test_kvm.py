@@ -191,6 +191,13 @@ def test_default_network_from_the_host_and_through_a_port(rkt, web_image):
     links = json.loads(subprocess.run(["ip", "-n", netns, "-j", "link", "show"],
                                       capture_output=True, text=True, check=True).stdout)
     assert f"rkt-{uuid[:4]}-tap0" in [link["ifname"] for link in links]
+    # enter runs inside the VM, confined as the app: its kernel, cgroup, bounding set
+    entered = rkt("enter", uuid, "/bin/sh", "-c",
+                  "uname -r; cat /proc/self/cgroup; grep CapBnd /proc/self/status")
+    release, cgroup, capbnd = entered.stdout.splitlines()
+    assert release == os.path.basename(assets.default_kernel()[0]).removeprefix("vmlinuz-")
+    assert cgroup == "0::/web"
+    assert int(capbnd.split()[1], 16) == AppLimits(DEFAULT_CAPABILITIES).capability_mask
     assert rkt("stop", uuid).returncode == 0
     assert rkt.wait_exited(process, timeout=BOOT) == 143
 
