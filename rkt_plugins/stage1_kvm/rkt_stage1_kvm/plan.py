@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from rkt_core.plugin_api import RunOptions
-from rkt_core.plugin_api.linux import scoped
+from rkt_core.plugin_api.linux import mount, scoped
 from rkt_core.plugin_api.stage1 import AppRuntime, Process, app_limits, mount_root, process
 
 GUEST_STAGE2 = "/opt/stage2"
@@ -60,7 +60,25 @@ def app_entry(index: int, app: AppRuntime, options: RunOptions) -> dict:
 
 
 def build(pod, apps: list[AppRuntime], options: RunOptions, nics: list[dict]) -> dict:
-    """The whole plan: hostname, NICs, apps."""
-    return {"hostname": options.hostname or f"rkt-{pod.uuid}", "interactive": options.interactive,
+    """The whole plan: hostname, NICs, apps (their roots mounted for qemu's 9p server, see
+    :func:`harden`)."""
+    plan = {"hostname": options.hostname or f"rkt-{pod.uuid}",
+            "interactive": options.interactive,
             "interfaces": [{k: v for k, v in nic.items() if k != "tap"} for nic in nics],
             "apps": [app_entry(i, app, options) for i, app in enumerate(apps)]}
+    if apps:
+        harden(os.path.dirname(os.path.dirname(apps[0].rootfs)))
+    return plan
+
+
+def harden(shared: str) -> None:
+    """Make every mount qemu shares with the guest ``nodev`` and ``nosuid`` (keeping
+    read-only ones so): the guest's root can create device nodes in its app roots over 9p
+    (passthrough), and qemu must never open one of those as a host device."""
+    for m in mount.mounts_under(shared):
+        flags = mount.MS_REMOUNT | mount.MS_BIND | mount.MS_NODEV | mount.MS_NOSUID
+        if "ro" in m.options.split(","):
+            flags |= mount.MS_RDONLY
+        if "noexec" in m.options.split(","):
+            flags |= mount.MS_NOEXEC
+        mount.mount(None, m.mount_point, None, flags)

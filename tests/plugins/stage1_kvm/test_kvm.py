@@ -235,6 +235,24 @@ def test_an_image_whose_proc_is_a_symlink_is_refused(rkt, tmp_path):
     assert '/proc' in result.stderr and "symbolic link" in result.stderr, result.stderr
 
 
+def test_device_nodes_the_guest_makes_in_its_root_reach_no_host_device(rkt, image):
+    """The guest's root may mknod over 9p; qemu (root on the host) must never open such a node
+    as a host device (qemu refuses special files, and the shared mounts are nodev)."""
+    process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                              "mknod /hostzero c 1 5; head -c 4 /hostzero | od -An -tx1; "
+                              "echo done; sleep 1000")
+    deadline = time.monotonic() + BOOT
+    while "done" not in rkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "00 00 00 00" not in rkt("logs", uuid).stdout
+    (qemu,) = qemu_processes(uuid)
+    with open(f"/proc/{qemu}/mountinfo") as f:
+        shared = [line.split() for line in f if "/opt/stage2/" in line.split()[4]]
+    assert shared and all({"nodev", "nosuid"} <= set(m[5].split(",")) for m in shared), shared
+    assert rkt("stop", uuid).returncode == 0
+    rkt.wait_exited(process, timeout=BOOT)
+
+
 # --- acceleration -----------------------------------------------------------------------------------
 
 
