@@ -55,10 +55,19 @@ class Context:
 
     @cached_property
     def store(self) -> "ImageStore":
-        """The image store in the data directory (created on first use)."""
+        """The image store in the data directory (created on first use); read-only for users
+        who may not write the data directory (see :mod:`rkt_core.access`)."""
+        from .access import may_write
         from .store.imagestore import ImageStore
 
-        return ImageStore(self.data_dir, log=self.log)
+        return ImageStore(self.data_dir, log=self.log, read_only=not may_write(self.data_dir))
+
+    def require_write_access(self, activity: str) -> None:
+        """Refuse the command before it changes anything unless this user may write the data
+        directory (``activity`` names what it does, as in "running pods")."""
+        from .access import require_write_access
+
+        require_write_access(self.data_dir, activity)
 
     def insecure_for(self, flag: Insecure) -> bool:
         """Whether the user switched off the check ``flag``."""

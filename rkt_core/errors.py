@@ -34,6 +34,10 @@ class ImageError(RktError):
     """An image archive or manifest is malformed or hostile."""
 
 
+class StoreDatabaseError(RktError):
+    """The store's database cannot be opened, read or migrated."""
+
+
 class PluginMissingError(RktError):
     """A command needs a plugin that is not installed."""
 

@@ -7,7 +7,7 @@ Each record names one capability and carries a factory or callable that does the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Optional, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Protocol
 
 
 # --- stage1 flavors -------------------------------------------------------------------------
@@ -25,7 +25,8 @@ def _since(version: int, flag: str, default: Any = False) -> Any:
 
 @dataclass(frozen=True)
 class Stage1Features:
-    """What a flavor supports; stage0 refuses options outside this set instead of dropping them."""
+    """What a flavor supports; stage0 refuses options outside this set instead of dropping them
+    (an image's own isolators outside ``isolators`` are left out with a warning, as rkt did)."""
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False
@@ -75,6 +76,25 @@ class RunOptions:
     hosts_fallback: str = ""
 
 
+LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line an app of a pod logged: when (seconds since the epoch), which app, what."""
+
+    time: float
+    app: str
+    message: str
+
+    def formatted(self) -> str:
+        """``<local time, ISO 8601> <app>: <message>``, as ``rkt logs`` prints it."""
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="microseconds")
+        return f"{when} {self.app}: {self.message}"
+
+
 class Stage1(Protocol):
     """The object a flavor's factory returns. Stage0 calls it with a prepared, locked pod."""
 
@@ -95,10 +115,20 @@ class Stage1(Protocol):
     def gc(self, pod: Any) -> None:
         """Release what the flavor set up for an exited pod (idempotent)."""
 
-    # Optional: ``logs(pod, app, args) -> int`` shows the output the pod's apps wrote (``app``:
-    # only that app's; ``args``: the rest of the ``rkt logs`` command line, the flavor's own
-    # options), running or exited, and returns the exit status of ``rkt logs``. Without it,
-    # ``rkt logs`` says the flavor keeps no logs.
+
+class Stage1Logs(Protocol):
+    """What a flavor that keeps its apps' logs adds to :class:`Stage1` (optional): ``rkt logs``
+    and the API service's GetLogs read them through it."""
+
+    def logs(self, pod: Any, app: str, lines: int, follow: bool, since: float | None,
+             until: float | None) -> Iterator[LogLine | None]:
+        """The lines the pod's app ``app`` (every app if "") logged, oldest first: only the
+        last ``lines`` (0: all), only those logged from ``since`` to ``until`` (seconds since
+        the epoch; None: no bound). With ``follow``, go on yielding lines as they are logged
+        until the pod is no longer running and every line was yielded, and yield None at least
+        every :data:`LOG_KEEPALIVE_SECONDS` while nothing comes, so that the caller may stop
+        following: it closes the iterator, which releases what it holds. A pod without logs
+        (it never ran) is a ``NotFoundError``."""
 
 
 @dataclass(frozen=True)
@@ -109,12 +139,22 @@ class Stage1Flavor:
     ``interface_version`` is the stage1 interface the flavor implements (one of
     :data:`STAGE1_INTERFACE_VERSIONS`): stage0 refuses other versions, and passes a run option
     only to flavors whose version knows it.
+
+    ``check_image`` is set by flavors that run *stage1 images* (rkt's stage1 ACIs, chosen with
+    ``--stage1-path``, ``--stage1-url``, ``--stage1-name=NAME:VERSION``, ``--stage1-hash``,
+    ``--stage1-from-dir`` or ``stage1.d``): it gets the image's ``ImageManifest`` and raises a
+    ``RktError`` if the flavor cannot run that image. Stage0 fetches the image like any other,
+    records its manifest in the pod's ``stage1/manifest`` and its tree in ``stage1TreeStoreID``,
+    renders the tree in ``stage1/rootfs`` (with overlayfs: mounted there, the apps' roots under
+    it, while the flavor's ``run`` runs; the tree alone for its ``gc``) and hands the pod to the
+    first such flavor, by name, that accepts the image.
     """
 
     name: str
     factory: Callable[[], Stage1]
     interface_version: int = 1
     description: str = ""
+    check_image: Optional[Callable[[Any], None]] = None
 
 
 # --- fetching and verifying images -----------------------------------------------------------

@@ -14,6 +14,7 @@ from .identifiers import quote
 
 INT64_MAX = (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
+MAX_DEPTH = 100  # arrays and objects inside each other; appc documents need a handful
 
 _GO_STRING_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                       "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -49,9 +50,26 @@ def loads(data: bytes | str | dict, what: str) -> dict:
                         f"column {err.colno}")
     except ValueError as err:
         raise AppcError(f"invalid {what}: not valid JSON: {err}")
+    except RecursionError:
+        raise AppcError(f"invalid {what}: nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(value, dict):
         raise AppcError(f"invalid {what}: must be a JSON object")
+    if _depth(value) > MAX_DEPTH:
+        raise AppcError(f"invalid {what}: nested deeper than {MAX_DEPTH} levels")
     return value
+
+
+def _depth(value: object) -> int:
+    """How many arrays and objects are nested in ``value`` (counted without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def struct_fields(obj: object, fields: tuple[str, ...], what: str) -> dict[str, object]:

@@ -13,4 +13,6 @@ from .main import RktCommand, get_context
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def enter(app, uuid, command) -> int:
     """Enter the namespaces of an app within a rkt pod: rkt enter [--app=APP] UUID [CMD [ARGS...]]"""
-    return enter_pod(get_context(), uuid, app, list(command))
+    ctx = get_context()
+    ctx.require_write_access("entering pods")
+    return enter_pod(ctx, uuid, app, list(command))

@@ -21,6 +21,7 @@ from .main import RktCommand, get_context
 def fetch(images, signatures, full, pull_policy, store_only, no_store) -> None:
     """Fetch image(s) and store them in the local store."""
     ctx = get_context()
+    ctx.require_write_access("fetching images")
     policy = pull_policy_from_flags(pull_policy, store_only, no_store, default="update")
     if len(signatures) > len(images):
         raise click.UsageError("more --signature files than images")

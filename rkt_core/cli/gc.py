@@ -19,6 +19,7 @@ from .params import DURATION
 def gc(grace_period, expire_prepared, mark_only) -> None:
     """Garbage collect pods that have exited, been marked, or failed to prepare."""
     ctx = get_context()
+    ctx.require_write_access("garbage-collecting pods")
     init_pods_dirs(ctx.data_dir)
     mark(ctx, expire_prepared)
     if not mark_only and not sweep(ctx, grace_period):

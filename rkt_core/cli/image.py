@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
 
 import click
 
-from ..errors import RktError
+from ..crashpoints import crash_point
+from ..errors import RktError, describe
 from .main import RktGroup, get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
 from .params import DURATION
@@ -72,11 +75,11 @@ def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
 
 def remove_images(ctx, refs: list[str]) -> int:
     """Remove images by ID or name, printing rkt's messages; return how many failed."""
-    from ..pod.references import referenced_tree_ids
+    from ..pod.references import prepare_lock, referenced_tree_ids
     from ..store.treestore import TreeStore
 
     store = ctx.store
-    failed = done = stale_count = 0
+    failed = stale_count = 0
     keys: dict[str, str] = {}
     for ref in refs:
         try:
@@ -86,25 +89,32 @@ def remove_images(ctx, refs: list[str]) -> int:
             print(f"rkt: {e}", file=sys.stderr)
             failed += 1
     trees = TreeStore(store)
-    in_use = referenced_tree_ids(ctx.data_dir)
-    for key, name in keys.items():
-        try:
-            stale = store.remove(key)
-        except RktError as e:
-            print(f'rkt: error removing aci for image "{key}" ("{name}"): {e}', file=sys.stderr)
-            failed += 1
-            continue
-        # Trees rendered for this image go too, unless a pod still uses them (rkt left them).
-        for tree in trees.ids():
-            if trees.image_of(tree) == key and tree not in in_use:
-                trees.remove(tree)
-        if stale:
-            stale_count += 1
-            print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
-                  + "; ".join(stale), file=sys.stderr)
-        click.echo(f'successfully removed aci for image: "{key}"')
+    removed = []
+    # No pod may pick a tree or an image while we decide what is unused and remove it.
+    with prepare_lock(ctx.data_dir).exclusive():
+        in_use = referenced_tree_ids(ctx.data_dir)
+        for key, name in keys.items():
+            try:
+                # The trees rendered for this image first, unless a pod still uses them (rkt
+                # left them): a failure here leaves the image whole.
+                for tree in trees.ids():
+                    if trees.image_of(tree) == key and tree not in in_use:
+                        trees.remove(tree)
+                stale = store.remove(key)
+            except (RktError, OSError) as e:
+                print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
+                      file=sys.stderr)
+                failed += 1
+                continue
+            if stale:
+                stale_count += 1
+                print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
+                      + "; ".join(stale), file=sys.stderr)
+            click.echo(f'successfully removed aci for image: "{key}"')
+            removed.append(key)
+    for key in removed:
         ctx.plugins.notify("rkt_image_removed", image_id=key)
-        done += 1
+    done = len(removed)
     if done:
         print(f"rkt: {done} image(s) successfully removed", file=sys.stderr)
     if stale_count:
@@ -118,7 +128,9 @@ def remove_images(ctx, refs: list[str]) -> int:
 @click.argument("images", nargs=-1, required=True)
 def image_rm(images) -> None:
     """Remove one or more images with the given IDs or names from the local store."""
-    if remove_images(get_context(), list(images)):
+    ctx = get_context()
+    ctx.require_write_access("removing images")
+    if remove_images(ctx, list(images)):
         raise RktError("error(s) found while removing images")
 
 
@@ -132,7 +144,9 @@ def image_gc(grace_period: float) -> None:
     from ..store.treestore import TreeStore
 
     ctx = get_context()
+    ctx.require_write_access("garbage-collecting images")
     store = ctx.store
+    orphans = store.orphan_files()  # decided first: a damaged store stops gc before any change
     trees = TreeStore(store)
     with prepare_lock(ctx.data_dir).exclusive():
         in_use = referenced_tree_ids(ctx.data_dir)
@@ -145,7 +159,7 @@ def image_gc(grace_period: float) -> None:
     expired = [i.key for i in store.list_images(("lastused",))
                if now - i.last_used > grace_period and i.key not in running]
     failed = remove_images(ctx, expired) if expired else 0
-    for path in store.orphan_files():
+    for path in orphans:
         key = os.path.basename(path)
         with store.lock(key).exclusive():
             if store.find_info(key) is None and os.path.exists(path):
@@ -161,8 +175,12 @@ def _prepare_output_dir(target: str, overwrite: bool) -> str:
     target = os.path.abspath(target)
     if os.path.realpath(target) == "/":
         raise RktError("this would delete your root filesystem. Refusing.")
-    if os.path.lexists(target) and not overwrite:
-        raise RktError("output directory exists (try --overwrite)")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise RktError("output directory exists (try --overwrite)")
+        mode = os.lstat(target).st_mode  # a directory, file or symlink (not what it points to)
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise RktError(f"{target} is {_kind(mode)}, not a directory: refusing to replace it")
     return target
 
 
@@ -180,7 +198,8 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
         layers = [Layer(store.blob_path(key), key, [], 0)]
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(dir=parent, prefix=".rkt-extract-")
+    _remove_abandoned_work_dirs(parent)
+    work, work_fd = _new_work_dir(parent)
     try:
         rootfs = work if rootfs_only else os.path.join(work, "rootfs")
         if not rootfs_only:
@@ -189,6 +208,7 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
                 f.write(store.manifest_json(key))
         os.chmod(work, 0o755)
         render_layers(layers, rootfs, warn=ctx.warn)
+        crash_point("extract.rendered")
         if os.path.lexists(target):
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
@@ -198,6 +218,46 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        os.close(work_fd)
+
+
+WORK_PREFIX = ".rkt-extract-"
+
+
+def _new_work_dir(parent: str) -> tuple[str, int]:
+    """A new hidden directory beside the target to render into, and a descriptor holding its
+    flock for as long as it is in use (made again if a cleanup took it before the lock)."""
+    while True:
+        work = tempfile.mkdtemp(dir=parent, prefix=WORK_PREFIX)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return work, fd
+        os.close(fd)
+
+
+def _remove_abandoned_work_dirs(parent: str) -> None:
+    """Remove the work directories a killed render or extract left in ``parent``: ours (same
+    owner), and no longer locked by the process that made them."""
+    for name in os.listdir(parent):
+        if not name.startswith(WORK_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone meanwhile, or not a directory
+        try:
+            if os.fstat(fd).st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a render in progress
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 @image.command("extract")
@@ -225,27 +285,84 @@ def image_render(image_ref, output_dir, rootfs_only, overwrite) -> None:
 @click.argument("output", metavar="OUTPUT_ACI_FILE")
 @click.option("--overwrite/--no-overwrite", default=False, help="overwrite output ACI")
 def image_export(image_ref, output, overwrite) -> None:
-    """Export a stored image to an (uncompressed) ACI file."""
-    from ..sys.fs import fsync_dir
+    """Export a stored image to an (uncompressed) ACI file.
 
+    A regular file is replaced atomically (through a symlink, the file it points to); a named
+    pipe or a character device (``/dev/stdout``) is written into, as rkt did; nothing else
+    existing is overwritten.
+    """
     store = get_context().store
     key = store.resolve(image_ref)
-    output = os.path.abspath(output)
+    try:
+        existing = os.stat(output)
+    except FileNotFoundError:
+        existing = None
     if os.path.lexists(output) and not overwrite:
         raise RktError("output ACI file exists (try --overwrite)")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(output), prefix=".rkt-export-")
+    with store.open_blob(key) as blob:
+        if existing is None or stat.S_ISREG(existing.st_mode):
+            _replace_file(blob, output)
+        elif stat.S_ISFIFO(existing.st_mode) or stat.S_ISCHR(existing.st_mode):
+            _write_into(blob, output)
+        else:
+            raise RktError(f"output ACI file {output} is {_kind(existing.st_mode)}")
+
+
+def _replace_file(blob, output: str) -> None:
+    """Write ``blob`` to a temp file beside ``output`` (resolved) and rename it over."""
+    from ..sys.fs import fsync_dir
+
+    target = os.path.realpath(output)
     try:
-        with os.fdopen(fd, "wb") as out, store.open_blob(key) as blob:
-            shutil.copyfileobj(blob, out, 1 << 20)
-            out.flush()
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
-        os.rename(tmp, output)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".rkt-export-")
+    except OSError as e:
+        raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
+    try:
+        try:
+            _copy(blob, fd, output)
+            os.fchmod(fd, 0o644)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
-    fsync_dir(os.path.dirname(output))
+    fsync_dir(os.path.dirname(target))
+
+
+def _write_into(blob, output: str) -> None:
+    """Write ``blob`` into an existing named pipe or character device."""
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RktError(f"unable to open output ACI file {output}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):  # replaced since it was looked at
+            raise RktError(f"output ACI file {output} changed while it was opened")
+        _copy(blob, fd, output)
+    finally:
+        os.close(fd)
+
+
+def _copy(blob, fd: int, output: str) -> None:
+    """Write all of ``blob`` to ``fd``; a write error names ``output``."""
+    try:
+        while chunk := blob.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    except OSError as e:
+        raise RktError(f"error writing to output ACI file {output}: {e.strerror}") from None
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 @image.command("cat-manifest")
@@ -261,9 +378,12 @@ def image_cat_manifest(image_ref, pretty_print) -> None:
 @click.argument("images", nargs=-1, required=True)
 def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
+    from ..pod.references import prepare_lock
     from ..store.treestore import TreeStore, TreeVerificationError
 
-    store = get_context().store
+    ctx = get_context()
+    ctx.require_write_access("verifying images")
+    store = ctx.store
     trees = TreeStore(store)
     for ref in images:
         key = store.resolve(ref)
@@ -280,7 +400,28 @@ def image_verify(images) -> None:
             trees.verify(tree)
         except TreeVerificationError as e:
             click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
-            trees.remove(tree)
-            trees.render(key)
+            with prepare_lock(ctx.data_dir).exclusive():  # no pod picks the tree meanwhile
+                trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')
+
+
+@image.command("rebuild-db")
+def image_rebuild_db() -> None:
+    """Re-create the store database from the stored images (after it was damaged or lost)."""
+    from ..store.rebuild import rebuild_database
+
+    ctx = get_context()
+    ctx.require_write_access("rebuilding the store database")
+    result = rebuild_database(os.path.join(ctx.data_dir, "cas"))
+    if result.backup:
+        print(f"rkt: the previous database was moved to {result.backup}", file=sys.stderr)
+    for key, name in result.recovered:
+        click.echo(f'recovered image "{name}" ({key})')
+    for problem in result.skipped:
+        print(f"rkt: not recovered: {problem}", file=sys.stderr)
+    print(f"rkt: the store database was rebuilt with {len(result.recovered)} image(s)",
+          file=sys.stderr)
+    if result.skipped:
+        raise RktError(f"{len(result.skipped)} file(s) in the store could not be recovered as images",
+                       hint="they were left as they are; fetch those images again")

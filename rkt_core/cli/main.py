@@ -8,6 +8,7 @@ them or the name is not a built-in one (plugins may add commands).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -34,6 +35,7 @@ BUILTIN_COMMANDS = {
     "rm": "rm:rm",
     "gc": "gc:gc",
     "install": "install:install",
+    "help": "help:help_command",
 }
 
 _GLOBALS_KEY = "rkt.globals"
@@ -214,6 +216,7 @@ def cli(ctx: click.Context) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rkt`` console script: run a command and map errors to exit codes."""
+    os.umask(os.umask(0o022) | 0o022)  # nothing rkt creates is writable by group or others
     try:
         code = cli.main(args=argv, prog_name="rkt", standalone_mode=False)
     except RktError as e:

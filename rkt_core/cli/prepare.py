@@ -16,6 +16,7 @@ from .run import build_prepare_options, prepare_options
 def prepare(click_ctx: click.Context, quiet: bool, **params) -> None:  # noqa: ARG001 (rkt's flag)
     """Prepare a pod from image(s) for a later run-prepared."""
     ctx = get_context()
+    ctx.require_write_access("preparing pods")
     options = build_prepare_options(click_ctx, params)
     with prepare_pod(ctx, options) as pod:
         if params["private_users"]:  # the user namespace itself is set up at run time

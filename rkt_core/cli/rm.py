@@ -16,6 +16,7 @@ from .pods import uuid_arguments
 def rm(uuids, uuid_file) -> None:
     """Remove all files and resources associated with exited or prepared pods."""
     ctx = get_context()
+    ctx.require_write_access("removing pods")
     failed = 0
     for uuid in uuid_arguments(uuids, uuid_file):
         try:

@@ -16,6 +16,7 @@ from .run import build_run_options, run_flags
 def run_prepared(uuid: str, **params) -> int:
     """Run a prepared pod: rkt run-prepared UUID"""
     ctx = get_context()
+    ctx.require_write_access("running pods")
     with Pod.find(ctx.data_dir, uuid) as pod:
         if pod.state != "prepared":
             from ..errors import RktError

@@ -18,6 +18,7 @@ from .pods import uuid_arguments
 def stop(uuids, uuid_file, force) -> None:
     """Stop one or more running pods."""
     ctx = get_context()
+    ctx.require_write_access("stopping pods")
     failed = 0
     for uuid in uuid_arguments(uuids, uuid_file):
         try:

@@ -7,6 +7,8 @@ that a plugin imports only what it needs and ``rkt``'s start-up stays cheap:
 ============================  ============================================================
 ``rkt_core.plugin_api``       hook marker, hook spec kinds, records, errors, versions
 ``.stage1``                   for stage1 flavors: the pod's apps, app roots, chroot runner
+``.pods``                     pods, read-only: found by uuid, listed
+``.images``                   the image store, read-only: images, manifests, remotes
 ``.network``                  for network backends: ``--net`` requests, namespaces, ports
 ``.fetch``                    for fetchers: HTTP client, resumable download, archive limits
 ``.appc``                     the appc image and pod manifest model
@@ -30,9 +32,10 @@ from ..errors import (EXIT_RKT_ERROR, ImageError, NotFoundError, PluginMissingEr
                       SignatureError, UsageError, describe)
 from ..hookspecs import PLUGIN_API
 from ..hookspecs import decide_hook, declare_hook, hookimpl, observe_hook, setup_hook
-from ..types import (FetchedImage, Fetcher, FetchRequest, Isolator, NetworkBackend,
+from ..types import (LOG_KEEPALIVE_SECONDS, FetchedImage, Fetcher, FetchRequest, Isolator,
+                     LogLine, NetworkBackend,
                      NetworkRequest, PodNetworks, RemoteInfo, RunOptions, Signer, Stage1,
-                     Stage1Features, Stage1Flavor, Verifier, VerifyRequest)
+                     Stage1Features, Stage1Flavor, Stage1Logs, Verifier, VerifyRequest)
 
 
 class hookspec:  # noqa: N801 - used as a namespace of decorators: @hookspec.declare(Record)
@@ -45,9 +48,9 @@ class hookspec:  # noqa: N801 - used as a namespace of decorators: @hookspec.dec
 
 
 __all__ = [
-    "APPC_VERSION", "EXIT_RKT_ERROR", "FetchRequest", "FetchedImage", "Fetcher", "ImageError",
-    "Isolator", "NetworkBackend", "NetworkRequest", "NotFoundError", "PluginMissingError",
-    "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions", "SignatureError",
-    "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "UsageError", "Verifier",
-    "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
+    "APPC_VERSION", "EXIT_RKT_ERROR", "LOG_KEEPALIVE_SECONDS", "FetchRequest", "FetchedImage", "Fetcher", "ImageError",
+    "Isolator", "LogLine", "NetworkBackend", "NetworkRequest", "NotFoundError",
+    "PluginMissingError", "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions",
+    "SignatureError", "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "Stage1Logs",
+    "UsageError", "Verifier", "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
 ]

@@ -3,19 +3,19 @@
 Plugin commands are click commands of class :class:`RktCommand` (or groups of
 :class:`RktGroup`): they accept rkt's global flags after the command name and Go-style
 ``--flag=true``. Inside a command, :func:`context` is the invocation's
-:class:`PluginContext`; :func:`open_pod` finds a pod by (a prefix of) its uuid, as rkt's pod
-commands do. Raise :class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>``
-and exits 254.
+:class:`PluginContext`; ``rkt_core.plugin_api.pods.open_pod`` finds a pod by (a prefix of) its
+uuid, as rkt's pod commands do, :func:`uuid_argument` reads the uuid from an argument or
+``--uuid-file`` and :func:`global_flags` are rkt's global flags as given. Raise
+:class:`~rkt_core.errors.RktError` for errors: rkt prints ``rkt: <message>`` and exits 254.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..cli.main import RktCommand, RktGroup, get_context
 from ..cli.pods import uuid_argument, uuid_arguments
-from ..pod.view import PodView
 
 
 class PluginContext(Protocol):
@@ -27,7 +27,6 @@ class PluginContext(Protocol):
     debug: bool  #: ``--debug``
     config: Any  #: the merged configuration (``auth``, ``docker_auth``, ``paths``, ``stage1``)
     plugins: Any  #: the plugin facade: ``declarations(hook)``, ``decide(hook, ...)``, ``disabled``
-    store: Any  #: the image store: ``tmp_dir``, ``get_remote(url)`` (fetchers only)
 
     def log(self, message: str) -> None:
         """A debug message, shown only with ``--debug``."""
@@ -44,14 +43,25 @@ def context() -> PluginContext:
     return get_context()
 
 
-@contextmanager
-def open_pod(ctx: PluginContext, uuid: str) -> Iterator[PodView]:
-    """The pod whose uuid starts with ``uuid`` (an error if none or several do)."""
-    from ..pod.pod import Pod
+@dataclass(frozen=True)
+class GlobalFlags:
+    """rkt's global flags as the command got them (rkt's API service reports them)."""
 
-    with Pod.find(ctx.data_dir, uuid) as pod:
-        yield PodView(pod)
+    dir: str  #: the data directory, resolved (``--dir``, ``paths.d``, /var/lib/rkt)
+    system_config: str
+    local_config: str
+    user_config: str
+    insecure_options: str  #: the checks switched off, comma-separated (``none`` if none)
+    trust_keys_from_https: bool
 
 
-__all__ = ["PluginContext", "PodView", "RktCommand", "RktGroup", "context", "open_pod",
+def global_flags(ctx: PluginContext) -> GlobalFlags:
+    """The global flags of the command whose context ``ctx`` is."""
+    from ..insecure import format_insecure_options
+
+    return GlobalFlags(ctx.data_dir, ctx.system_config, ctx.local_config, ctx.user_config,
+                       format_insecure_options(ctx.insecure), ctx.trust_keys_from_https)
+
+
+__all__ = ["GlobalFlags", "PluginContext", "RktCommand", "RktGroup", "context", "global_flags",
            "uuid_argument", "uuid_arguments"]

@@ -5,9 +5,10 @@
 - ``ns``: unshare(2), setns(2) and namespace fds;
 - ``proc``: prctl settings, pidfd-style process handles, signal forwarding, exit statuses;
 - ``netns``: pinned network namespaces (``/run/netns``);
-- ``spawn``: fork a process that must exec, with its set-up errors reported to the parent.
+- ``spawn``: fork a process that must exec, with its set-up errors reported to the parent;
+- ``activation``: the sockets systemd passed (socket activation, ``LISTEN_FDS``).
 """
 
-from ..sys import mount, netns, ns, proc, scoped, spawn
+from ..sys import activation, mount, netns, ns, proc, scoped, spawn
 
-__all__ = ["mount", "netns", "ns", "proc", "scoped", "spawn"]
+__all__ = ["activation", "mount", "netns", "ns", "proc", "scoped", "spawn"]

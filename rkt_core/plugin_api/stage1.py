@@ -19,7 +19,9 @@ app's root comes from an untrusted image, so it is only ever touched through an 
 :func:`flavor_settings` gives a flavor its settings from the ``stage1`` configuration.
 
 A flavor records the pod's pid (:func:`~rkt_core.pod.chroot.write_pid`) once the pod started and
-each app's exit status (:func:`~rkt_core.pod.chroot.write_exit_status`) when it ends.
+each app's exit status (:func:`~rkt_core.pod.chroot.write_exit_status`) when it ends. A flavor
+that keeps its apps' logs also has a ``logs`` method (:class:`Stage1Logs`, yielding
+:class:`LogLine`), which ``rkt logs`` and the API service call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..pod.runtime import (DEFAULT_PATH, Account, AppRuntime, VolumeMount, app_r
 from ..pod.runtime import app_runtimes as _app_runtimes
 from ..pod.stage2 import Process, exec_in, mount_root, process, run_handler, start_app
 from ..pod.view import PodView
-from ..types import RunOptions, Stage1, Stage1Features, Stage1Flavor
+from ..types import LogLine, RunOptions, Stage1, Stage1Features, Stage1Flavor, Stage1Logs
 
 
 def app_runtimes(pod: PodView) -> list[AppRuntime]:
@@ -56,9 +58,9 @@ def flavor_settings(flavor: str) -> dict:
 
 __all__ = [
     "CAPABILITIES", "DEFAULT_CAPABILITIES", "DEFAULT_PATH", "LINUX_ISOLATORS", "Account",
-    "AppLimits", "AppRuntime", "PodView", "Process", "RunOptions", "Stage1", "Stage1Features",
-    "Stage1Flavor", "VolumeMount", "app_limits", "flavor_settings", "app_rootfs", "app_runtimes",
-    "bind_name_service", "chroot", "exec_in", "mount_root", "mount_step", "path_exists",
-    "process", "process_environment", "resolve_account", "resolve_directory",
+    "AppLimits", "AppRuntime", "LogLine", "PodView", "Process", "RunOptions", "Stage1",
+    "Stage1Features", "Stage1Flavor", "Stage1Logs", "VolumeMount", "app_limits", "app_rootfs",
+    "app_runtimes", "bind_name_service", "chroot", "exec_in", "flavor_settings", "mount_root",
+    "mount_step", "path_exists", "process", "process_environment", "resolve_account", "resolve_directory",
     "resolve_executable", "resolve_user", "run_handler", "shared_volume", "start_app",
 ]

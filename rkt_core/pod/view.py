@@ -99,6 +99,16 @@ class PodView:
         """When its flavor started it, if it did."""
         return self._pod.started_at
 
+    @property
+    def gc_marked_at(self) -> float | None:
+        """When gc marked it as garbage (moved it to ``exited-garbage/`` or ``garbage/``)."""
+        return self._pod.gc_marked_at
+
+    def cgroup(self) -> str:
+        """The cgroup of a running pod ("" otherwise): the ``subcgroup`` its flavor recorded,
+        else its pid's cgroup."""
+        return self._pod.cgroup()
+
     def app_exit_codes(self) -> dict[str, int]:
         """The exit status the flavor recorded for each app."""
         return self._pod.app_exit_codes()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
+from ..store.aci import image_limits
 from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
@@ -21,10 +22,15 @@ PULL_POLICIES = ("new", "update", "never")
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """How to get one image: pull policy (``new``, ``update``, ``never``) and ``--signature``."""
+    """How to get one image: pull policy (``new``, ``update``, ``never``) and ``--signature``.
+
+    ``verify=False`` takes the image without its signature: only for stage1 images from the
+    trusted directory rkt installs them in (see :mod:`rkt_core.stage0.stage1`).
+    """
 
     pull_policy: str = "new"
     signature: str | None = None
+    verify: bool = True
 
 
 def pull_policy_from_flags(policy: str | None, store_only: bool, no_store: bool, default: str) -> str:
@@ -61,7 +67,8 @@ class _Fetch:
 
     A dependency with an ``imageID`` is taken from the store when it is there; otherwise (and for
     dependencies given by name and labels) it is found by the pull policy like an image given by
-    name: in the store first with ``new``, by discovery with ``update``, only in the store with
+    name: in the store first with ``new``, by discovery with ``update`` (falling back, with a
+    warning, to one in the store when discovery or the download fails), only in the store with
     ``never``. A fetched dependency must have the ``imageID`` its parent names. An image that
     depends on itself (through any chain), chains deeper than ``MAX_DEPENDENCY_DEPTH`` and more
     than ``MAX_DEPENDENCY_IMAGES`` images are refused.
@@ -98,7 +105,7 @@ class _Fetch:
         ctx.log(f'image: using fetcher "{fetcher.name}" for "{text}"')
         fetched = fetcher.fetch(FetchRequest(text, ctx, signature, labels))
         try:
-            key, new = _import(ctx, text, fetched)
+            key, new = _import(ctx, text, fetched, self.options.verify)
         finally:
             for f in (fetched.aci, fetched.signature):
                 if f is not None:
@@ -130,6 +137,9 @@ class _Fetch:
         self.walked.add(key)
 
     def _dependency(self, parent: str, dep) -> str:
+        from ..discovery import DiscoveryError
+        from ..httpclient import HttpError
+
         store = self.ctx.store
         what = f'dependency "{dep.image_name}" of "{parent}"'
         labels = dict(dep.labels)
@@ -138,15 +148,22 @@ class _Fetch:
                 return store.resolve_key(dep.image_id)
             except NotFoundError:
                 pass
-        if self.options.pull_policy in ("new", "never"):
-            found = store.find_by_name(dep.image_name, labels)
-            if found is not None and not dep.image_id:
-                return found.key
+        stored = None if dep.image_id else store.find_by_name(dep.image_name, labels)
+        if stored is not None and self.options.pull_policy in ("new", "never"):
+            return stored.key
         if self.options.pull_policy == "never":
             raise NotFoundError(f'{what} is not in the store and the pull policy is "never"')
         self.ctx.log(f"image: fetching {what}")
         try:
             key = self._fetch("appc", dep.image_name, None, labels)
+        except (DiscoveryError, HttpError) as e:
+            if stored is None:
+                raise type(e)(f"{what}: {e.message}", hint=e.hint) from e
+            # Only a newer one was looked for: the stored dependency does (rkt: "Trying to find
+            # image in the store").
+            self.ctx.warn(f"warning: {what}: {e.message}; using the one in the store "
+                          f"({stored.key[:19]})")
+            return stored.key
         except RktError as e:
             raise type(e)(f"{what}: {e.message}", hint=e.hint) from e
         if dep.image_id and key != dep.image_id[:KEY_LEN].lower():
@@ -164,23 +181,27 @@ class _Fetch:
         self.imported.clear()
 
 
-def _import(ctx, text: str, fetched: FetchedImage) -> tuple[str, bool]:
-    """Verify and import what a fetcher returned: (key, whether it is new in the store)."""
+def _import(ctx, text: str, fetched: FetchedImage, verify: bool = True) -> tuple[str, bool]:
+    """Verify (unless not ``verify``) and import what a fetcher returned: (key, whether it is
+    new in the store)."""
     store = ctx.store
     if fetched.store_key is not None:
-        if fetched.aci is not None and _signature_required(ctx, fetched):
+        if fetched.aci is not None and verify and _signature_required(ctx, fetched):
             verify_signature(ctx, text, fetched, store.manifest(fetched.store_key).name)
         return fetched.store_key, False
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
     fetched.aci.seek(0)
-    with store.staging(fetched.aci) as staged:
-        _check_expected(text, fetched, staged.manifest)
-        if _signature_required(ctx, fetched):
-            verify_signature(ctx, text, fetched, staged.manifest.name)
-        new = store.find_info(staged.key) is None
-        info = store.commit(staged, remote=fetched.remote,
-                            latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
+    try:
+        with store.staging(fetched.aci, image_limits(ctx.config)) as staged:
+            _check_expected(fetched, staged.manifest)
+            if verify and _signature_required(ctx, fetched):
+                verify_signature(ctx, text, fetched, staged.manifest.name)
+            new = store.find_info(staged.key) is None
+            info = store.commit(staged, remote=fetched.remote,
+                                latest=bool(fetched.expected_name) and "version" not in fetched.expected_labels)
+    except ImageError as e:  # the archive or its manifest: say which image
+        raise type(e)(f'image "{text}": {e.message}', hint=e.hint) from None
     ctx.plugins.notify("rkt_image_fetched", image=info)
     return info.key, new
 
@@ -214,11 +235,10 @@ def verify_signature(ctx, text: str, fetched: FetchedImage, name: str) -> None:
                              hint="pip install rkt-core (the openpgp verifier is built in)")
 
 
-def _check_expected(text: str, fetched: FetchedImage, manifest) -> None:
+def _check_expected(fetched: FetchedImage, manifest) -> None:
     if fetched.expected_name and manifest.name != fetched.expected_name:
-        raise ImageError(f'image "{text}": the manifest names "{manifest.name}", '
-                         f'expected "{fetched.expected_name}"')
+        raise ImageError(f'the manifest names "{manifest.name}", expected "{fetched.expected_name}"')
     for label, value in fetched.expected_labels.items():
         if manifest.labels.get(label) != value:
-            raise ImageError(f'image "{text}": label {label}={manifest.labels.get(label)!r} '
-                             f'does not match the requested {label}={value}')
+            raise ImageError(f"label {label}={manifest.labels.get(label)!r} does not match the "
+                             f"requested {label}={value}")

@@ -15,6 +15,7 @@ import stat
 import sys
 import time
 
+from ..crashpoints import crash_point
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from ..pod.view import PodView
@@ -26,21 +27,25 @@ def _say(message: str) -> None:
 
 
 def mark(ctx, expire_prepared: float) -> None:
-    """Move exited, aborted and expired pods into the garbage directories."""
+    """Move exited, aborted and expired pods into the garbage directories; remove the embryos
+    crashed pod creations left."""
     now = time.time()
+    for pod_uuid in Pod.remove_abandoned_embryos(ctx.data_dir):
+        ctx.log(f'gc: removed the embryo of pod "{pod_uuid}" (its creation crashed)')
     for pod in Pod.walk(ctx.data_dir, (RUN, PREPARE, PREPARED)):
         with pod:
             try:
+                # rkt's messages, printed once the move is done: never for a move that failed.
                 if pod.state_dir == RUN and pod.state == "exited":
                     _release_networks(ctx, pod)
-                    _say(f'moving pod "{pod.uuid}" to garbage')
                     pod.to_exited_garbage()
+                    _say(f'moving pod "{pod.uuid}" to garbage')
                 elif pod.state_dir == PREPARE and pod.state == "aborted prepare":
+                    pod.to_garbage()
                     _say(f'moving failed prepare "{pod.uuid}" to garbage')
-                    pod.to_garbage()
                 elif pod.state_dir == PREPARED and now - (pod.created_at or now) > expire_prepared:
-                    _say(f'moving expired prepared pod "{pod.uuid}" to garbage')
                     pod.to_garbage()
+                    _say(f'moving expired prepared pod "{pod.uuid}" to garbage')
             except FileNotFoundError:
                 continue  # another gc moved it first
             except RktError:
@@ -104,12 +109,15 @@ def delete_pod(ctx, pod: Pod) -> None:
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:
             from .run import load_stage1
+            from .stage1 import mounted
 
-            load_stage1(ctx, pod).gc(PodView(pod))
+            with mounted(ctx, pod, apps=False):
+                load_stage1(ctx, pod).gc(PodView(pod))
         except RktError as e:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
     ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
     unmount_all_under(pod.path)
+    crash_point("gc.deleting")
     remove_tree_one_filesystem(pod.path)
 
 

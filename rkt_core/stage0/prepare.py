@@ -1,10 +1,10 @@
 """``rkt prepare`` and the first half of ``rkt run``: from image arguments to a prepared pod.
 
-Images are fetched first (so a failed fetch leaves no pod), then a pod directory is created and
-locked, the pod manifest is generated from the images and the command line, each image is
-rendered in the tree store (and its on-disk hash checked), and each app gets its root: an empty
-mount point for an overlay of its tree, or a private copy of the tree. The layout is described in
-:mod:`rkt_core.pod.runtime`.
+Images are fetched first (so a failed fetch leaves no pod), the stage1 image too if one is asked
+for (:mod:`.stage1`), then a pod directory is created and locked, the pod manifest is generated
+from the images and the command line, each image is rendered in the tree store (and its on-disk
+hash checked), and each app gets its root: an empty mount point for an overlay of its tree, or a
+private copy of the tree. The layout is described in :mod:`rkt_core.pod.runtime`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
-from ..errors import RktError, UsageError
+from ..crashpoints import crash_point
+from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
@@ -26,6 +27,7 @@ from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
+from .stage1 import WORK_DIR, Stage1Request, choose
 
 CAPS_RETAIN = "os/linux/capabilities-retain-set"
 CAPS_REMOVE = "os/linux/capabilities-remove-set"
@@ -62,20 +64,11 @@ class PrepareOptions:
     set_env: dict[str, str] = field(default_factory=dict)
     inherit_env: bool = False
     pull_policy: str = "new"
-    stage1_name: str = ""
+    stage1: Stage1Request = Stage1Request()
     no_overlay: bool = False
     pod_manifest: str = ""
     uuid_file_save: str = ""
     ports: list = field(default_factory=list)  # ExposedPort of --port, into the pod manifest
-
-
-def choose_flavor(ctx, requested: str) -> str:
-    """The stage1 flavor: ``--stage1-name``, else ``stage1.d`` config, else a plugin's choice,
-    else ``nspawn``. Fails early, naming what is installed, if it is missing."""
-    name = (requested or ctx.config.stage1_name or ctx.plugins.default_stage1_flavor(ctx.config)
-            or "nspawn")
-    ctx.plugins.stage1_flavor(name)
-    return name
 
 
 def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
@@ -85,7 +78,10 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     On any error the pod directory is left unlocked in ``prepare/`` (an aborted prepare, which
     ``rkt gc`` removes) and the error is raised.
     """
-    flavor = choose_flavor(ctx, options.stage1_name)
+    for volume in options.volumes:
+        _check_volume_owner(volume, f'--volume "{volume.to_cli()}"')
+    stage1 = choose(ctx, options.stage1)
+    flavor = stage1.flavor
     if options.pod_manifest:
         manifest, keys = _read_pod_manifest(ctx, options)
     else:
@@ -93,7 +89,8 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             raise UsageError("at least one image is required")
         keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
                 for app in options.apps]
-        manifest = generate_manifest(ctx, options, keys)
+        features = ctx.plugins.stage1_flavor(flavor).factory().features
+        manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
@@ -104,6 +101,9 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
+            if stage1.image:
+                _prepare_stage1_image(ctx, pod, stage1.image, use_overlay)
+        crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
         os.makedirs(pod.file("stage1"), exist_ok=True)
         write_atomic(pod.file("stage1", "flavor"), flavor.encode())
@@ -152,6 +152,10 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
             manifest = PodManifest.from_json(f.read())
     except OSError as e:
         raise RktError(f"reading pod manifest {options.pod_manifest}: {e.strerror}") from None
+    except AppcError as e:
+        raise AppcError(f"pod manifest {options.pod_manifest}: {e.message}") from None
+    for volume in manifest.volumes:
+        _check_volume_owner(volume, f"pod manifest {options.pod_manifest}")
     if not manifest.apps:
         raise RktError("the pod manifest has no apps")
     keys = []
@@ -168,9 +172,15 @@ def _read_pod_manifest(ctx, options: PrepareOptions) -> tuple[PodManifest, list[
     return manifest, keys
 
 
-def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManifest:
+def generate_manifest(ctx, options: PrepareOptions, keys: list[str], flavor: str,
+                      applicable: frozenset[str]) -> PodManifest:
     """The pod manifest for images given on the command line (rkt's rules for names, exec,
-    environment and isolators; image annotations copied into each app)."""
+    environment and isolators; image annotations copied into each app).
+
+    An image's isolators that the flavor cannot apply (not in ``applicable``) are left out with
+    a warning, as rkt's fly flavor ignored them; those asked for on the command line stay, for
+    the flavor check to refuse.
+    """
     apps: list[RuntimeApp] = []
     volumes = list(options.volumes)
     volume_names = {v.name for v in volumes}
@@ -182,7 +192,8 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
         validate_ac_name(name, "app name")
         if any(a.name == name for a in apps):
             raise RktError(f'more than one app is named "{name}": name them apart with --name')
-        app = _app_section(ctx, options, args, image)
+        isolators = _image_isolators(ctx, image, name, flavor, applicable)
+        app = _app_section(ctx, options, args, image, isolators)
         mounts = list(options.mounts) + list(args.mounts)
         for mp in app.mount_points:
             if any(m.volume == mp.name or m.path == mp.path for m in mounts):
@@ -207,7 +218,19 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str]) -> PodManif
     return manifest
 
 
-def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
+def _image_isolators(ctx, image, app_name: str, flavor: str,
+                     applicable: frozenset[str]) -> list[Isolator]:
+    """The image's isolators that the flavor can apply; a warning for each of the others."""
+    isolators = list(image.app.isolators) if image.app else []
+    for isolator in isolators:
+        if isolator.name not in applicable:
+            ctx.warn(f'warning: the {flavor} flavor ignores isolator "{isolator.name}" of app '
+                     f'"{app_name}" (declared by its image)')
+    return [i for i in isolators if i.name in applicable]
+
+
+def _app_section(ctx, options: PrepareOptions, args: AppArgs, image,
+                 isolators: list[Isolator]) -> App:
     if image.app is None and not args.exec:
         raise RktError(f'image "{image.name}" has no app section and --exec was not given')
     app = copy.deepcopy(image.app) if image.app else App(user=str(os.getuid()), group=str(os.getgid()))
@@ -225,7 +248,7 @@ def _app_section(ctx, options: PrepareOptions, args: AppArgs, image) -> App:
         app.group = args.group
     if args.supplementary_gids is not None:
         app.supplementary_gids = list(args.supplementary_gids)
-    app.isolators = _isolators(app.isolators, args)
+    app.isolators = _isolators(isolators, args)
     env = {e.name: e.value for e in app.environment}
     if options.inherit_env:  # the host's environment never overrides the image's
         env = {**{k: v for k, v in os.environ.items() if _env_name_ok(k)}, **env}
@@ -264,14 +287,31 @@ def _cap_name(cap: str) -> str:
     return cap if cap.startswith("CAP_") else "CAP_" + cap
 
 
+def _rendered_tree(ctx, trees, key: str) -> str:
+    """The tree of image ``key``, rendered if need be, and rendered again (with a warning) if
+    it was modified on disk."""
+    from ..store.treestore import TreeVerificationError
+
+    tree = trees.render(key, warn=ctx.warn)
+    if not ctx.insecure_for(Insecure.ONDISK):
+        try:
+            trees.check(tree)
+        except TreeVerificationError as e:
+            ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
+            tree = trees.rebuild(key, warn=ctx.warn)
+    return tree
+
+
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
     from ..store.treestore import TreeStore
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
-        tree = trees.render(key, warn=ctx.warn)
-        if not ctx.insecure_for(Insecure.ONDISK):
-            trees.verify(tree)
+        if ctx.store.find_info(key) is None:
+            raise NotFoundError(f'image "{key}" of app "{ra.name}" was removed from the store '
+                                'while the pod was being prepared (by "rkt image rm" or '
+                                '"rkt image gc")', hint="run the command again")
+        tree = _rendered_tree(ctx, trees, key)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
         write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
@@ -285,6 +325,26 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
             os.makedirs(os.path.dirname(rootfs), mode=0o755)
             _copy_tree(trees.rootfs(tree), rootfs)
         ctx.store.mark_used(key)
+
+
+def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
+    """The stage1 image's tree rendered (and checked), its manifest in ``stage1/manifest``, its
+    tree id in ``stage1TreeStoreID``; without overlay, the tree copied into ``stage1/rootfs``
+    (beside the apps' roots), else the overlay's directories (see :func:`.stage1.mounted`)."""
+    from ..store.treestore import TreeStore
+
+    trees = TreeStore(ctx.store)
+    tree = _rendered_tree(ctx, trees, key)
+    rootfs = pod.file("stage1", "rootfs")
+    os.makedirs(rootfs, mode=0o755, exist_ok=True)
+    write_atomic(pod.file("stage1", "manifest"), ctx.store.manifest_json(key), mode=0o640)
+    if use_overlay:
+        os.mkdir(pod.file(*WORK_DIR), 0o700)
+        os.chmod(rootfs, os.stat(trees.rootfs(tree)).st_mode & 0o7777)
+    else:
+        _copy_tree(os.path.join(trees.rootfs(tree), "."), rootfs)
+    write_atomic(pod.file("stage1TreeStoreID"), tree.encode(), mode=0o640)
+    ctx.store.mark_used(key)
 
 
 def _copy_tree(source: str, target: str) -> None:
@@ -311,6 +371,20 @@ def _check_host_source(ctx, volume: Volume) -> None:
             or data.startswith(source.rstrip("/") + "/"):
         raise RktError(f'volume "{volume.name}": refusing to share "{volume.source}" with a pod',
                        hint="use --insecure-options=paths if you really mean it")
+
+
+MAX_ID = (1 << 32) - 2  # the highest uid or gid; (uid_t) -1 means "unchanged" to chown(2)
+
+
+def _check_volume_owner(volume: Volume, given_by: str) -> None:
+    """An empty volume's uid and gid must be ids a directory can be given."""
+    if volume.kind != "empty":
+        return
+    for key in ("uid", "gid"):
+        value = getattr(volume, key)
+        if value is not None and not 0 <= value <= MAX_ID:
+            raise UsageError(f'volume "{volume.name}" ({given_by}): {key} {value} is out of range '
+                             f"(0 to {MAX_ID})")
 
 
 def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:

@@ -1,11 +1,11 @@
-"""Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``,
-``logs``.
+"""Handing a prepared pod to its stage1 flavor: ``run``, ``run-prepared``, ``enter``, ``stop``.
 
 Stage0 refuses flavors of a stage1 interface version it does not drive, and options the flavor
 does not support (from its ``Stage1Features`` and its interface version) instead of dropping
 them; it moves the pod to ``run/`` under its exclusive lock, and passes the lock's descriptor to
 the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life. Flavors get a
-read-only :class:`~rkt_core.pod.view.PodView` of the pod.
+read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image has it
+mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import fields, replace
 
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
 from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
-from . import network
+from . import network, stage1 as stage1_image
 from .net_guardian import Guardian
 
 
@@ -109,6 +110,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
     pod.to_run()
+    crash_point("run.moved")
     os.set_inheritable(pod.lock.fd, True)
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)
@@ -123,7 +125,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         options = network.setup(ctx, pod, options, backend)
         view = PodView(pod)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
-        code = stage1.run(view, options)
+        with stage1_image.mounted(ctx, pod, apps=True):
+            code = stage1.run(view, options)
     finally:
         if guardian is not None:
             guardian.finish(ctx, pod)
@@ -154,20 +157,6 @@ def enter_pod(ctx, uuid: str, app: str, argv: list[str]) -> int:
         elif app not in names:
             raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
         return load_stage1(ctx, pod).enter(PodView(pod), app, argv)
-
-
-def pod_logs(ctx, uuid: str, app: str, args: list[str]) -> int:
-    """Show the logs of a pod's apps (``app``: only that one's) through its flavor's ``logs``;
-    return the exit status."""
-    with Pod.find(ctx.data_dir, uuid) as pod:
-        names = [a.name for a in pod.manifest().apps]
-        if app and app not in names:
-            raise NotFoundError(f'the pod has no app "{app}" (apps: {", ".join(names)})')
-        flavor = pod_flavor(pod)
-        reader = getattr(load_stage1(ctx, pod), "logs", None)
-        if reader is None:
-            raise RktError(f"the {flavor} flavor keeps no logs of its apps")
-        return reader(PodView(pod), app, args)
 
 
 def stop_pod(ctx, uuid: str, force: bool) -> Pod:

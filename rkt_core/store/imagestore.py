@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
+from ..access import check_not_shared
 from ..appc import ImageManifest
 from ..appc.reference import parse_app_string
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
 from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
@@ -34,6 +36,8 @@ from .aci import Limits, StagedACI, stage_aci
 KEY_PREFIX = "sha512-"
 KEY_LEN = len(KEY_PREFIX) + 64
 MIN_KEY_LEN = len(KEY_PREFIX) + 2
+DIR_MODE = 0o2750  # group rkt reads (the setgid bit keeps the group), only the owner writes
+FILE_MODE = 0o640
 
 
 @dataclass
@@ -94,16 +98,20 @@ _SORT_COLUMNS = ("name", "importtime", "lastused", "size", "blobkey")
 class ImageStore:
     """Images by key and by name; imports, removal and lookups."""
 
-    def __init__(self, data_dir: str, log: Callable[[str], None] | None = None):
+    def __init__(self, data_dir: str, log: Callable[[str], None] | None = None,
+                 read_only: bool = False):
         self.data_dir = data_dir
         self.cas = os.path.join(data_dir, "cas")
         self.tmp_dir = os.path.join(self.cas, "tmp")
         self.locks_dir = os.path.join(self.cas, "imagelocks")
         self.log = log or (lambda message: None)
-        for path, mode in ((data_dir, 0o2750), (self.cas, 0o2770), (self.tmp_dir, 0o2770),
-                           (self.locks_dir, 0o2770)):
-            os.makedirs(path, mode=mode, exist_ok=True)
-        self.db = db.Database(self.cas)
+        if not read_only:
+            for path in (data_dir, self.cas, self.tmp_dir, self.locks_dir):
+                os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+            db_dir = os.path.join(self.cas, "db")
+            check_not_shared([data_dir, self.cas, db_dir, os.path.join(db_dir, db.DB_FILE)],
+                             os.stat(data_dir).st_uid)
+        self.db = db.Database(self.cas, read_only=read_only)
 
     # --- paths and locks ------------------------------------------------------------------------
 
@@ -125,12 +133,14 @@ class ImageStore:
     def staging(self, source: BinaryIO, limits: Limits | None = None) -> Iterator[StagedImage]:
         """Decompress and check ``source`` into ``cas/tmp``; the temp file is removed on exit
         unless :meth:`commit` moved it into the store."""
-        fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix="import-")
+        fd, path = self._locked_temp_file("import-")
         try:
-            with os.fdopen(fd, "w+b") as dest:
+            with os.fdopen(fd, "w+b", closefd=False) as dest:
                 staged: StagedACI = stage_aci(source, dest, limits or Limits())
                 dest.flush()
-                os.fsync(dest.fileno())
+                os.fchmod(fd, FILE_MODE)
+                os.fsync(fd)
+            crash_point("fetch.staged")
             manifest = ImageManifest.from_json(staged.manifest)
             yield StagedImage(path, staged.key, staged.size, staged.manifest, manifest)
         finally:
@@ -138,6 +148,18 @@ class ImageStore:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+            os.close(fd)  # the lock goes with it: image gc may take what is left from now on
+
+    def _locked_temp_file(self, prefix: str) -> tuple[int, str]:
+        """A new file in ``cas/tmp``, open and exclusively flocked so that ``image gc`` leaves it
+        alone (:meth:`remove_stale_temp_files`); made again if a gc removed it before the lock
+        was taken."""
+        while True:
+            fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd, path
+            os.close(fd)
 
     def commit(self, staged: StagedImage, remote: RemoteInfo | None = None,
                latest: bool = False) -> ImageInfo:
@@ -150,9 +172,11 @@ class ImageStore:
                 self._makedirs_durable(os.path.dirname(blob))
                 os.rename(staged.path, blob)
                 fsync_dir(os.path.dirname(blob))
+                crash_point("fetch.blob")
                 manifest_path = self.manifest_path(key)
                 self._makedirs_durable(os.path.dirname(manifest_path))
-                write_atomic(manifest_path, staged.manifest_json, mode=0o640)
+                write_atomic(manifest_path, staged.manifest_json, mode=FILE_MODE)
+                crash_point("fetch.files")
             from sqlalchemy import insert, update
 
             from . import schema
@@ -192,7 +216,7 @@ class ImageStore:
             path = os.path.dirname(path)
         for directory in reversed(missing):
             try:
-                os.mkdir(directory, 0o2770)
+                os.mkdir(directory, DIR_MODE)
             except FileExistsError:
                 pass
             fsync_dir(os.path.dirname(directory))
@@ -319,7 +343,8 @@ class ImageStore:
     # --- removal ------------------------------------------------------------------------------
 
     def remove(self, key: str) -> list[str]:
-        """Remove an image: its database rows first, then its files.
+        """Remove an image: check that its files can go, then delete its database rows, then its
+        files (a crash in between leaves orphans for ``image gc``, never a row without a blob).
 
         Returns the files that could not be removed (the image is gone from the store anyway).
         """
@@ -329,13 +354,20 @@ class ImageStore:
         from . import schema
 
         with self.lock(key).exclusive():
+            if self.find_info(key) is None:
+                raise NotFoundError(f'image "{key}" is not in the store')
+            paths = (self.blob_path(key), self.manifest_path(key))
+            for directory in {os.path.dirname(p) for p in paths if os.path.lexists(p)}:
+                if not os.access(directory, os.W_OK | os.X_OK):
+                    raise RktError(f"cannot remove the image's files: {directory} is not writable")
             with self.db.write() as conn:
                 found = conn.execute(delete(schema.aciinfo)
                                      .where(schema.aciinfo.c.blobkey == key)).rowcount
                 conn.execute(delete(schema.remote).where(schema.remote.c.blobkey == key))
             if not found:
                 raise NotFoundError(f'image "{key}" is not in the store')
-            for path in (self.blob_path(key), self.manifest_path(key)):
+            crash_point("image-rm.row")
+            for path in paths:
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
@@ -350,8 +382,8 @@ class ImageStore:
 
     def remove_stale_temp_files(self, older_than: float) -> list[str]:
         """Remove files in ``cas/tmp`` untouched for ``older_than`` seconds (staging files of a
-        crashed import, partial downloads nobody resumed); skip those locked by a download in
-        progress. Return the paths removed."""
+        crashed import, partial downloads nobody resumed); skip those locked by an import or a
+        download in progress. Return the paths removed."""
         removed = []
         cutoff = time.time() - older_than
         for name in os.listdir(self.tmp_dir):
@@ -367,7 +399,7 @@ class ImageStore:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    continue  # a download is resuming it right now
+                    continue  # an import or a download is using it right now
                 os.unlink(path)
                 removed.append(path)
             finally:
@@ -375,9 +407,15 @@ class ImageStore:
         return removed
 
     def orphan_files(self) -> list[str]:
-        """Blobs and manifests with no database row (left by a crash between file and row)."""
+        """Blobs and manifests with no database row (left by a crash between file and row).
+
+        A database that records no image while blobs exist is not trusted to tell what is an
+        orphan: that is a damaged store, and an error.
+        """
         with self.db.read() as conn:
             keys = {r[0] for r in conn.execute("SELECT blobkey FROM aciinfo")}
+        if not keys and db.holds_images(self.cas):
+            raise self.db.damaged("it records no image while the store holds some")
         orphans = []
         for kind in ("blob", "imageManifest"):
             base = os.path.join(self.cas, kind, "sha512")

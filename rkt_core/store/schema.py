@@ -9,6 +9,7 @@ order inside one transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Callable
 
 from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text,
@@ -16,8 +17,7 @@ from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from . import db
-from .db import StoreDatabaseError, configure_connection
+from ..errors import StoreDatabaseError
 
 metadata = MetaData()
 
@@ -51,40 +51,40 @@ remote = Table(
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
-
-
 def _begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def engine(path: str) -> Engine:
-    """An engine on the store database whose transactions begin IMMEDIATE (writers never
-    deadlock on a lock upgrade)."""
+def engine(path: str, configure: Callable[[sqlite3.Connection], None]) -> Engine:
+    """An engine on the store database whose connections are set up by ``configure`` and whose
+    transactions begin IMMEDIATE (writers never deadlock on a lock upgrade)."""
     result = create_engine(f"sqlite:///{path}", poolclass=NullPool)
-    event.listen(result, "connect", lambda dbapi_conn, _record: configure_connection(dbapi_conn))
+    event.listen(result, "connect", lambda dbapi_conn, _record: configure(dbapi_conn))
     event.listen(result, "begin", _begin)
     return result
 
 
-def create_or_migrate(path: str, backup: Callable[[int], str]) -> None:
-    """Create the tables of a new database, or migrate an older one after ``backup(version)``."""
-    eng = engine(path)
+def create_or_migrate(path: str, version: int, configure: Callable[[sqlite3.Connection], None],
+                      backup: Callable[[int], str]) -> None:
+    """Create the tables of a new database at schema ``version``, or migrate an older one to it
+    after ``backup(its version)``."""
+    eng = engine(path, configure)
     try:
         with eng.begin() as conn:
             names = set(conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type='table'").scalars())
             if "version" not in names:
                 metadata.create_all(conn)
-                conn.execute(version_table.insert().values(version=db.SCHEMA_VERSION))
+                conn.execute(version_table.insert().values(version=version))
                 return
             current = conn.execute(select(version_table.c.version)).scalar_one()
-        if current >= db.SCHEMA_VERSION:
+        if current >= version:
             return
         backup(current)
         with eng.begin() as conn:
             # Re-read under the write lock: another process may have migrated meanwhile.
             current = conn.execute(select(version_table.c.version)).scalar_one()
-            for target in range(current + 1, db.SCHEMA_VERSION + 1):
+            for target in range(current + 1, version + 1):
                 if target not in MIGRATIONS:
                     raise StoreDatabaseError(f"no migration of the store database to version {target}")
                 MIGRATIONS[target](conn)

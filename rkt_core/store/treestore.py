@@ -2,8 +2,12 @@
 
 A tree's id is ``deps-`` + the key-style sha512 of the comma-joined keys of its flattened
 dependency list, so an image renders once and every later pod reuses it. Rendering writes
-``rootfs/``, then ``hash`` (a content hash of the whole tree), flushes the filesystem, and writes the
-``rendered`` marker last: a tree without the marker is incomplete and is rendered again.
+``rootfs/``, then ``hash`` (a content hash of the whole tree) and ``fingerprint`` (a digest of
+every entry's inode metadata), flushes the filesystem, and writes the ``rendered`` marker last: a
+tree without the marker is incomplete and is rendered again.
+
+Checking a tree before a pod uses it compares the fingerprint, which reads no file: any change to
+the tree changes some entry's ctime. ``rkt image verify`` compares the content hash.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 
+from ..crashpoints import crash_point
 from ..errors import ImageError, NotFoundError, RktError
 from ..sys.fs import fsync_dir, syncfs, write_atomic
 from ..sys.lock import FileLock
@@ -120,6 +125,25 @@ def tree_hash(root: str) -> tuple[str, int]:
     return KEY_PREFIX + digest.hexdigest(), total
 
 
+def tree_fingerprint(root: str) -> str:
+    """A digest of every path under ``root`` with its inode number, type, mode, owner, size,
+    mtime and ctime: a change to the tree changes it (writing, chmod, chown, xattrs and renames
+    all update a ctime, which no user can set), yet no file is read."""
+    digest = hashlib.sha512()
+    pending = [(root, "")]
+    while pending:
+        directory, rel = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                st = entry.stat(follow_symlinks=False)
+                relpath = f"{rel}/{entry.name}" if rel else entry.name
+                digest.update(f"{relpath}\0{st.st_ino}\0{st.st_mode:o}\0{st.st_uid}\0{st.st_gid}\0"
+                              f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((entry.path, relpath))
+    return KEY_PREFIX + digest.hexdigest()
+
+
 def _xattrs(path: str, st: os.stat_result) -> list[str]:
     if stat.S_ISLNK(st.st_mode):
         return []
@@ -176,14 +200,38 @@ class TreeStore:
             layers = [Layer(self.store.blob_path(d.key), d.key, list(d.manifest.path_whitelist), d.level)
                       for d in deps]
             render_layers(layers, rootfs, warn=warn)
+            crash_point("render.tree")
             digest, size = tree_hash(rootfs)
             write_atomic(os.path.join(path, "hash"), digest.encode())
+            write_atomic(os.path.join(path, "fingerprint"), tree_fingerprint(rootfs).encode())
             write_atomic(os.path.join(path, "image"), key.encode())
             syncfs(path)
+            crash_point("render.marker")
             write_atomic(os.path.join(path, "rendered"), b"")
             fsync_dir(self.dir)
         self.store.set_treestore_size(key, size)
         return tree
+
+    def rebuild(self, key: str, warn=None) -> str:
+        """Render an image again from its blob, replacing its tree; return the tree id."""
+        self.remove(self.id_for(key))
+        return self.render(key, warn=warn)
+
+    def check(self, tree: str) -> None:
+        """The cheap check before a pod uses a tree: compare its fingerprint with the one
+        recorded at render time (a tree rendered before fingerprints is hashed once instead)."""
+        path = self.path(tree)
+        try:
+            with open(os.path.join(path, "fingerprint")) as f:
+                expected = f.read().strip()
+        except FileNotFoundError:
+            with self.lock(tree).exclusive():
+                self.verify(tree)
+                write_atomic(os.path.join(path, "fingerprint"),
+                             tree_fingerprint(self.rootfs(tree)).encode())
+            return
+        if tree_fingerprint(self.rootfs(tree)) != expected:
+            raise TreeVerificationError(f'tree "{tree}" was modified on disk since it was rendered')
 
     def verify(self, tree: str) -> None:
         """Re-hash a rendered tree and compare with the hash recorded at render time."""
@@ -218,6 +266,7 @@ class TreeStore:
                 fsync_dir(path)
             except FileNotFoundError:
                 pass
+            crash_point("image-gc.tree")
             self._remove_dir(path)
         try:
             os.unlink(os.path.join(self.locks_dir, tree))

@@ -27,7 +27,7 @@ class FileLock:
         if create:
             flags |= os.O_CREAT
         self.path = path
-        self.fd = os.open(path, flags, 0o660)
+        self.fd = os.open(path, flags, 0o640)
 
     def _flock(self, op: int, blocking: bool) -> None:
         try:

@@ -10,9 +10,10 @@ Public helper for rkt's own tests and for plugin authors::
         srv.url("/hello.aci")                   # https://127.0.0.1:<port>/hello.aci
 
 Each route can require basic or bearer auth, redirect, answer 202 a few times first, drop the
-connection after some bytes (once), honour ``Range``/``If-Range``/``If-None-Match``. The server
-counts the body bytes it sent per path and records every request's headers. It runs in a
-thread of the test process; :meth:`TestServer.close` stops it and closes its socket.
+connection after some bytes (once), stall after some bytes until the test lets it go on (once),
+honour ``Range``/``If-Range``/``If-None-Match``. The server counts the body bytes it sent per
+path and records every request's headers. It runs in a thread of the test process;
+:meth:`TestServer.close` stops it and closes its socket.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +107,16 @@ class Route:
     drop_after: int = -1       # send this many body bytes, then cut the connection (once)
     ranges: bool = True        # honour Range requests
     if_range: bool = True      # honour If-Range (False: serve the range whatever the validator)
-    chunk_delay: float = 0.0   # seconds to wait after each 64 KiB of body (a slow server)
+    stall_after: int = -1      # send this many body bytes, then wait for go_on() (once)
+    _go_on: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def go_on(self) -> None:
+        """Let a response stalled by ``stall_after`` send the rest of its body."""
+        self._go_on.set()
+
+    def stalled(self) -> None:
+        """Wait (in the server) until :meth:`go_on` is called."""
+        self._go_on.wait()
 
 
 @dataclass
@@ -133,7 +142,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._serve(head=False)
 
     def _send(self, status: int, headers: dict[str, str], body: bytes = b"", head=False,
-              delay: float = 0.0) -> None:
+              route: Route | None = None) -> None:
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -142,17 +151,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head or not body:
             return
-        step = 64 * 1024 if delay else len(body)
-        for start in range(0, len(body), step):
-            try:
-                self.wfile.write(body[start:start + step])
-                self.wfile.flush()
-            except OSError:  # the client went away
-                self.close_connection = True
+        if route is not None and 0 <= route.stall_after < len(body):
+            cut, route.stall_after = route.stall_after, -1
+            if not self._write(body[:cut]):
                 return
-            self.server.owner._count(self.path, len(body[start:start + step]))
-            if delay:
-                time.sleep(delay)
+            route.stalled()
+            body = body[cut:]
+        self._write(body)
+
+    def _write(self, data: bytes) -> bool:
+        """Send part of a body; False if the client went away."""
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        self.server.owner._count(self.path, len(data))
+        return True
 
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
@@ -218,7 +234,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self._send(status, headers, body, head, route.chunk_delay)
+        self._send(status, headers, body, head, route)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -288,7 +304,9 @@ class TestServer:
             return [r for r in self.requests if r.path == path or r.path.split("?")[0] == path]
 
     def close(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (letting stalled responses go on) and close the socket."""
+        for route in self.routes.values():
+            route.go_on()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)

@@ -139,11 +139,26 @@ REFUSALS = (
 )
 
 
-def flavor_features(name: str):
-    """The ``Stage1Features`` of the installed flavor ``name``."""
-    from ..plugins import Plugins
+_FEATURES = """
+import dataclasses, json, sys
+from rkt_core.plugins import Plugins
+features = Plugins().stage1_flavor(sys.argv[1]).factory().features
+print(json.dumps({k: sorted(v) if isinstance(v, frozenset) else v
+                  for k, v in dataclasses.asdict(features).items()}))
+"""
 
-    return Plugins().stage1_flavor(name).factory().features
+
+def flavor_features(name: str):
+    """The ``Stage1Features`` of the flavor ``name`` as an ``rkt`` command finds it (asked in a
+    fresh process: this one may have found its plugins before the flavor was installed)."""
+    import json
+
+    from ..types import Stage1Features
+
+    out = subprocess.run([sys.executable, "-c", _FEATURES, name], capture_output=True,
+                         text=True, timeout=RKT_TIMEOUT, check=True).stdout
+    found = json.loads(out)
+    return Stage1Features(**{**found, "isolators": frozenset(found["isolators"])})
 
 
 def _pod_dir(data_dir: Path, uuid: str) -> Path:
@@ -233,6 +248,20 @@ class Stage1Contract:
                          "cat /etc/marker; test -e /proc/self/status && test -c /dev/null "
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
+
+    def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
+        group = "root:x:0:\nusers:x:1000:\n"
+        first = rkt.run(image, "--exec", "/bin/sh", "--", "-c",
+                        "echo app >> /etc/group; cat /etc/group")
+        assert (first.returncode, first.stdout) == (0, group + "app\n"), first.stderr
+        (stored,) = (rkt.data_dir / "cas" / "tree").glob("*/rootfs/etc/group")
+        with open(stored, "a") as f:  # the app wrote into its own root, this is the store's
+            f.write("x\n")
+        result = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert (result.returncode, result.stdout) == (0, group), result.stderr
+        assert "rkt: warning: tree cache is in a bad state: " in result.stderr
+        again = rkt.run(image, "--exec", "/bin/cat", "--", "/etc/group")
+        assert again.stdout == group and "tree cache" not in again.stderr
 
     # --- volumes --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Pod commands end to end with the fly flavor: prepare, run-prepared, list, status, rm, gc."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,14 +81,18 @@ def test_list_full_and_json(rkt, image):
 
 
 def test_status_wait_returns_when_the_pod_exits(rkt, image, tmp_path):
-    uuid_file = tmp_path / "uuid"
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
-                          "--exec", "/bin/sh", "--", "-c", "sleep 1; exit 4")
+    uuid_file, host = tmp_path / "uuid", tmp_path / "host"
+    host.mkdir()
+    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}",
+                          f"--volume=data,kind=host,source={host}", image,
+                          "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+                          "while [ ! -e /data/go ]; do sleep 0.05; done; exit 4")
     deadline = time.monotonic() + 20
     while not uuid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     impatient = rkt("status", "--wait=0.1s", f"--uuid-file={uuid_file}", check=254)
     assert "timed out waiting" in impatient.stderr
+    (host / "go").write_text("")  # the app exits once told, however slow the machine
     out = rkt("status", "--wait", f"--uuid-file={uuid_file}", check=0).stdout
     assert "state=exited" in out and "app-busybox=4" in out
     assert proc.wait(10) == 4
@@ -167,3 +172,40 @@ def test_unknown_pod_and_duplicate_app_names(rkt, image):
     assert 'no matches found for "0000"' in rkt("status", "0000", check=254).stderr
     out = rkt("run", "--stage1-name=fly", image, image, check=254)
     assert 'more than one app is named "busybox"' in out.stderr
+
+
+@pytest.mark.parametrize("uid", ["-5", "4294967295", "99999999999"])
+def test_an_impossible_volume_owner_is_refused_before_anything_is_made(rkt, image, uid):
+    out = rkt("run", "--stage1-name=fly", f"--volume=v,kind=empty,uid={uid}", image, check=254)
+    assert (f'rkt: volume "v" (--volume "v,kind=empty,uid={uid}"): uid {uid} is out of range'
+            in out.stderr), out.stderr
+    assert "unexpected error" not in out.stderr
+    assert not (rkt.data / "pods").exists() or not any((rkt.data / "pods").glob("*/*"))
+
+
+def test_bad_pod_manifests_are_named(rkt, image, tmp_path):
+    key = rkt("fetch", "--full", image, check=0).stdout.strip()
+    volume = {"acVersion": "0.7.4", "acKind": "PodManifest",
+              "apps": [{"name": "a", "image": {"id": key}}],
+              "volumes": [{"name": "v", "kind": "empty", "gid": -3}]}
+    path = tmp_path / "pod.json"
+    path.write_text(json.dumps(volume))
+    out = rkt("run", "--stage1-name=fly", f"--pod-manifest={path}", check=254)
+    assert f'volume "v" (pod manifest {path}): gid -3 is out of range' in out.stderr
+    path.write_text('{"acVersion":"0.7.4","acKind":"PodManifest","x":' + "[" * 50_000
+                    + "]" * 50_000 + "}")
+    out = rkt("run", "--stage1-name=fly", f"--pod-manifest={path}", check=254)
+    assert f"pod manifest {path}: invalid pod manifest: nested deeper than 100 levels" in out.stderr
+    assert not any((rkt.data / "pods").glob("*/*"))
+
+
+def test_nothing_rkt_creates_is_writable_by_group_or_others_whatever_the_umask(rkt, image):
+    uuid = rkt("prepare", "--stage1-name=fly", image, check=0, preexec_fn=lambda: os.umask(0)).stdout.strip()
+    writable = []
+    for dirpath, dirnames, filenames in os.walk(rkt.data):
+        dirnames[:] = [d for d in dirnames if d not in ("rootfs", "tree")]  # the image's own modes
+        for path in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
+            if not os.path.islink(path) and os.lstat(path).st_mode & 0o022:
+                writable.append(path)
+    assert writable == []
+    assert any(uuid in d for d, _, _ in os.walk(rkt.data / "pods"))

@@ -36,13 +36,15 @@ def _page(*tags: tuple[str, str, str]) -> bytes:
 
 
 class World:
-    """A netns with example.com (127.0.0.1:443) and other.example (127.0.0.2:443), a hosts
-    file for them, and an rkt runner inside."""
+    """A netns with example.com (127.0.0.1:443), other.example (127.0.0.2:443) and an
+    unreachable down.example (127.0.0.3), a hosts file for them, and an rkt runner inside."""
 
     def __init__(self, base: Path, ca: TestCA, netns: str):
         self.base, self.ca, self.netns = base, ca, netns
         self.hosts = base / "hosts"
-        self.hosts.write_text("127.0.0.1 localhost example.com\n127.0.0.2 other.example\n")
+        # down.example: nothing listens there
+        self.hosts.write_text("127.0.0.1 localhost example.com\n127.0.0.2 other.example\n"
+                              "127.0.0.3 down.example\n")
         self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
         self.main = TestServer(ca=ca, names=["example.com"],
                                sock=listen_in_netns(netns, "127.0.0.1", 443))
@@ -243,6 +245,25 @@ def test_two_levels_of_dependencies_are_fetched_and_render(world, signer, tmp_pa
     assert (out / "etc/mid").read_text() == "mid\n"
     assert (out / "etc/base").read_text() == "base\n"
     assert (out / "etc/shared").read_text() == "from mid\n"  # the higher layer wins
+
+
+def test_a_stored_dependency_is_used_when_the_check_for_a_newer_one_fails(world, tmp_path):
+    base = build_aci(tmp_path / "base.aci", image_manifest("down.example/base", "1.0"),
+                     files={"etc/base": b"base\n"})
+    app = build_aci(tmp_path / "app.aci", image_manifest(
+        "example.com/app", "1.0", dependencies=[_dep("down.example/base", "1.0")]))
+    world.rkt("--insecure-options=image", "fetch", base, check=0)
+    out = world.rkt("--insecure-options=image", "fetch", app, check=0)  # pull policy "update"
+    assert ('rkt: warning: dependency "down.example/base" of "example.com/app": discovery '
+            'failed for "down.example/base"') in out.stderr
+    assert "using the one in the store" in out.stderr
+    assert world.images() == ["down.example/base:1.0", "example.com/app:1.0"]
+    # without one in the store, the failed discovery is the error it was
+    world.rkt("image", "rm", "example.com/app:1.0", "down.example/base:1.0", check=0)
+    out = world.rkt("--insecure-options=image", "fetch", app, check=254)
+    assert ('\nrkt: dependency "down.example/base" of "example.com/app": discovery failed'
+            in out.stderr) and "warning: dependency" not in out.stderr
+    assert world.images() == []
 
 
 def test_dependency_cycles_and_wrong_ids_are_refused_and_leave_nothing(world, signer, tmp_path):

@@ -1,6 +1,6 @@
 """The versioned stage1 contract, through the real ``rkt`` command with test flavors installed
-beside the real ones: interface versions refused or honoured, run options gated by version, a
-``run`` that returns no exit status, and ``rkt logs`` dispatched to the pod's flavor."""
+beside the real ones: interface versions refused or honoured, run options gated by version, and
+a ``run`` that returns no exit status."""
 
 import os
 import subprocess
@@ -44,17 +44,9 @@ class Chroot:
         pass
 
 
-class Logging(Chroot):
-    """Keeps logs: ``rkt logs`` shows what it was asked."""
-
-    def logs(self, pod, app, args):
-        print("logs of", pod.uuid, repr(app), args)
-        return 3
-
-
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor("logs", Logging, 1), Stage1Flavor("v1", Chroot, 1), Stage1Flavor("v2", Chroot, 2),
+    return [Stage1Flavor("v1", Chroot, 1), Stage1Flavor("v2", Chroot, 2),
             Stage1Flavor("v3", Chroot, 3), Stage1Flavor("v0", Chroot, 0),
             Stage1Flavor("none", lambda: Chroot(result=None), 1),
             Stage1Flavor("bool", lambda: Chroot(result=True), 1),
@@ -118,18 +110,3 @@ def test_a_run_without_an_exit_status_is_an_error(site, image, tmp_path, flavor,
     assert out.returncode == 254
     assert f"rkt: the {flavor} flavor returned no exit status for the pod (got {got})" \
         in out.stderr
-
-
-def test_logs_go_to_the_pods_flavor_if_it_keeps_any(site, image, tmp_path):
-    for flavor in ("logs", "v1"):
-        out = rkt(site, tmp_path, "run", f"--stage1-name={flavor}",
-                  f"--uuid-file-save={tmp_path}/{flavor}", image)
-        assert out.returncode == 5, out.stderr
-    uuid = (tmp_path / "logs").read_text()
-    out = rkt(site, tmp_path, "logs", "--app=busybox", uuid, "-f", "--lines=3")
-    assert (out.returncode, out.stdout) == (3, f"logs of {uuid} 'busybox' ['-f', '--lines=3']\n"), \
-        out.stderr
-    out = rkt(site, tmp_path, "logs", "--app=other", uuid)
-    assert out.returncode == 254 and 'the pod has no app "other" (apps: busybox)' in out.stderr
-    out = rkt(site, tmp_path, "logs", (tmp_path / "v1").read_text())
-    assert out.returncode == 254 and "the v1 flavor keeps no logs of its apps" in out.stderr

@@ -66,7 +66,7 @@ class BlobCache:
         self.dir = directory
         self.log = log
         self.max_bytes = max_bytes
-        os.makedirs(directory, mode=0o2770, exist_ok=True)
+        os.makedirs(directory, mode=0o2750, exist_ok=True)
 
     def path(self, digest: str) -> str:
         """Where the complete blob ``digest`` is kept."""

@@ -21,7 +21,8 @@ import tempfile
 from typing import BinaryIO
 
 from rkt_core.plugin_api import FetchedImage, FetchRequest, RemoteInfo, SignatureError
-from rkt_core.plugin_api.fetch import Insecure
+from rkt_core.plugin_api.fetch import Insecure, image_limits
+from rkt_core.plugin_api.images import stored_remote, temp_dir
 
 from . import reference
 from .blobcache import BlobCache
@@ -51,8 +52,7 @@ def fetch(request: FetchRequest) -> FetchedImage:
     if not ctx.insecure_for(Insecure.IMAGE):
         raise SignatureError("signature verification for docker images is not supported",
                              hint="run it with --insecure-options=image if you trust its source")
-    store = ctx.store
-    stored = store.get_remote(request.ref)
+    stored = stored_remote(ctx, request.ref)
     if ref.digest and stored is not None and stored[0].etag == ref.digest:
         return FetchedImage(store_key=stored[1], signable=False)
     with Registry(ref, credentials=credentials(ctx.config.docker_auth, ref.registry),
@@ -64,7 +64,7 @@ def fetch(request: FetchRequest) -> FetchedImage:
         if stored is not None and stored[0].etag == named.digest:
             ctx.log(f"docker: {ref} is unchanged ({named.digest}): using the stored image")
             return FetchedImage(store_key=stored[1], remote=remote, signable=False)
-        aci = convert(registry, ref, resolve(registry, ref, named), store.tmp_dir, ctx)
+        aci = convert(registry, ref, resolve(registry, ref, named), temp_dir(ctx), ctx)
     # rkt marks an image fetched by the tag "latest" as the latest of its name.
     return FetchedImage(aci=aci, remote=remote, signable=False,
                         expected_name=ref.aci_name if ref.tag == "latest" else None)
@@ -75,8 +75,9 @@ def convert(registry: Registry, ref: reference.DockerRef, image: Image, tmp_dir:
     """Download, check and squash the layers of ``image``; the ACI, open at offset 0."""
     cache = BlobCache(os.path.join(tmp_dir, BLOB_CACHE), ctx.log)
     work = tempfile.mkdtemp(dir=tmp_dir, prefix="docker-")
+    limits = image_limits(ctx)
     try:
-        with Squasher(warn=ctx.warn) as squasher:
+        with Squasher(limits, warn=ctx.warn) as squasher:
             for i, layer in enumerate(image.layers):
                 what = f"layer {layer.digest}"
                 ctx.log(f"docker: {what} ({i + 1}/{len(image.layers)})")
@@ -84,7 +85,7 @@ def convert(registry: Registry, ref: reference.DockerRef, image: Image, tmp_dir:
                                   lambda offset, d=layer.digest: registry.open_blob(d, offset))
                 path = os.path.join(work, f"layer-{i}.tar")
                 with blob, open(path, "wb") as dest:
-                    unpack(blob, dest, layer.diff_id, what)
+                    unpack(blob, dest, layer.diff_id, what, limits)
                 squasher.add_layer(path, what)
             squasher.add_stdio_symlinks()
             manifest = image_manifest(ref, image, squasher.read_file("etc/passwd"), ctx.warn)

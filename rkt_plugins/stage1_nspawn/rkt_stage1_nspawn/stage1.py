@@ -28,6 +28,7 @@ from . import cgroups, nspawn, rootfs, units, userns
 from .relay import Relay
 
 CGROUPS_FILE = "cgroups.json"  # the pod's cgroup hierarchies (for enter and gc)
+SUBCGROUP_FILE = "subcgroup"  # the pod's cgroup, relative to the systemd hierarchy's root
 PRIVATE_USERS_FILE = "private-users"  # shift:count of a pod run with --private-users
 CGROUP_VIEW = "cgroup"  # mount point of the pod's /sys/fs/cgroup in the pod directory
 NSPAWN_RUNTIME = "/run/systemd/nspawn"
@@ -57,6 +58,10 @@ class NspawnStage1:
             raise RktError("--interactive is only supported for pods with exactly one app")
         found = cgroups.hierarchies()
         write_atomic(pod.file(CGROUPS_FILE), json.dumps([h.__dict__ for h in found]).encode())
+        systemd = next((h for h in found if h.systemd), None)
+        if systemd is not None:  # the pod's cgroup, as rkt's stage1 recorded it (before pid)
+            own = os.path.join(systemd.own, f"rkt-{pod.uuid}").lstrip("/")
+            write_atomic(pod.file(SUBCGROUP_FILE), own.encode())
         rootfs.build(pod, [a.name for a in apps])
         os.makedirs(pod.file(CGROUP_VIEW), mode=0o700, exist_ok=True)
         shift = self._private_users(pod, options)
@@ -166,11 +171,12 @@ class NspawnStage1:
             if init_fd is not None:
                 os.close(init_fd)
 
-    def logs(self, pod, app: str, args: list[str]) -> int:
-        """``rkt logs``: the pod's journal (``args`` go to journalctl)."""
-        from .logs import show
+    def logs(self, pod, app: str, lines: int, follow: bool, since: float | None,
+             until: float | None):
+        """What the pod's apps logged, from the journal kept in the pod (see ``Stage1Logs``)."""
+        from .logs import read_logs
 
-        return show(pod, app, args)
+        return read_logs(pod, app, lines, follow, since, until)
 
     def gc(self, pod) -> None:
         """Remove what an exited pod left: its cgroups and mounts."""

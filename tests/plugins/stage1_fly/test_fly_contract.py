@@ -78,6 +78,28 @@ class TestFlyContract(Stage1Contract):
         assert (host_dir / "got").read_text() == "term\n"
         assert rkt.status(uuid)["app-busybox"] == "9"
 
+    def test_isolators_of_the_image_are_ignored_with_a_warning(self, rkt, tmp_path):
+        image = contract_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
+            {"name": "resource/memory", "value": {"limit": "64M"}},
+            {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_ADMIN"]}}])
+        result = rkt.run(str(image))
+        assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+        for name in ("resource/memory", "os/linux/capabilities-retain-set"):
+            assert (f'rkt: warning: the fly flavor ignores isolator "{name}" of app "limited" '
+                    "(declared by its image)\n") in result.stderr
+
+    @pytest.mark.parametrize("flag", ["--memory=64M", "--cpu=500m", "--caps-retain=CAP_KILL",
+                                      "--caps-remove=CAP_CHOWN"])
+    def test_isolators_asked_for_on_the_command_line_are_refused(self, rkt, image, tmp_path,
+                                                                 flag):
+        limited = contract_image(tmp_path / "limited.aci", name="example.com/limited",
+                                 isolators=[{"name": "resource/memory", "value": {"limit": "1G"}}])
+        for img in (image, str(limited)):
+            result = rkt.run(img, flag)
+            assert result.returncode == 254 and "the fly flavor cannot apply isolator" in \
+                result.stderr, result.stderr
+        assert rkt("list", "--no-legend").stdout == ""
+
     def test_missing_executable_is_an_error_of_rkt(self, rkt, image):
         result = rkt.run(image, "--exec", "/no/such")
         assert result.returncode == 254

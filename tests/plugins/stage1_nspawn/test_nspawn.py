@@ -127,10 +127,21 @@ def test_two_apps_the_failing_ones_status_wins(rkt, image, tmp_path):
 
 
 def test_first_failure_in_time_decides(rkt, image, tmp_path):
-    result, uuid = _run_saving_uuid(
-        rkt, tmp_path, image, "--name=late", "--exec", "/bin/sh", "--", "-c", "sleep 0.5; exit 7",
+    host = tmp_path / "host"
+    host.mkdir()
+    process, uuid = rkt.start(
+        f"--volume=data,kind=host,source={host}", image, "--name=late",
+        "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
+        "while [ ! -e /data/go ]; do sleep 0.05; done; exit 7",
         "---", image, "--name=early", "--exec", "/bin/sh", "--", "-c", "exit 6")
-    assert result.returncode == 6, result.stderr
+    # "late" fails only once the pod has recorded "early" as its first failure
+    first = next((rkt.data_dir / "pods").glob(f"*/{uuid}")) / "stage1/rootfs/rkt/first-failure"
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while not first.is_symlink():
+        assert time.monotonic() < deadline, "the early app's failure was never recorded"
+        time.sleep(0.05)
+    (host / "go").write_text("")
+    assert rkt.wait_exited(process) == 6
     status = rkt.status(uuid)
     assert (status["app-late"], status["app-early"]) == ("7", "6")
 
@@ -225,6 +236,36 @@ def test_logs_of_an_exited_pod(rkt, image, tmp_path):
                              "-o", "cat", "--no-pager"], capture_output=True, text=True)
     assert direct.stdout.split() == ["line-two"]
     assert rkt("logs", "--app=other", uuid).returncode == 254
+    short = rkt("logs", uuid).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in short] == ["busybox: line-one", "busybox: line-two"]
+    assert rkt("logs", "-n", "1", "-o", "cat", uuid).stdout == "line-two\n"
+    assert rkt("logs", "--since=@4102444800", uuid).stdout == ""  # 2100
+    assert rkt("logs", "--until=-1000h", uuid).stdout == ""
+    assert rkt("logs", "--since=-1000h", "--follow", "-o", "cat", uuid).stdout.split() == [
+        "line-one", "line-two"]  # the pod has exited: following ends at once
+    bad = rkt("logs", "--since=yesterday", uuid)
+    assert bad.returncode == 254 and "invalid time" in bad.stderr
+
+
+def test_following_the_logs_of_a_running_pod(rkt, image, tmp_path):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    process, uuid = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
+                              "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                              "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; "
+                              "echo second")
+    follower = subprocess.Popen(rkt.command("logs", "-f", "-o", "cat", uuid),
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "first\n"
+        (gate / "go").touch()
+        assert follower.stdout.readline() == "second\n"
+        assert rkt.wait_exited(process) == 0
+        assert follower.wait(timeout=WAIT_TIMEOUT) == 0  # ends once the pod has exited
+        assert follower.stdout.read() == ""
+    finally:
+        follower.kill()
+        follower.wait()
 
 
 # --- terminal, users, names ---------------------------------------------------------------------

@@ -26,3 +26,17 @@ def test_unpaired_surrogate_is_written_as_replacement_character():
     text = manifest.to_json(pretty=True)
     text.encode("utf-8")  # must not raise
     assert "a\ufffdb" in text
+
+
+@pytest.mark.parametrize("depth", [101, 50_000])
+def test_deeply_nested_manifests_are_refused_with_a_clear_error(depth):
+    text = ('{"acKind":"ImageManifest","acVersion":"0.7.4","name":"example.com/x","extra":'
+            + "[" * depth + "]" * depth + "}")
+    with pytest.raises(AppcError, match="invalid image manifest: nested deeper than 100 levels"):
+        ImageManifest.from_json(text)
+
+
+def test_a_manifest_nested_within_the_limit_is_read():
+    text = ('{"acKind":"ImageManifest","acVersion":"0.7.4","name":"example.com/x","extra":'
+            + "[" * 98 + "]" * 98 + "}")
+    assert ImageManifest.from_json(text).name == "example.com/x"

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rkt_core.errors import ImageError, NotFoundError, RktError
+from rkt_core.errors import ImageError, NotFoundError, RktError, StoreDatabaseError
 from rkt_core.store.imagestore import ImageStore, fetch_key, short_key
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
 
@@ -102,6 +102,7 @@ def test_remove_deletes_row_then_files(store, tmp_path):
 
 
 def test_crash_between_blob_and_row_leaves_an_orphan_not_a_row(store, tmp_path, monkeypatch):
+    kept = import_file(store, small_aci(tmp_path / "kept.aci", name="example.com/kept"))
     aci = small_aci(tmp_path / "a.aci")
 
     def crash(*args, **kwargs):
@@ -111,7 +112,7 @@ def test_crash_between_blob_and_row_leaves_an_orphan_not_a_row(store, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         import_file(store, aci)
     monkeypatch.undo()
-    assert store.list_images() == []
+    assert [i.key for i in store.list_images()] == [kept.key]
     orphans = store.orphan_files()
     assert len(orphans) == 2 and all(os.path.basename(p).startswith("sha512-") for p in orphans)
     # The next import of the same image repairs the store.
@@ -122,3 +123,79 @@ def test_crash_between_blob_and_row_leaves_an_orphan_not_a_row(store, tmp_path, 
 def test_busybox_image_imports(store, tmp_path):
     info = import_file(store, busybox_aci(tmp_path / "bb.aci"))
     assert info.size > 1_000_000
+
+
+def test_no_orphans_are_named_when_the_database_records_no_image(store, tmp_path):
+    info = import_file(store, small_aci(tmp_path / "a.aci"))
+    store.db.execute_write("DELETE FROM aciinfo")
+    with pytest.raises(StoreDatabaseError, match="records no image while the store holds some"):
+        store.orphan_files()
+    assert os.path.exists(store.blob_path(info.key))
+
+
+def test_store_files_are_not_writable_by_group_or_others(store, tmp_path):
+    old = os.umask(0o002)  # a group-friendly umask must not matter
+    try:
+        info = import_file(store, small_aci(tmp_path / "a.aci"))
+    finally:
+        os.umask(old)
+    for path in (store.blob_path(info.key), store.manifest_path(info.key), store.db.path):
+        assert os.stat(path).st_mode & 0o777 == 0o640, path
+    for top in (store.data_dir, store.cas):
+        for dirpath, _dirs, _files in os.walk(top):
+            assert os.stat(dirpath).st_mode & 0o022 == 0, dirpath
+
+
+def test_a_failed_permission_check_leaves_the_image_whole(store, tmp_path, monkeypatch):
+    info = import_file(store, small_aci(tmp_path / "a.aci"))
+    blob_dir = os.path.dirname(store.blob_path(info.key))
+    monkeypatch.setattr(os, "access", lambda path, mode: path != blob_dir)
+    with pytest.raises(RktError, match="is not writable"):
+        store.remove(info.key)
+    monkeypatch.undo()
+    assert store.find_info(info.key) is not None
+    assert os.path.exists(store.blob_path(info.key))
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda cas: os.chmod(cas, 0o2770), "is group-writable"),
+    (lambda cas: os.chmod(os.path.join(cas, "db", "store.sqlite3"), 0o660), "is group-writable"),
+    (lambda cas: os.chmod(os.path.join(cas, "db"), 0o757), "is writable by others"),
+    pytest.param(lambda cas: os.chown(os.path.join(cas, "db"), 4242, -1), "is owned by 4242",
+                 marks=pytest.mark.root),
+])
+def test_a_writer_refuses_a_store_others_could_have_changed(store, tmp_path, spoil, problem):
+    spoil(store.cas)
+    with pytest.raises(RktError, match=problem) as error:
+        ImageStore(store.data_dir)
+    assert "rkt install" in error.value.hint
+    ImageStore(store.data_dir, read_only=True).list_images()  # readers are not refused
+
+
+def test_a_read_only_store_changes_nothing(store, tmp_path):
+    info = import_file(store, small_aci(tmp_path / "a.aci"))
+    before = sorted(os.walk(store.data_dir))
+    reader = ImageStore(store.data_dir, read_only=True)
+    assert [i.key for i in reader.list_images()] == [info.key]
+    assert reader.resolve("example.com/small") == info.key
+    assert reader.manifest(info.key).name == "example.com/small"
+    with pytest.raises(RktError, match="read-only"):
+        reader.mark_used(info.key)
+    assert sorted(os.walk(store.data_dir)) == before
+
+
+def test_temp_file_cleanup_leaves_an_import_in_progress_alone(store, tmp_path):
+    aci = small_aci(tmp_path / "a.aci")
+    with open(aci, "rb") as f, store.staging(f) as staged:
+        assert store.remove_stale_temp_files(older_than=0) == []  # image gc --grace-period=0s
+        info = store.commit(staged)
+    assert os.path.exists(store.blob_path(info.key))
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_temp_file_cleanup_removes_what_a_crashed_import_left(store, tmp_path):
+    leftover = os.path.join(store.tmp_dir, "import-crashed")
+    with open(leftover, "wb") as f:
+        f.write(b"half an image")
+    assert store.remove_stale_temp_files(older_than=0) == [leftover]
+    assert os.listdir(store.tmp_dir) == []

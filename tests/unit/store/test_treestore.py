@@ -81,6 +81,59 @@ def test_verify_detects_modification(store, tmp_path):
         trees.verify(tree)
 
 
+def test_check_reads_no_file_yet_sees_any_change(store, tmp_path, monkeypatch):
+    key = add(store, tmp_path, "example.com/a", {"a": b"a", "etc/group": b"root:x:0:\n"})
+    trees = TreeStore(store)
+    tree = trees.render(key)
+    monkeypatch.setattr(treestore, "tree_hash", lambda root: pytest.fail("content hashed"))
+    trees.check(tree)
+    group = os.path.join(trees.rootfs(tree), "etc/group")
+    with open(group, "ab") as f:  # echo x >> etc/group
+        f.write(b"x\n")
+    with pytest.raises(TreeVerificationError, match="modified"):
+        trees.check(tree)
+
+
+@pytest.mark.parametrize("change", [
+    lambda root: os.chmod(os.path.join(root, "a"), 0o4755),
+    lambda root: os.unlink(os.path.join(root, "a")),
+    lambda root: open(os.path.join(root, "new"), "w").close(),
+    lambda root: os.rename(os.path.join(root, "a"), os.path.join(root, "b")),
+])
+def test_check_sees_modes_removals_additions_and_renames(store, tmp_path, change):
+    key = add(store, tmp_path, "example.com/a", {"a": b"a"})
+    trees = TreeStore(store)
+    tree = trees.render(key)
+    change(trees.rootfs(tree))
+    with pytest.raises(TreeVerificationError):
+        trees.check(tree)
+
+
+def test_check_of_a_tree_rendered_before_fingerprints_hashes_it_once(store, tmp_path, monkeypatch):
+    key = add(store, tmp_path, "example.com/a", {"a": b"a"})
+    trees = TreeStore(store)
+    tree = trees.render(key)
+    os.unlink(os.path.join(trees.path(tree), "fingerprint"))
+    trees.check(tree)  # the full hash, which matches: the fingerprint is recorded
+    monkeypatch.setattr(treestore, "tree_hash", lambda root: pytest.fail("content hashed"))
+    trees.check(tree)
+    os.unlink(os.path.join(trees.path(tree), "fingerprint"))
+    with pytest.raises(pytest.fail.Exception, match="content hashed"):
+        trees.check(tree)
+
+
+def test_rebuild_renders_a_modified_tree_again(store, tmp_path):
+    key = add(store, tmp_path, "example.com/a", {"a": b"a"})
+    trees = TreeStore(store)
+    tree = trees.render(key)
+    with open(os.path.join(trees.rootfs(tree), "a"), "ab") as f:
+        f.write(b"changed")
+    assert trees.rebuild(key) == tree
+    trees.check(tree)
+    trees.verify(tree)
+    assert open(os.path.join(trees.rootfs(tree), "a"), "rb").read() == b"a"
+
+
 def test_dependency_cycle_is_refused(store, tmp_path):
     add(store, tmp_path, "example.com/b", {"b": b"b"}, deps=["example.com/a"])
     top = add(store, tmp_path, "example.com/a", {"a": b"a"}, deps=["example.com/b"])
