@@ -31,6 +31,7 @@ ENTER_SOCKET = "enter.sock"
 QMP_SOCKET = "qmp.sock"
 SUPERVISOR_FILE = "supervisor"  # the pid of rkt run, which supervises the VM
 CONSOLE_LOG = "console.log"
+LOG_DIR = "logs"  # each app's output, see .logs
 CACHE_ENV = "RKT_STAGE1_KVM_CACHE"
 DEFAULT_CACHE = "/var/cache/rkt/stage1-kvm"
 
@@ -152,11 +153,13 @@ class KvmStage1:
         if not _signal_supervisor(pod, signal.SIGTERM):
             power_button(pod)
 
-    def logs(self, pod, app: str, args: list[str]) -> int:
-        """``rkt logs``: what the apps wrote (``-f``: and go on while the pod runs)."""
-        from .logs import show
+    def logs(self, pod, app: str, lines: int, follow: bool, since: float | None,
+             until: float | None):
+        """What the apps wrote to stdout and stderr, as ``rkt run`` relayed it
+        (``Stage1Logs``)."""
+        from .logs import read_logs
 
-        return show(pod, app, args, pod.file(KVM_DIR, "logs"))
+        return read_logs(pod, pod.file(KVM_DIR, LOG_DIR), app, lines, follow, since, until)
 
     def gc(self, pod) -> None:
         """Nothing of an exited VM outlives qemu but what its mount namespace held; unmount

@@ -21,6 +21,7 @@ from rkt_core.plugin_api import RktError
 from rkt_core.plugin_api.stage1 import chroot
 
 from . import wire
+from .logs import Writer
 
 BOOT_TIMEOUT_ENV = "RKT_STAGE1_KVM_BOOT_TIMEOUT"
 BOOT_TIMEOUT = 120.0  # seconds from qemu's start to the agent's HELLO (emulation is slow)
@@ -52,8 +53,7 @@ class Supervisor:
         self.directory = directory
         log_dir = os.path.join(directory, "logs")
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
-        self.logs = {app: open(os.path.join(log_dir, app), "ab", buffering=0)
-                     for app, _, _ in outputs}
+        self.logs = {app: Writer(os.path.join(log_dir, app)) for app, _, _ in outputs}
         self.codes: dict[str, int] = {}
         self.first_failure = ""
         self.errors: list[str] = []
@@ -183,7 +183,7 @@ class Supervisor:
         if not chunk:
             selector.unregister(fd)
             return
-        self.logs[app].write(chunk)
+        self.logs[app].write(stream, chunk)
         try:
             wire.write_all(stream, chunk)
         except OSError:
@@ -201,7 +201,7 @@ class Supervisor:
                 if not chunk:
                     break
                 app, stream, _ = self.outputs[fd]
-                self.logs[app].write(chunk)
+                self.logs[app].write(stream, chunk)
                 try:
                     wire.write_all(stream, chunk)
                 except OSError:

@@ -135,9 +135,11 @@ def test_several_apps_first_failure_each_status_and_logs(rkt, image, tmp_path):
     assert (status["app-ok"], status["app-bad"]) == ("0", "3")
     assert result.stdout == "fine\n" and "failing\n" in result.stderr
     logs = rkt("logs", uuid)
-    assert sorted(logs.stdout.splitlines()) == ["bad: failing", "ok: fine"], logs.stderr
-    assert rkt("logs", "--app=bad", uuid).stdout == "failing\n"
-    assert rkt("logs", "--app=bad", uuid, "--since=today").returncode == 254
+    assert sorted(line.split(" ", 1)[1] for line in logs.stdout.splitlines()) == [
+        "bad: failing", "ok: fine"], logs.stderr
+    assert rkt("logs", "--app=bad", "-o", "cat", uuid).stdout == "failing\n"
+    assert rkt("logs", "--app=bad", "-o", "cat", "--since=@0", "--until=@1", uuid).stdout == ""
+    assert rkt("logs", "--app=nope", uuid).returncode == 254
 
 
 def test_interactive_gets_the_vms_console_as_its_terminal(rkt, image):
@@ -242,9 +244,9 @@ def test_device_nodes_the_guest_makes_in_its_root_reach_no_host_device(rkt, imag
                               "mknod /hostzero c 1 5; head -c 4 /hostzero | od -An -tx1; "
                               "echo done; sleep 1000")
     deadline = time.monotonic() + BOOT
-    while "done" not in rkt("logs", uuid).stdout and time.monotonic() < deadline:
+    while "done" not in rkt("logs", "-o", "cat", uuid).stdout and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert "00 00 00 00" not in rkt("logs", uuid).stdout
+    assert "00 00 00 00" not in rkt("logs", "-o", "cat", uuid).stdout
     (qemu,) = qemu_processes(uuid)
     with open(f"/proc/{qemu}/mountinfo") as f:
         shared = [line.split() for line in f if "/opt/stage2/" in line.split()[4]]

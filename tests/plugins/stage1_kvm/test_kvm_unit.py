@@ -1,15 +1,17 @@
 """The kvm flavor's parts, without root: its declaration, the VM's size, the frames between
-host and guest, the initramfs' archive and drivers, the choice between KVM and emulation."""
+host and guest, the initramfs' archive and drivers, the choice between KVM and emulation, the
+apps' logs."""
 
 import os
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
-from rkt_core.errors import RktError
+from rkt_core.errors import NotFoundError, RktError
 from rkt_core.pod.limits import AppLimits
 from rkt_core.testing.plugins import load_plugin
-from rkt_stage1_kvm import accel, assets, cpio, netsetup, plugin, vm, wire
+from rkt_stage1_kvm import accel, assets, cpio, logs, netsetup, plugin, vm, wire
 
 
 def test_plugin_declares_the_kvm_flavor():
@@ -126,3 +128,62 @@ def test_the_environment_and_the_setting_win_over_the_probe(tmp_path, boot_id, m
 def test_without_dev_kvm_it_is_emulation(tmp_path, boot_id, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, mode: False)
     assert accel.choose(str(tmp_path), "", lambda: True) == "tcg"
+
+
+class _Pod:
+    """What the log reader uses of a pod."""
+
+    uuid = "0123abcd-0000-0000-0000-000000000000"
+
+    def __init__(self, apps, locked=False):
+        self._apps, self.locked = apps, locked
+
+    def manifest(self):
+        return SimpleNamespace(apps=[SimpleNamespace(name=a) for a in self._apps])
+
+    def is_locked(self):
+        return self.locked
+
+
+def test_logs_keep_lines_with_their_time_and_stream(tmp_path, monkeypatch):
+    clock = iter([100.0, 101.0, 102.0, 103.0])
+    monkeypatch.setattr(logs.time, "time", lambda: next(clock))
+    writer = logs.Writer(str(tmp_path / "web"))
+    writer.write(1, b"one\ntw")
+    writer.write(2, b"err\r\n")
+    writer.write(1, b"o\n")
+    writer.write(1, b"unfinished")
+    writer.close()
+    assert (tmp_path / "web").read_bytes() == (b"100.000000 1 one\n101.000000 2 err\n"
+                                               b"102.000000 1 two\n103.000000 1 unfinished\n")
+
+
+def test_reading_logs_of_several_apps_in_time_order_tail_and_window(tmp_path):
+    (tmp_path / "a").write_bytes(b"1.0 1 a-one\n3.0 2 a-three\n")
+    (tmp_path / "b").write_bytes(b"2.0 1 b-two\n4.0 1 b-four\nbroken line\n")
+    pod = _Pod(["a", "b"])
+    read = lambda **kw: [(l.time, l.app, l.message) for l in logs.read_logs(  # noqa: E731
+        pod, str(tmp_path), kw.get("app", ""), kw.get("lines", 0), False, kw.get("since"),
+        kw.get("until"))]
+    assert [m for _, _, m in read()] == ["a-one", "b-two", "a-three", "b-four"]
+    assert read(app="b") == [(2.0, "b", "b-two"), (4.0, "b", "b-four")]
+    assert [m for _, _, m in read(lines=2)] == ["a-three", "b-four"]
+    assert [m for _, _, m in read(since=2.0, until=3.0)] == ["b-two", "a-three"]
+
+
+def test_following_logs_ends_once_the_pod_stopped(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"1.0 1 first\n")
+    pod = _Pod(["a"], locked=True)
+    monkeypatch.setattr(logs.time, "sleep", lambda _: None)
+    follower = logs.read_logs(pod, str(tmp_path), "", 0, True, None, None)
+    assert next(follower).message == "first"
+    assert next(follower) is None  # nothing new yet: a keep-alive
+    with open(tmp_path / "a", "ab") as f:
+        f.write(b"2.0 1 second\n")
+    pod.locked = False
+    assert [l.message for l in follower if l is not None] == ["second"]
+
+
+def test_a_pod_that_never_ran_has_no_logs(tmp_path):
+    with pytest.raises(NotFoundError, match="has no logs"):
+        logs.read_logs(_Pod(["a"]), str(tmp_path / "missing"), "", 0, False, None, None)
