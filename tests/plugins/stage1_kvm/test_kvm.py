@@ -204,6 +204,36 @@ def test_default_network_from_the_host_and_through_a_port(rkt, web_image):
     assert rkt.wait_exited(process, timeout=BOOT) == 143
 
 
+@pytest.fixture
+def bridge_network(tmp_path):
+    """A user network of CNI's bridge type (its own bridge and subnet), removed afterwards."""
+    config = tmp_path / "etc"
+    (config / "net.d").mkdir(parents=True)
+    (config / "net.d" / "10-kvmbridge.conf").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "kvmbridge", "type": "bridge", "bridge": "rkt-kvmbr0",
+        "isGateway": True, "ipam": {"type": "host-local", "subnet": "10.99.62.0/24",
+                                    "dataDir": str(tmp_path / "leases")}}))
+    yield config
+    subprocess.run(["ip", "link", "del", "rkt-kvmbr0"], capture_output=True)
+
+
+def test_a_named_bridge_network_reaches_the_vm(rkt, web_image, bridge_network):
+    process, uuid = rkt.start(f"--local-config={bridge_network}", "--net=kvmbridge", web_image)
+    ip = rkt.status(uuid)["networks"].split("ip4=")[1]
+    assert ip.startswith("10.99.62.")
+    deadline = time.monotonic() + BOOT
+    while True:
+        try:
+            assert _get(f"http://{ip}/index.html") == b"served\n"
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert rkt("stop", uuid).returncode == 0
+    assert rkt.wait_exited(process, timeout=BOOT) == 143
+
+
 def test_net_none_gives_the_guest_only_loopback(rkt, image):
     result = rkt.run("--net=none", image, "--exec", "/bin/sh", "--", "-c", "ls /sys/class/net",
                      timeout=BOOT)
