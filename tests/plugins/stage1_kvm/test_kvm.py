@@ -14,8 +14,10 @@ import urllib.request
 import pytest
 
 from rkt_core.plugin_api.stage1 import DEFAULT_CAPABILITIES, AppLimits
-from rkt_core.testing.aci import build_aci, busybox_rootfs, image_manifest
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
+from rkt_core.sys import mount
+from rkt_core.testing.aci import app_image, build_aci, busybox_rootfs, image_manifest
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.wait import WAIT_TIMEOUT, wait_for
 from rkt_stage1_kvm import accel, assets, vm
 
 pytestmark = pytest.mark.root
@@ -25,12 +27,12 @@ BOOT = 120  # seconds a command that boots a VM may take here (software emulatio
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+    return str(app_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
 
 
 @pytest.fixture(scope="module")
 def web_image(tmp_path_factory):
-    return str(contract_image(
+    return str(app_image(
         tmp_path_factory.mktemp("web") / "web.aci", name="example.com/web",
         exec=["/bin/sh", "-c", "echo served > /tmp/index.html; exec httpd -f -p 80 -h /tmp"],
         ports=[{"name": "http", "protocol": "tcp", "port": 80}]))
@@ -56,21 +58,18 @@ def assert_nothing_left(data_dir, uuid: str) -> None:
     assert not os.path.exists(f"/run/netns/rkt-{uuid}")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert uuid.replace("-", "")[:14] not in nat
-    with open("/proc/self/mountinfo") as f:
-        assert str(data_dir) not in f.read()
+    assert mount.mounts_under(str(data_dir)) == []
 
 
 @pytest.fixture
 def rkt(tmp_path):
-    rkt = Rkt(tmp_path / "data", "kvm")
+    rkt = Rkt(tmp_path, flavor="kvm", timeout=BOOT)
     yield rkt
     rkt.cleanup()
-    pods = tmp_path / "data" / "pods"
-    for pod in pods.glob("*/*") if pods.exists() else ():
-        deadline = time.monotonic() + WAIT_TIMEOUT  # networks are released once qemu is gone
-        while os.path.exists(f"/run/netns/rkt-{pod.name}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert_nothing_left(tmp_path / "data", pod.name)
+    for uuid in rkt.pods():  # networks are released once qemu is gone
+        wait_for(lambda: not os.path.exists(f"/run/netns/rkt-{uuid}"),
+                 what=f"the network namespace of pod {uuid} to go")
+        assert_nothing_left(rkt.data_dir, uuid)
 
 
 def run_saving_uuid(rkt, tmp_path, *args, **kwargs):
@@ -145,8 +144,9 @@ def test_several_apps_first_failure_each_status_and_logs(rkt, image, tmp_path):
 def test_interactive_gets_the_vms_console_as_its_terminal(rkt, image):
     pid, fd = pty.fork()
     if pid == 0:
-        os.execv(rkt.command()[0], rkt.command("run", "--stage1-name=kvm", "--interactive",
-                                               "--net=none", image, "--exec", "/bin/sh"))
+        argv = rkt.argv("run", "--stage1-name=kvm", "--interactive", "--net=none", image,
+                        "--exec", "/bin/sh")
+        os.execve(argv[0], argv, rkt.env)
     output = b""
     try:
         deadline = time.monotonic() + BOOT
@@ -177,7 +177,8 @@ def _get(url: str) -> bytes:
 
 
 def test_default_network_from_the_host_and_through_a_port(rkt, web_image):
-    process, uuid = rkt.start("--port=http:127.0.0.1:18081", web_image)
+    pod = rkt.start("--port=http:127.0.0.1:18081", web_image)
+    uuid = pod.uuid
     ip = rkt.status(uuid)["networks"].split("ip4=")[1]
     deadline = time.monotonic() + BOOT  # the VM is still booting
     while True:
@@ -201,13 +202,14 @@ def test_default_network_from_the_host_and_through_a_port(rkt, web_image):
     assert cgroup == "0::/web"
     assert int(capbnd.split()[1], 16) == AppLimits(DEFAULT_CAPABILITIES).capability_mask
     assert rkt("stop", uuid).returncode == 0
-    assert rkt.wait_exited(process, timeout=BOOT) == 143
+    assert pod.wait(timeout=BOOT) == 143
 
 
 @pytest.fixture
-def bridge_network(tmp_path):
-    """A user network of CNI's bridge type (its own bridge and subnet), removed afterwards."""
-    config = tmp_path / "etc"
+def bridge_network(rkt, tmp_path):
+    """A user network of CNI's bridge type (its own bridge and subnet) in the runner's local
+    configuration, removed afterwards."""
+    config = rkt.local_config
     (config / "net.d").mkdir(parents=True)
     (config / "net.d" / "10-kvmbridge.conf").write_text(json.dumps({
         "cniVersion": "0.4.0", "name": "kvmbridge", "type": "bridge", "bridge": "rkt-kvmbr0",
@@ -218,7 +220,8 @@ def bridge_network(tmp_path):
 
 
 def test_a_named_bridge_network_reaches_the_vm(rkt, web_image, bridge_network):
-    process, uuid = rkt.start(f"--local-config={bridge_network}", "--net=kvmbridge", web_image)
+    pod = rkt.start("--net=kvmbridge", web_image)
+    uuid = pod.uuid
     ip = rkt.status(uuid)["networks"].split("ip4=")[1]
     assert ip.startswith("10.99.62.")
     deadline = time.monotonic() + BOOT
@@ -231,7 +234,7 @@ def test_a_named_bridge_network_reaches_the_vm(rkt, web_image, bridge_network):
                 raise
             time.sleep(0.5)
     assert rkt("stop", uuid).returncode == 0
-    assert rkt.wait_exited(process, timeout=BOOT) == 143
+    assert pod.wait(timeout=BOOT) == 143
 
 
 def test_net_none_gives_the_guest_only_loopback(rkt, image):
@@ -243,9 +246,8 @@ def test_net_none_gives_the_guest_only_loopback(rkt, image):
 # --- failures -----------------------------------------------------------------------------------------
 
 
-def test_a_vm_that_does_not_boot_in_time_is_killed_and_reported(rkt, image, tmp_path,
-                                                                 monkeypatch):
-    monkeypatch.setenv("RKT_STAGE1_KVM_BOOT_TIMEOUT", "1")  # emulation never boots that fast
+def test_a_vm_that_does_not_boot_in_time_is_killed_and_reported(rkt, image, tmp_path):
+    rkt.env["RKT_STAGE1_KVM_BOOT_TIMEOUT"] = "1"  # emulation never boots that fast
     result, uuid = run_saving_uuid(rkt, tmp_path, image, "--exec", "/bin/true")
     assert result.returncode == 254
     assert "did not boot within 1 s and was killed" in result.stderr
@@ -270,19 +272,18 @@ def test_an_image_whose_proc_is_a_symlink_is_refused(rkt, tmp_path):
 def test_device_nodes_the_guest_makes_in_its_root_reach_no_host_device(rkt, image):
     """The guest's root may mknod over 9p; qemu (root on the host) must never open such a node
     as a host device (qemu refuses special files, and the shared mounts are nodev)."""
-    process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+    pod = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
                               "mknod /hostzero c 1 5; head -c 4 /hostzero | od -An -tx1; "
                               "echo done; sleep 1000")
-    deadline = time.monotonic() + BOOT
-    while "done" not in rkt("logs", "-o", "cat", uuid).stdout and time.monotonic() < deadline:
-        time.sleep(0.5)
+    uuid = pod.uuid
+    wait_for(lambda: "done" in rkt("logs", "-o", "cat", uuid).stdout, BOOT, "the app's output")
     assert "00 00 00 00" not in rkt("logs", "-o", "cat", uuid).stdout
     (qemu,) = qemu_processes(uuid)
     with open(f"/proc/{qemu}/mountinfo") as f:
         shared = [line.split() for line in f if "/opt/stage2/" in line.split()[4]]
     assert shared and all({"nodev", "nosuid"} <= set(m[5].split(",")) for m in shared), shared
     assert rkt("stop", uuid).returncode == 0
-    rkt.wait_exited(process, timeout=BOOT)
+    pod.wait(timeout=BOOT)
 
 
 # --- acceleration -----------------------------------------------------------------------------------
@@ -301,12 +302,11 @@ def test_the_probe_answers_within_its_timeout_and_leaves_no_qemu(tmp_path):
     assert accel.probe_boots(vm.probe_argv(boot.kernel, boot.initramfs, "tcg"), timeout=BOOT)
 
 
-def test_the_accel_setting_of_the_stage1_configuration_is_checked(rkt, image, tmp_path,
-                                                                  monkeypatch):
-    monkeypatch.delenv("RKT_STAGE1_KVM_ACCEL")
-    (tmp_path / "etc" / "stage1.d").mkdir(parents=True)
-    (tmp_path / "etc" / "stage1.d" / "kvm.json").write_text(json.dumps(
+def test_the_accel_setting_of_the_stage1_configuration_is_checked(rkt, image):
+    del rkt.env["RKT_STAGE1_KVM_ACCEL"]
+    (rkt.local_config / "stage1.d").mkdir(parents=True)
+    (rkt.local_config / "stage1.d" / "kvm.json").write_text(json.dumps(
         {"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm": {"accel": "warp"}}}))
-    result = rkt(f"--local-config={tmp_path / 'etc'}", "run", "--stage1-name=kvm", image)
+    result = rkt.run(image)
     assert result.returncode == 254
     assert 'the "accel" setting: "warp" is not one of kvm, tcg' in result.stderr
