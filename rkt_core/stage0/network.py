@@ -390,10 +390,11 @@ def backend_for(ctx, net: tuple[str, ...]):
     return ctx.plugins.network_backends()[backends.pop()]
 
 
-def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
+def setup(ctx, pod, options: RunOptions, backend=None, undo: bool = True) -> RunOptions:
     """Set the pod's networks up (the pod is locked and in ``run/``) with ``backend`` (default:
     :func:`backend_for`); return the options with ``netns`` and the name service files filled
-    in. On failure, whatever was set up is torn down again and the error raised."""
+    in. On failure, whatever was set up is torn down again (``undo``; else by the caller, e.g.
+    the guardian once ``rkt run`` lets go of the pod) and the error raised."""
     check_name_service_flags(options)
     requests = parse_requests(options.net)
     ports = forwarded_ports(pod.manifest())
@@ -410,7 +411,8 @@ def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
             write_net_info(pod, networks.interfaces)
         return replace(name_service(pod, options, networks), netns=networks.netns)
     except BaseException:
-        teardown(ctx, pod)
+        if undo:
+            teardown(ctx, pod)
         raise
 
 

@@ -115,8 +115,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     if options.net != (network.HOST,):
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
-    try:
-        options = network.setup(ctx, pod, options, backend)
+    try:  # a failed setup is undone by the guardian (at once): one teardown, one report
+        options = network.setup(ctx, pod, options, backend, undo=guardian is None)
         view = PodView(pod)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
         code = stage1.run(view, options)

@@ -277,6 +277,11 @@ def test_failed_setup_is_torn_down_and_missing_backend_reported(pod):
     assert network.needs_teardown(pod)  # kept for gc to retry
     assert not network.teardown(ctx, pod)
     assert network.needs_teardown(pod)
+    # undo=False: the caller tears down (rkt run's guardian), so the failure is said once
+    ctx.warnings.clear()
+    with pytest.raises(RktError, match="plugin exploded"):
+        network.setup(ctx, pod, _options(net=("x",)), undo=False)
+    assert ctx.warnings == [] and network.needs_teardown(pod)
 
 
 def test_unexpected_netns_path_is_never_removed(pod, tmp_path):
