@@ -73,6 +73,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         raise UsageError(f"the {flavor} flavor does not support --interactive")
     if options.interactive and len(manifest.apps) != 1:
         raise UsageError("--interactive is only supported for pods with exactly one app")
+    if options.hostname and not features.own_hostname:
+        raise UsageError(f"the {flavor} flavor shares the host's hostname; --hostname is not "
+                         "supported")
     if options.private_users and not features.private_users:
         raise UsageError(f"the {flavor} flavor does not support --private-users")
     if len(manifest.apps) > 1 and not features.multi_app:

@@ -127,6 +127,7 @@ REFUSALS = (
     ("interactive", lambda f: f.interactive, ["--interactive"], [], "--interactive"),
     ("contained network", lambda f: f.contained_network, ["--net=default"], [], "--net"),
     ("private users", lambda f: f.private_users, ["--private-users"], [], "--private-users"),
+    ("own hostname", lambda f: f.own_hostname, ["--hostname=pod"], [], "--hostname"),
     ("several apps", lambda f: f.multi_app, [], ["{image}", "--name=second"], "one app"),
     ("memory limit", lambda f: "resource/memory" in f.isolators, [], ["--memory=64M"],
      "resource/memory"),

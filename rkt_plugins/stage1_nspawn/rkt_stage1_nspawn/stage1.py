@@ -40,7 +40,7 @@ class NspawnStage1:
     """Pods of any number of apps, each a systemd service inside the pod."""
 
     features = Stage1Features(isolators=LINUX_ISOLATORS, contained_network=True, interactive=True,
-                              private_users=True, multi_app=True)
+                              private_users=True, multi_app=True, own_hostname=True)
 
     # --- run ----------------------------------------------------------------------------------
 
