@@ -119,7 +119,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
     try:  # a failed setup is undone by the guardian (at once): one teardown, one report
-        options = network.setup(ctx, pod, options, backend, undo=guardian is None)
+        options = network.setup(ctx, pod, options, backend, undo=guardian is None,
+                                own_hostname=stage1.features.own_hostname)
         view = PodView(pod)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
         code = stage1.run(view, options)

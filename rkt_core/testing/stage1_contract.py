@@ -105,12 +105,16 @@ class Rkt:
                 process.wait()
 
 
-def contract_image(path: Path, name: str = "example.com/busybox", **app) -> Path:
+def contract_image(path: Path, name: str = "example.com/busybox",
+                   files: dict[str, str] | None = None, **app) -> Path:
     """A busybox ACI whose root holds ``/etc/marker`` (a file only the app's root has) and
-    whose app section is ``app`` (default: ``/bin/sh -c 'echo hi'`` as root)."""
+    ``files`` (path in the root: text), and whose app section is ``app`` (default: ``/bin/sh
+    -c 'echo hi'`` as root)."""
     work = path.parent / (path.name + ".d")
     rootfs = busybox_rootfs(work / "rootfs")
     (rootfs / "etc" / "marker").write_text(MARKER + "\n")
+    for file_path, text in (files or {}).items():
+        (rootfs / file_path.lstrip("/")).write_text(text)
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
                                            "user:x:1000:1000:user:/home/user:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\nusers:x:1000:\n")
@@ -248,6 +252,21 @@ class Stage1Contract:
                          "cat /etc/marker; test -e /proc/self/status && test -c /dev/null "
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
+
+    def test_an_app_without_etc_hosts_gets_the_default_in_every_network(self, rkt, image,
+                                                                        tmp_path):
+        features = flavor_features(self.flavor)
+        networks = ["host", "none", "default"] if features.contained_network else ["host"]
+        own = contract_image(tmp_path / "hosts.aci", name="example.com/own-hosts",
+                             files={"/etc/hosts": "10.1.1.1\tmine\n"})
+        for net in networks:
+            result = rkt.run(f"--net={net}", image, "--exec", "/bin/sh", "--", "-c",
+                             "cat /etc/hosts; hostname")
+            assert result.returncode == 0, (net, result.stderr)
+            *hosts, hostname = result.stdout.splitlines()
+            assert hosts == [f"127.0.0.1\tlocalhost {hostname}", "::1\tlocalhost"], net
+            result = rkt.run(f"--net={net}", str(own), "--exec", "/bin/cat", "--", "/etc/hosts")
+            assert (result.returncode, result.stdout) == (0, "10.1.1.1\tmine\n"), net
 
     def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
         group = "root:x:0:\nusers:x:1000:\n"
