@@ -198,6 +198,60 @@ def test_enter_as_the_apps_user(rkt, image):
     rkt.wait_exited(process)
 
 
+def _status_fields(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":", 1) for line in f.read().splitlines())
+
+
+def _pid_of(argv: list[str]) -> int | None:
+    wanted = "".join(a + "\0" for a in argv).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == wanted:
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _filters(seccomp, pid: int) -> list[bytes]:
+    proc_fd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return seccomp.read_filters(pid, proc_fd)
+    finally:
+        os.close(proc_fd)
+
+
+@pytest.mark.parametrize("identity", [["--user=user", "--group=0", "--supplementary-gids=2000"],
+                                      ["--user=user", "--group=users"], []])
+def test_enter_gets_the_apps_seccomp_filters_and_groups(rkt, image, identity):
+    from rkt_stage1_nspawn import seccomp
+
+    process, uuid = rkt.start(image, *identity, "--exec", "/bin/sleep", "--", "1000")
+    app_pid = _app_pid(uuid, comm="busybox")
+    command = ["/bin/sleep", f"{os.getpid()}.5"]  # found by its unique argument
+    entered = subprocess.Popen(rkt.command("enter", uuid, *command), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while (pid := _pid_of(command)) is None:
+            assert entered.poll() is None, entered.stderr.read()
+            assert time.monotonic() < deadline, "the entered command did not start"
+            time.sleep(0.05)
+        app, inside = _status_fields(app_pid), _status_fields(pid)
+        for field in ("Seccomp", "Seccomp_filters", "Groups", "Uid", "Gid", "CapBnd", "CapEff"):
+            assert inside[field] == app[field], field
+        assert app["Seccomp"].strip() == "2"  # systemd-nspawn's filter, inherited from PID 1
+        filters = [_filters(seccomp, p) for p in (app_pid, pid)]
+        assert len(filters[0]) == int(app["Seccomp_filters"]) > 0
+        assert filters[1] == filters[0]
+    finally:
+        entered.terminate()
+        entered.wait(WAIT_TIMEOUT)
+    rkt("stop", uuid)
+    rkt.wait_exited(process)
+
+
 def _app_pid(uuid: str, comm: str | None = None) -> int:
     """The pid of the pod's busybox app; with ``comm``, once it has exec'd that program (before
     that it is systemd's child still setting the app's credentials up)."""
