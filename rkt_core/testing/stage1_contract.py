@@ -170,6 +170,23 @@ def _pod_dir(data_dir: Path, uuid: str) -> Path:
     return found
 
 
+def pod_processes(uuid: str, argv: list[str]) -> list[int]:
+    """The live processes of a pod: those whose command line is ``argv`` (an app's, made
+    unique by the test) or names the pod's uuid (the flavor's own, e.g. systemd-nspawn).
+    A zombie has no command line: it is not alive."""
+    app = "".join(a + "\0" for a in argv).encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cmdline == app or uuid.encode() in cmdline:
+            found.append(int(pid))
+    return found
+
+
 def _locked(path: Path) -> bool:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -364,6 +381,26 @@ class Stage1Contract:
         rkt.wait_exited(process)
         assert not _locked(_pod_dir(rkt.data_dir, uuid))
         assert rkt.status(uuid)["state"] == "exited"
+
+    def test_a_pod_whose_rkt_run_was_killed_reads_exited_only_once_it_is_gone(self, rkt,
+                                                                              image):
+        """``kill -9`` of ``rkt run``: a flavor may shut the pod down or keep it running,
+        but whenever ``rkt status`` reads exited, no process of the pod is alive."""
+        app = ["/bin/sleep", f"{os.getpid()}.{time.time_ns() % 10**9}"]  # found by its argv
+        process, uuid = rkt.start(image, "--exec", app[0], "--", app[1])
+        assert pod_processes(uuid, app)
+        process.kill()
+        process.wait()
+        stopped = False
+        deadline = time.monotonic() + 3 * WAIT_TIMEOUT
+        while (state := rkt.status(uuid).get("state")) != "exited":
+            assert state == "running", state
+            if not stopped:  # a flavor that keeps the pod: end it
+                assert rkt("stop", uuid).returncode == 0
+                stopped = True
+            assert time.monotonic() < deadline, "the pod did not exit"
+            time.sleep(0.1)
+        assert pod_processes(uuid, app) == []
 
     def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
         uuid_file = tmp_path / "uuid"

@@ -7,6 +7,7 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -401,9 +402,11 @@ def test_failing_pre_start_fails_the_app(rkt, tmp_path):
 
 
 def test_sigterm_to_rkt_run_stops_the_pod(rkt, image):
+    """SIGTERM as soon as the pod reads as running: rkt run passes it on even if the pod's
+    systemd is still starting (rkt lost such a request: the pod ran on)."""
     process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
     process.send_signal(signal.SIGTERM)
-    assert rkt.wait_exited(process) == 128 + signal.SIGTERM
+    assert rkt.wait_exited(process, 3 * WAIT_TIMEOUT) == 128 + signal.SIGTERM
     assert rkt.status(uuid)["app-busybox"] == str(128 + signal.SIGTERM)
 
 
@@ -415,12 +418,67 @@ def test_force_stop_leaves_no_process(rkt, image):
     assert _pod_cgroups(uuid) == []
 
 
+# Runs the command given as arguments under a parent that reaps none of its orphans (as a
+# supervisor might, or an init that reaps late), and prints its pid; stops when stdin closes.
+NON_REAPING_PARENT = """
+import ctypes, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans are ours
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _started_at(pid: int) -> str | None:
+    """The start time of process ``pid`` (None if there is none, not even a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def test_nspawn_is_reaped_before_the_pod_of_a_killed_rkt_run_reads_exited(rkt, image, tmp_path):
+    """rkt run killed: its systemd-nspawn is not left as a zombie to whoever inherits it (rkt
+    let the pod read exited while it was one): the pod's keeper reaps it, then lets go of the
+    pod's lock."""
+    uuid_file = tmp_path / "uuid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", NON_REAPING_PARENT,
+         *rkt.command("run", "--stage1-name=nspawn", f"--uuid-file-save={uuid_file}", image,
+                      "--exec", "/bin/sleep", "--", "1000")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    uuid = ""
+    try:
+        rkt_run = int(parent.stdout.readline())
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while not (uuid_file.exists() and uuid_file.read_text().strip()) or \
+                "pid" not in rkt.status(uuid := uuid_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the pod did not start"
+            time.sleep(0.1)
+        nspawn = int(rkt.status(uuid)["pid"])
+        started = _started_at(nspawn)
+        assert started is not None
+        os.kill(rkt_run, signal.SIGKILL)
+        deadline = time.monotonic() + 3 * WAIT_TIMEOUT
+        while rkt.status(uuid).get("state") != "exited":
+            assert time.monotonic() < deadline, "the pod did not exit"
+            time.sleep(0.1)
+        assert _started_at(nspawn) != started  # gone, zombie included
+        assert rkt("gc", "--grace-period=0s").returncode == 0  # what the killed rkt run left
+    finally:
+        if uuid and rkt.status(uuid).get("state") == "running":
+            rkt("stop", "--force", uuid)
+        parent.stdin.close()
+        parent.wait(WAIT_TIMEOUT)
+
+
 def test_gc_removes_cgroups_left_by_a_killed_rkt_run(rkt, image):
     process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
     assert _pod_cgroups(uuid)
-    process.kill()  # rkt run dies: nspawn gets SIGTERM, the pod shuts down, nobody cleans up
+    process.kill()  # rkt run dies: the keeper shuts the pod down, nobody removes its cgroups
     rkt.wait_exited(process)
-    deadline = time.monotonic() + WAIT_TIMEOUT
+    deadline = time.monotonic() + 3 * WAIT_TIMEOUT
     while rkt.status(uuid).get("state") != "exited":
         assert time.monotonic() < deadline
         time.sleep(0.1)
