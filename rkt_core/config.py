@@ -1,4 +1,6 @@
-"""Configuration files: ``auth``, ``dockerAuth``, ``paths`` and ``stage1`` kinds.
+"""Configuration files: ``auth``, ``dockerAuth``, ``paths`` and ``stage1`` kinds, and ``limits``
+(not in rkt: the bounds on what an image archive may expand to, see
+:class:`rkt_core.store.aci.Limits`).
 
 rkt reads ``*.json`` files directly inside ``auth.d/``, ``paths.d/`` and ``stage1.d/`` of the system
 (``/usr/lib/rkt``), local (``/etc/rkt``) and user directories, in that order; later layers override
@@ -19,7 +21,12 @@ DEFAULT_SYSTEM_CONFIG = "/usr/lib/rkt"
 DEFAULT_LOCAL_CONFIG = "/etc/rkt"
 DEFAULT_DATA_DIR = "/var/lib/rkt"
 
-_SUBDIR_KINDS = {"auth.d": ("auth", "dockerAuth"), "paths.d": ("paths",), "stage1.d": ("stage1",)}
+_SUBDIR_KINDS = {"auth.d": ("auth", "dockerAuth"), "paths.d": ("paths",), "stage1.d": ("stage1",),
+                 "limits.d": ("limits",)}
+# limits fields: JSON key -> Config attribute
+_LIMITS = {"maxUncompressedBytes": "max_uncompressed_bytes",
+           "maxCompressionRatio": "max_compression_ratio",
+           "compressionRatioGraceBytes": "compression_ratio_grace_bytes"}
 
 
 class ConfigError(RktError):
@@ -31,7 +38,7 @@ class Auth:
     """Credentials for one host: ``type`` is ``basic``, ``oauth`` or ``aws``.
 
     A domain is a host name, or ``host:port`` to apply to that port only; the http fetchers send
-    the credentials only to that host and only over https (:mod:`rkt_core.httpclient`). ``aws``
+    the credentials only to that host and only over https (:mod:`rkt_core.remote.httpclient`). ``aws``
     credentials are parsed and shown by ``rkt config`` but not used for signing requests.
     """
 
@@ -61,6 +68,9 @@ class Config:
     stage1_name: str = ""
     stage1_version: str = ""
     stage1_location: str = ""
+    max_uncompressed_bytes: int | None = None
+    max_compression_ratio: int | None = None
+    compression_ratio_grace_bytes: int | None = None
 
     def to_json(self) -> dict:
         """The ``rkt config`` document: one entry per auth domain and docker registry."""
@@ -75,6 +85,10 @@ class Config:
                        "stage1-images": self.stage1_images_dir})
         stage0.append({"rktVersion": "v1", "rktKind": "stage1", "name": self.stage1_name,
                        "version": self.stage1_version, "location": self.stage1_location})
+        limits = {key: getattr(self, attr) for key, attr in _LIMITS.items()
+                  if getattr(self, attr) is not None}
+        if limits:
+            stage0.append({"rktVersion": "v1", "rktKind": "limits", **limits})
         return {"stage0": stage0}
 
 
@@ -98,6 +112,9 @@ def _merge(into: Config, layer: Config) -> None:
         into.stage1_name, into.stage1_version = layer.stage1_name, layer.stage1_version
     if layer.stage1_location:
         into.stage1_location = layer.stage1_location
+    for attr in _LIMITS.values():
+        if getattr(layer, attr) is not None:
+            setattr(into, attr, getattr(layer, attr))
 
 
 def _read_dir(directory: str) -> Config:
@@ -229,5 +246,17 @@ def _parse_stage1(config: Config, doc: dict) -> None:
         config.stage1_location = location
 
 
+def _parse_limits(config: Config, doc: dict) -> None:
+    for key, attr in _LIMITS.items():
+        if key not in doc:
+            continue
+        value = doc[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key} must be a positive whole number (got {json.dumps(value)})")
+        if getattr(config, attr) is not None:
+            raise ConfigError(f"{key} is already specified")
+        setattr(config, attr, value)
+
+
 _PARSERS = {"auth": _parse_auth, "dockerAuth": _parse_docker_auth,
-            "paths": _parse_paths, "stage1": _parse_stage1}
+            "paths": _parse_paths, "stage1": _parse_stage1, "limits": _parse_limits}

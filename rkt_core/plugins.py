@@ -340,6 +340,24 @@ class Plugins:
                 hint=f"pip install rkt-stage1-{name}")
         return flavors[name]
 
+    def stage1_image_flavor(self, manifest: Any) -> types.Stage1Flavor:
+        """The flavor that runs the stage1 image of ``manifest``: the first, by name, whose
+        ``check_image`` accepts it. Raises the first refusal, or an error naming what to install
+        if no flavor runs stage1 images."""
+        runners = [f for _, f in sorted(self.stage1_flavors().items()) if f.check_image is not None]
+        if not runners:
+            raise PluginMissingError(
+                f'no installed stage1 flavor runs stage1 images such as "{manifest.name}"',
+                hint="pip install rkt-stage1-image")
+        refusal = None
+        for flavor in runners:
+            try:
+                flavor.check_image(manifest)
+                return flavor
+            except RktError as e:
+                refusal = refusal or e
+        raise refusal
+
     def fetchers(self) -> dict[str, types.Fetcher]:
         """The installed fetchers by name."""
         return self._records("rkt_fetchers")

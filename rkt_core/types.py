@@ -61,14 +61,14 @@ class RunOptions:
     local_config: str = ""
     insecure: int = 0
     dns_domain: str = ""
-    # Filled in by stage0's networking (rkt_core.stage0.network) before the flavor runs:
+    # Filled in by stage0's networking (rkt_core.network) before the flavor runs:
     # ``netns`` is the pod's network namespace, a pinned nsfs file (``/run/netns/rkt-<uuid>``,
     # interfaces already configured, ``lo`` up) that every process of the pod must join
     # (setns(2); systemd-nspawn: ``--network-namespace-path=``); "" = the host's network.
     # Flavors never create or remove it: stage0 releases the networks once no process holds
     # the pod's lock any more, so a flavor must keep ``lock_fd`` open in the pod's processes.
     netns: str = ""
-    # Name service files stage0 wrote for the pod (see rkt_core.stage0.network); the flavor
+    # Name service files stage0 wrote for the pod (see rkt_core.network); the flavor
     # binds them read-only into every app ("" = leave the app's own file). ``resolv_conf`` and
     # ``hosts_file`` go over /etc/resolv.conf and /etc/hosts (after volumes: they win);
     # ``hosts_fallback`` goes to /etc/hosts only when the app has none there (no file, no volume).
@@ -140,12 +140,22 @@ class Stage1Flavor:
     ``interface_version`` is the stage1 interface the flavor implements (one of
     :data:`STAGE1_INTERFACE_VERSIONS`): stage0 refuses other versions, and passes a run option
     only to flavors whose version knows it.
+
+    ``check_image`` is set by flavors that run *stage1 images* (rkt's stage1 ACIs, chosen with
+    ``--stage1-path``, ``--stage1-url``, ``--stage1-name=NAME:VERSION``, ``--stage1-hash``,
+    ``--stage1-from-dir`` or ``stage1.d``): it gets the image's ``ImageManifest`` and raises a
+    ``RktError`` if the flavor cannot run that image. Stage0 fetches the image like any other,
+    records its manifest in the pod's ``stage1/manifest`` and its tree in ``stage1TreeStoreID``,
+    renders the tree in ``stage1/rootfs`` (with overlayfs: mounted there, the apps' roots under
+    it, while the flavor's ``run`` runs; the tree alone for its ``gc``) and hands the pod to the
+    first such flavor, by name, that accepts the image.
     """
 
     name: str
     factory: Callable[[], Stage1]
     interface_version: int = 1
     description: str = ""
+    check_image: Optional[Callable[[Any], None]] = None
 
 
 # --- fetching and verifying images -----------------------------------------------------------

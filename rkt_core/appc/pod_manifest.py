@@ -261,7 +261,7 @@ class RuntimeApp:
     def from_json(cls, data: object, what: str = "app") -> "RuntimeApp":
         """Decode a pod app object."""
         fields = struct_fields(data, ("name", "image", "app", "mounts", "annotations"), what)
-        name = as_str(fields.get("name", ""), f"{what} name")
+        name = validate_ac_name(as_str(fields.get("name", ""), f"{what} name"), "app name")
         what = f"app {quote(name)}"
         app = fields.get("app")
         return cls(

@@ -13,7 +13,7 @@ class LoopbackOnly:
     """A private namespace with ``lo``; stage0 removes the namespace at teardown."""
 
     def setup(self, pod, requests, context) -> PodNetworks:
-        from ..stage0.network import create_netns
+        from ..network import create_netns
 
         return PodNetworks(netns=create_netns(pod))
 

@@ -1,6 +1,6 @@
 """Built-in plugin: check detached OpenPGP signatures against rkt's trusted keys.
 
-The keys that count for an image are those :class:`rkt_core.keystore.Keystore` finds for its
+The keys that count for an image are those :class:`rkt_core.trust.keystore.Keystore` finds for its
 manifest name; only they are imported into a throwaway keyring, so gpg's "always" trust model
 trusts exactly them. A signature is accepted when gpg reports a good, valid signature whose primary
 key is one of them; a bad signature, or one made by an expired or revoked key, is refused.
@@ -13,7 +13,7 @@ import os
 
 from ..errors import SignatureError
 from ..hookspecs import hookimpl
-from ..keystore import Keystore, scratch_gpg
+from ..trust.keystore import Keystore, scratch_gpg
 from ..types import Signer, Verifier, VerifyRequest
 
 RKT_PLUGIN_API = 1

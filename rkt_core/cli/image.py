@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 
 import click
 
+from ..crashpoints import crash_point
 from ..errors import RktError, describe
 from .main import RktGroup, get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
@@ -73,11 +75,11 @@ def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
 
 def remove_images(ctx, refs: list[str]) -> int:
     """Remove images by ID or name, printing rkt's messages; return how many failed."""
-    from ..pod.references import referenced_tree_ids
+    from ..pod.references import prepare_lock, referenced_tree_ids
     from ..store.treestore import TreeStore
 
     store = ctx.store
-    failed = done = stale_count = 0
+    failed = stale_count = 0
     keys: dict[str, str] = {}
     for ref in refs:
         try:
@@ -87,27 +89,32 @@ def remove_images(ctx, refs: list[str]) -> int:
             print(f"rkt: {e}", file=sys.stderr)
             failed += 1
     trees = TreeStore(store)
-    in_use = referenced_tree_ids(ctx.data_dir)
-    for key, name in keys.items():
-        try:
-            # The trees rendered for this image first, unless a pod still uses them (rkt left
-            # them): a failure here leaves the image whole.
-            for tree in trees.ids():
-                if trees.image_of(tree) == key and tree not in in_use:
-                    trees.remove(tree)
-            stale = store.remove(key)
-        except (RktError, OSError) as e:
-            print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
-                  file=sys.stderr)
-            failed += 1
-            continue
-        if stale:
-            stale_count += 1
-            print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
-                  + "; ".join(stale), file=sys.stderr)
-        click.echo(f'successfully removed aci for image: "{key}"')
+    removed = []
+    # No pod may pick a tree or an image while we decide what is unused and remove it.
+    with prepare_lock(ctx.data_dir).exclusive():
+        in_use = referenced_tree_ids(ctx.data_dir)
+        for key, name in keys.items():
+            try:
+                # The trees rendered for this image first, unless a pod still uses them (rkt
+                # left them): a failure here leaves the image whole.
+                for tree in trees.ids():
+                    if trees.image_of(tree) == key and tree not in in_use:
+                        trees.remove(tree)
+                stale = store.remove(key)
+            except (RktError, OSError) as e:
+                print(f'rkt: error removing aci for image "{key}" ("{name}"): {describe(e)}',
+                      file=sys.stderr)
+                failed += 1
+                continue
+            if stale:
+                stale_count += 1
+                print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
+                      + "; ".join(stale), file=sys.stderr)
+            click.echo(f'successfully removed aci for image: "{key}"')
+            removed.append(key)
+    for key in removed:
         ctx.plugins.notify("rkt_image_removed", image_id=key)
-        done += 1
+    done = len(removed)
     if done:
         print(f"rkt: {done} image(s) successfully removed", file=sys.stderr)
     if stale_count:
@@ -191,7 +198,8 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
         layers = [Layer(store.blob_path(key), key, [], 0)]
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(dir=parent, prefix=".rkt-extract-")
+    _remove_abandoned_work_dirs(parent)
+    work, work_fd = _new_work_dir(parent)
     try:
         rootfs = work if rootfs_only else os.path.join(work, "rootfs")
         if not rootfs_only:
@@ -200,6 +208,7 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
                 f.write(store.manifest_json(key))
         os.chmod(work, 0o755)
         render_layers(layers, rootfs, warn=ctx.warn)
+        crash_point("extract.rendered")
         if os.path.lexists(target):
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
@@ -209,6 +218,46 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        os.close(work_fd)
+
+
+WORK_PREFIX = ".rkt-extract-"
+
+
+def _new_work_dir(parent: str) -> tuple[str, int]:
+    """A new hidden directory beside the target to render into, and a descriptor holding its
+    flock for as long as it is in use (made again if a cleanup took it before the lock)."""
+    while True:
+        work = tempfile.mkdtemp(dir=parent, prefix=WORK_PREFIX)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return work, fd
+        os.close(fd)
+
+
+def _remove_abandoned_work_dirs(parent: str) -> None:
+    """Remove the work directories a killed render or extract left in ``parent``: ours (same
+    owner), and no longer locked by the process that made them."""
+    for name in os.listdir(parent):
+        if not name.startswith(WORK_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone meanwhile, or not a directory
+        try:
+            if os.fstat(fd).st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a render in progress
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 @image.command("extract")
@@ -329,6 +378,7 @@ def image_cat_manifest(image_ref, pretty_print) -> None:
 @click.argument("images", nargs=-1, required=True)
 def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
+    from ..pod.references import prepare_lock
     from ..store.treestore import TreeStore, TreeVerificationError
 
     ctx = get_context()
@@ -350,7 +400,8 @@ def image_verify(images) -> None:
             trees.verify(tree)
         except TreeVerificationError as e:
             click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
-            trees.rebuild(key)
+            with prepare_lock(ctx.data_dir).exclusive():  # no pod picks the tree meanwhile
+                trees.rebuild(key)
             continue
         click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')
 

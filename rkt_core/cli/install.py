@@ -93,8 +93,12 @@ def _set_owner_and_mode(fd: int, gid: int, mode: int) -> None:
 
 
 def _repair_store_files(ctx, gid: int) -> None:
-    """Re-own and re-mode everything under the :data:`STORE_FILES` directories."""
-    for name, (dir_mode, file_mode) in sorted(STORE_FILES.items()):
+    """Re-own and re-mode everything under the :data:`STORE_FILES` directories, and under the
+    other top-level directories, where plugins keep their state (the API service's events)."""
+    plugin_dirs = {entry.name: (0o750, 0o640) for entry in os.scandir(ctx.data_dir)
+                   if entry.is_dir(follow_symlinks=False)
+                   and entry.name not in ("cas", "pods", *STORE_FILES)}
+    for name, (dir_mode, file_mode) in sorted({**STORE_FILES, **plugin_dirs}.items()):
         try:
             top = _open_dir(ctx.data_dir, name, create=False)
         except FileNotFoundError:

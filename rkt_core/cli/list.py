@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import click
 
+from ..errors import NotFoundError, RktError, describe
 from ..pod.pod import Pod
 from .main import RktCommand, get_context
 from .output import full_time, humanize_time, print_json, print_table
 from .pods import format_networks
 
 
-def image_name(pod: Pod, app: str) -> str:
-    """``name:version`` of an app's image, from the image manifest kept in the pod."""
-    text = pod.read_text("appsinfo", app, "manifest")
-    manifest = json.loads(text)
-    labels = {label["name"]: label["value"] for label in manifest.get("labels") or []}
-    return f'{manifest["name"]}:{labels["version"]}' if "version" in labels else manifest["name"]
+def image_name(pod: Pod, app) -> str:
+    """``name:version`` of an app's image: from the pod manifest, else from the image manifest
+    kept in the pod (``appsinfo/<app>/manifest``)."""
+    name, labels = app.image.name, app.image.labels
+    if not name:
+        from ..appc import ImageManifest
+
+        data = pod.read_bytes("appsinfo", app.name, "manifest")
+        if data is None:
+            raise NotFoundError(f'app "{app.name}" has no image name and no image manifest')
+        image = ImageManifest.from_json(data)
+        name, labels = image.name, image.labels
+    version = labels.get("version")
+    return f"{name}:{version}" if version else name
+
+
+def pod_manifest(pod: Pod):
+    """The pod manifest, or None while the pod has none (embryo, early preparing); read once,
+    so that a pod deleted meanwhile gives an error rather than half an answer."""
+    from ..appc import PodManifest
+
+    data = pod.manifest_json()
+    return None if data is None else PodManifest.from_json(data)
 
 
 def pod_json(pod: Pod) -> dict:
@@ -27,7 +44,7 @@ def pod_json(pod: Pod) -> dict:
     state = pod.state
     codes = pod.app_exit_codes()
     apps = []
-    manifest = pod.manifest() if pod.manifest_json() else None
+    manifest = pod_manifest(pod)
     for ra in manifest.apps if manifest else ():
         app = {"name": ra.name, "image_id": ra.image.id or "",
                "state": "running" if state == "running" else "exited" if ra.name in codes else "unknown"}
@@ -35,8 +52,9 @@ def pod_json(pod: Pod) -> dict:
             app["exit_code"] = codes[ra.name]
         apps.append(app)
     result = {"name": pod.uuid, "state": state}
-    if state in ("running", "exited") and pod.networks():
-        result["networks"] = pod.networks()
+    networks = pod.networks()
+    if state in ("running", "exited") and networks:
+        result["networks"] = networks
     if apps:
         result["app_names"] = [a["name"] for a in apps]
         result["apps"] = apps
@@ -64,8 +82,9 @@ def list_pods(no_legend: bool, full: bool, fmt: str) -> None:
                     pods_json.append(pod_json(pod))
                     continue
                 rows.extend(_rows(pod, full, now))
-            except (OSError, ValueError, KeyError) as e:
-                errors.append(f"unable to read pod {pod.uuid}: {e}")
+            except (RktError, OSError, ValueError) as e:
+                if not _vanished(pod):  # a pod deleted meanwhile is simply not listed
+                    errors.append(f"unable to read pod {pod.uuid}: {describe(e)}")
     if fmt:
         print_json(pods_json, pretty=fmt == "json-pretty")
     else:
@@ -80,7 +99,7 @@ def _rows(pod: Pod, full: bool, now: float) -> list[list[str]]:
     def when(t):
         return "" if not t else full_time(t) if full else humanize_time(t, now)
 
-    manifest = pod.manifest() if pod.manifest_json() else None
+    manifest = pod_manifest(pod)
     first = [pod.uuid if full else pod.uuid[:8], pod.state, when(pod.created_at),
              when(pod.started_at), format_networks(pod.networks())]
     apps = manifest.apps if manifest else []
@@ -88,7 +107,12 @@ def _rows(pod: Pod, full: bool, now: float) -> list[list[str]]:
         return [[first[0], "-", "-"] + (["-"] if full else []) + first[1:]]
     rows = []
     for ra in apps:
-        image = [image_name(pod, ra.name)] + ([(ra.image.id or "")[:19]] if full else [])
+        image = [image_name(pod, ra)] + ([(ra.image.id or "")[:19]] if full else [])
         uuid, rest = (first[0], first[1:]) if not rows else ("", ["", "", "", ""])
         rows.append([uuid, ra.name] + image + rest)
     return rows
+
+
+def _vanished(pod: Pod) -> bool:
+    """Whether a pod was deleted, or is being deleted, while it was read."""
+    return pod.is_gone() or pod.state in ("deleting", "exited deleting")

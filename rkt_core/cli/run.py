@@ -7,29 +7,20 @@ rkt itself exit 254.
 from __future__ import annotations
 
 import functools
-import os
 
 import click
 
 from ..appc import Volume
 from ..errors import UsageError
-from ..stage0 import network
+from .. import network
 from ..stage0.fetch import pull_policy_from_flags
 from ..stage0.prepare import PrepareOptions, prepare_pod
 from ..stage0.run import options_checker, run_pod
+from ..stage0.stage1 import KINDS as STAGE1_KINDS
+from ..stage0.stage1 import request_from_flags
 from ..types import RunOptions
 from .apps import AppsCommand
 from .main import OptionalValue, get_context
-
-_STAGE1_ALIASES = {"coreos": "nspawn", "src": "nspawn", "host": "nspawn"}
-
-
-def stage1_from_image_name(value: str) -> str:
-    """The flavor meant by a v0.14 ``--stage1-image`` value (``/usr/lib/rkt/stage1-fly.aci``,
-    ``coreos.com/rkt/stage1-coreos:0.14.0``) or a plain flavor name."""
-    base = os.path.basename(value.rstrip("/")).split(":")[0].removesuffix(".aci")
-    flavor = base.split("stage1-", 1)[1] if "stage1-" in base else base
-    return _STAGE1_ALIASES.get(flavor, flavor)
 
 
 def prepare_options(f):
@@ -47,10 +38,19 @@ def prepare_options(f):
                      help="deprecated: same as --pull-policy=never"),
         click.option("--no-store/--store", default=False, hidden=True,
                      help="deprecated: same as --pull-policy=update"),
-        click.option("--stage1-name", default="", metavar="FLAVOR",
-                     help="the stage1 flavor to run the pod with (nspawn, fly, kvm...)"),
-        click.option("--stage1-image", default="", metavar="IMAGE", hidden=True,
-                     help="v0.14 flag: a stage1 image name or path; selects the matching flavor"),
+        click.option("--stage1-name", multiple=True, metavar="NAME",
+                     help="the stage1 flavor to run the pod with (nspawn, fly, kvm...), or the "
+                          "name[:version] of a stage1 image"),
+        click.option("--stage1-path", multiple=True, metavar="PATH",
+                     help="a stage1 image file to run the pod with"),
+        click.option("--stage1-url", multiple=True, metavar="URL",
+                     help="the URL of a stage1 image to run the pod with"),
+        click.option("--stage1-hash", multiple=True, metavar="ID",
+                     help="the ID of a stage1 image in the store to run the pod with"),
+        click.option("--stage1-from-dir", multiple=True, metavar="FILE",
+                     help="the file name of a stage1 image in the stage1 images directory"),
+        click.option("--stage1-image", multiple=True, metavar="IMAGE", hidden=True,
+                     help="v0.14 flag: a stage1 image path, URL, ID or name, or a flavor"),
         click.option("--no-overlay/--overlay", default=False,
                      help="disable overlay filesystem and copy image trees instead"),
         click.option("--pod-manifest", default="", metavar="FILE",
@@ -78,18 +78,15 @@ def parse_env(values) -> dict[str, str]:
 
 def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
     """PrepareOptions from the parsed flags and the image list."""
-    stage1 = params["stage1_name"]
-    if params["stage1_image"]:
-        if stage1:
-            raise UsageError("--stage1-name and --stage1-image are mutually exclusive")
-        stage1 = stage1_from_image_name(params["stage1_image"])
+    stage1 = request_from_flags({kind: params["stage1_" + kind.replace("-", "_")]
+                                 for kind in STAGE1_KINDS})
     policy = pull_policy_from_flags(params["pull_policy"], params["store_only"], params["no_store"],
                                     default="new")
     return PrepareOptions(
         apps=ctx.meta.get("rkt.apps", []), mounts=ctx.meta.get("rkt.pod_mounts", []),
         volumes=[Volume.from_cli(v) for v in params["volumes"]],
         set_env=parse_env(params["set_env"]), inherit_env=params["inherit_env"],
-        pull_policy=policy, stage1_name=stage1, no_overlay=params["no_overlay"],
+        pull_policy=policy, stage1=stage1, no_overlay=params["no_overlay"],
         pod_manifest=params["pod_manifest"], uuid_file_save=params["uuid_file_save"],
         ports=[network.parse_port_flag(p) for p in params["ports"]])
 

@@ -6,11 +6,11 @@ import time
 
 import click
 
+from ..duration import parse_duration
 from ..pod.pod import Pod
 from .list import pod_json
 from .main import OptionalValue, RktCommand, get_context
 from .output import full_time, print_json
-from .params import parse_duration
 from .pods import format_networks, uuid_argument
 
 FINISHED = {"exited", "exited garbage", "exited deleting", "aborted prepare", "garbage", "deleting"}

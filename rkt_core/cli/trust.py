@@ -1,7 +1,7 @@
 """``rkt trust``: add public keys to the local keystore, after the user reviewed their fingerprint.
 
-What is printed, and where, follows rkt's final releases (``rkt/pubkey``): the key summary, the
-question and the result on stdout, ``prefix``/``key`` and refusals on stderr.
+The flags are checked here; the keys are read, shown, reviewed and written by
+:func:`rkt_core.trust.pubkeys.trust_keys`, which prints what rkt's final releases print.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ import re
 
 import click
 
-from ..errors import RktError, UsageError
-from ..insecure import Insecure
-from ..keystore import Keystore, check_prefix
-from ..pubkeys import ASK, FORCE, add_discovered_keys, add_key, fingerprint_text, read_key
+from ..errors import UsageError
+from ..trust.keystore import check_prefix
+from ..trust.pubkeys import trust_keys
 from .main import RktCommand, get_context
-
-__all__ = ["trust", "fingerprint_text"]
 
 _UNBOUNDED_HINT = """Please provide a specific domain prefix to trust:
     rkt trust --prefix "example.com/foo" [PUBKEY]
@@ -57,19 +54,5 @@ def trust(pubkeys, prefix, root, skip_fingerprint_review, insecure_allow_http) -
         check_prefix(prefix)
     if root and not pubkeys:
         raise UsageError("--root requires a PUBKEY: keys are discovered only for a --prefix")
-    ctx = get_context()
-    keystore = Keystore(ctx.system_config, ctx.local_config, warn=ctx.warn)
-    try:
-        if not pubkeys:
-            add_discovered_keys(ctx, keystore, prefix, review=not skip_fingerprint_review,
-                                trust_from_https=ctx.trust_keys_from_https,
-                                allow_http=insecure_allow_http)
-            return
-        for location in pubkeys:
-            armored = read_key(ctx, location, allow_http=insecure_allow_http,
-                               verify_tls=not ctx.insecure_for(Insecure.TLS))
-            add_key(keystore, armored, location, prefix, FORCE if skip_fingerprint_review else ASK)
-    except RktError as e:
-        if e.message.startswith("error determining key location"):
-            raise
-        raise RktError(f"error adding keys: {e.message}", hint=e.hint) from e
+    trust_keys(get_context(), list(pubkeys), prefix, review=not skip_fingerprint_review,
+               allow_http=insecure_allow_http)

@@ -1,5 +1,6 @@
 """Thin wrappers of Linux calls, for plugins that set processes and mounts up themselves.
 
+- ``libc``: the C library (``libc.call(name, *args, what=...)`` raises OSError with errno);
 - ``mount``: mount(2)/umount(2), bind mounts, propagation, overlayfs, ``/proc/self/mountinfo``;
 - ``scoped``: paths resolved inside an untrusted root through fds (open, read, bind, mount);
 - ``ns``: unshare(2), setns(2) and namespace fds;
@@ -9,6 +10,6 @@
 - ``activation``: the sockets systemd passed (socket activation, ``LISTEN_FDS``).
 """
 
-from ..sys import activation, mount, netns, ns, proc, scoped, spawn
+from ..sys import activation, libc, mount, netns, ns, proc, scoped, spawn
 
-__all__ = ["activation", "mount", "netns", "ns", "proc", "scoped", "spawn"]
+__all__ = ["activation", "libc", "mount", "netns", "ns", "proc", "scoped", "spawn"]

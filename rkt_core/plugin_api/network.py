@@ -11,7 +11,7 @@ request's arguments into ``CNI_ARGS``; :func:`is_word` says whether a DNS value 
 of resolv.conf.
 """
 
-from ..stage0.network import (ForwardedPort, cni_args, create_netns, forwarded_ports, is_word,
+from ..network import (ForwardedPort, cni_args, create_netns, forwarded_ports, is_word,
                               netns_path, write_state)
 from ..sys.netns import is_netns
 from ..types import NetworkBackend, NetworkRequest, PodNetworks

@@ -27,6 +27,7 @@ import os
 import uuid as uuidlib
 from typing import Iterator
 
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
 from ..sys.fs import fsync_dir
 from ..sys.lock import FileLock, LockBusyError
@@ -80,14 +81,47 @@ class Pod:
         """A new pod in state *preparing*: a fresh uuid, made in ``embryo/``, exclusively locked,
         then renamed into ``prepare/``."""
         init_pods_dirs(data_dir)
-        pod_uuid = str(uuidlib.uuid4())
-        embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
-        os.mkdir(embryo, 0o750)
-        lock = FileLock(embryo, directory=True)
-        lock.exclusive()
+        while True:
+            pod_uuid = str(uuidlib.uuid4())
+            embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
+            os.mkdir(embryo, 0o750)
+            try:
+                lock = FileLock(embryo, directory=True)
+            except FileNotFoundError:
+                continue  # gc took it for a crash's leftover before it was locked
+            lock.exclusive()
+            if os.fstat(lock.fd).st_nlink:
+                break
+            lock.close()
+        crash_point("pod.embryo")
         pod = cls(data_dir, pod_uuid, EMBRYO, lock, True)
         pod._move(PREPARE)
         return pod
+
+    @classmethod
+    def remove_abandoned_embryos(cls, data_dir: str) -> list[str]:
+        """Delete the embryo directories of crashed ``Pod.create`` calls (unlocked ones);
+        return their uuids."""
+        removed = []
+        for _state_dir, pod_uuid in _list(data_dir, (EMBRYO,)):
+            path = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
+            try:
+                lock = FileLock(path, directory=True)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with lock:
+                try:
+                    lock.exclusive(blocking=False)
+                except LockBusyError:
+                    continue  # being created right now
+                if not os.fstat(lock.fd).st_nlink:
+                    continue
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    continue  # not empty: not one of ours
+                removed.append(pod_uuid)
+        return removed
 
     @classmethod
     def open(cls, data_dir: str, pod_uuid: str) -> "Pod":
@@ -233,21 +267,31 @@ class Pod:
         """A path inside the pod directory."""
         return os.path.join(self.path, *parts)
 
-    def read_text(self, *parts: str) -> str | None:
-        """The stripped content of a pod file, or None if it does not exist."""
+    def _where(self, parts: tuple[str, ...]) -> tuple[str, int | None]:
+        """A pod file as (path, dir_fd): relative to the pod's descriptor while it is open, so
+        that reads follow the pod when another process moves it to another state."""
+        if self.lock.fd >= 0:
+            return os.path.join(*parts), self.lock.fd
+        return self.file(*parts), None
+
+    def read_bytes(self, *parts: str) -> bytes | None:
+        """The content of a pod file, or None if it does not exist."""
+        path, dir_fd = self._where(parts)
         try:
-            with open(self.file(*parts)) as f:
-                return f.read().strip()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        with open(fd, "rb") as f:
+            return f.read()
+
+    def read_text(self, *parts: str) -> str | None:
+        """The stripped content of a pod file, or None if it does not exist."""
+        data = self.read_bytes(*parts)
+        return None if data is None else data.decode("utf-8", "replace").strip()
 
     def manifest_json(self) -> bytes | None:
         """The pod manifest as written by prepare, or None (embryo, early preparing)."""
-        try:
-            with open(self.file("pod"), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        return self.read_bytes("pod")
 
     def manifest(self):
         """The parsed pod manifest (NotFoundError if the pod has none yet)."""
@@ -259,9 +303,10 @@ class Pod:
         return PodManifest.from_json(data)
 
     def _mtime(self, *parts: str) -> float | None:
+        path, dir_fd = self._where(parts)
         try:
-            return os.stat(self.file(*parts)).st_mtime
-        except FileNotFoundError:
+            return os.stat(path, dir_fd=dir_fd).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     @property
@@ -271,8 +316,9 @@ class Pod:
 
     @property
     def started_at(self) -> float | None:
-        """When stage1 started (mtime of the ``pid`` file), if it did."""
-        return self._mtime("pid")
+        """When stage1 started (mtime of the ``pid`` file, else of ``ppid``), if it did."""
+        started = self._mtime("pid")
+        return started if started is not None else self._mtime("ppid")
 
     @property
     def gc_marked_at(self) -> float | None:
@@ -310,15 +356,18 @@ class Pod:
 
     @property
     def pid(self) -> int | None:
-        """The pid stage1 recorded for the pod."""
-        text = self.read_text("pid")
-        return int(text) if text and text.isdigit() else None
+        """The pid stage1 recorded for the pod: ``pid``, else ``ppid`` (a stage1 writes one or
+        the other, as rkt's stage1 contract says)."""
+        for name in ("pid", "ppid"):
+            text = self.read_text(name)
+            if text and text.isdigit():
+                return int(text)
+        return None
 
     def app_exit_codes(self) -> dict[str, int]:
         """Exit codes the flavor recorded per app (``stage1/rootfs/rkt/status/<app>``)."""
-        status_dir = self.file("stage1", "rootfs", "rkt", "status")
         codes = {}
-        for name in sorted(os.listdir(status_dir)) if os.path.isdir(status_dir) else ():
+        for name in self._list_dir("stage1", "rootfs", "rkt", "status"):
             if name.endswith(("-created", "-started")):
                 continue
             text = self.read_text("stage1", "rootfs", "rkt", "status", name)
@@ -326,13 +375,28 @@ class Pod:
                 codes[name] = int(text)
         return codes
 
+    def _list_dir(self, *parts: str) -> list[str]:
+        """The sorted names in a directory of the pod (none if it does not exist)."""
+        path, dir_fd = self._where(parts)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
+
     def networks(self) -> list[dict]:
         """The networks of the pod, from ``net-info.json`` (empty without contained networking)."""
         text = self.read_text("net-info.json")
         try:
-            return json.loads(text) if text else []
-        except ValueError:
+            networks = json.loads(text) if text else []
+        except (ValueError, RecursionError):
             return []
+        if not isinstance(networks, list):
+            return []
+        return [n for n in networks if isinstance(n, dict)]
 
 
 def entries(data_dir: str, state_dirs: tuple[str, ...] = STATE_DIRS) -> Iterator[tuple[str, str]]:

@@ -7,7 +7,6 @@ pod manifest.
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..sys.lock import is_locked
@@ -29,40 +28,74 @@ def _pod_dirs(data_dir: str, states: tuple[str, ...]):
 
 def _read(path: str) -> str | None:
     try:
-        with open(path) as f:
+        with open(path, errors="replace") as f:
             return f.read().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
 def referenced_tree_ids(data_dir: str) -> set[str]:
-    """Tree store ids used by any pod that is not garbage."""
+    """Tree store ids used by any pod that is not garbage.
+
+    Pods move forward through the state directories in the order they are walked, so a pod that
+    moves while it is looked at is found in the next one; a pod deleted meanwhile is skipped.
+    Hold the prepare lock (:func:`prepare_lock`) exclusively, or new pods may be missed.
+    """
     ids: set[str] = set()
     for _state, pod in _pod_dirs(data_dir, TREE_USING_STATES):
-        stage1 = _read(os.path.join(pod, "stage1TreeStoreID"))
-        if stage1:
-            ids.add(stage1)
-        apps = os.path.join(pod, "appsinfo")
-        for app in os.listdir(apps) if os.path.isdir(apps) else ():
-            tree = _read(os.path.join(apps, app, "treeStoreID"))
-            if tree:
-                ids.add(tree)
+        try:
+            fd = os.open(pod, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            ids.update(_tree_ids(fd))
+        finally:
+            os.close(fd)
     return ids
 
 
+def _tree_ids(pod_fd: int) -> set[str]:
+    """The tree ids one pod records (read relative to its directory descriptor)."""
+    ids = {_read_at(pod_fd, "stage1TreeStoreID")}
+    try:
+        apps_fd = os.open("appsinfo", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pod_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        apps_fd = -1
+    if apps_fd >= 0:
+        try:
+            ids.update(_read_at(apps_fd, os.path.join(app, "treeStoreID"))
+                       for app in os.listdir(apps_fd))
+        finally:
+            os.close(apps_fd)
+    ids.discard(None)
+    ids.discard("")
+    return ids
+
+
+def _read_at(dir_fd: int, path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with open(fd, errors="replace") as f:
+        return f.read().strip()
+
+
 def running_image_keys(data_dir: str) -> set[str]:
-    """Image keys of the apps of running pods (in ``run/`` and locked)."""
+    """Image keys of the apps of running pods (in ``run/`` and locked); a pod whose manifest
+    cannot be read is skipped (its trees are kept all the same)."""
+    from ..appc import AppcError, PodManifest
+
     keys: set[str] = set()
     for _state, pod in _pod_dirs(data_dir, ("run",)):
         if not is_locked(pod):
             continue
         manifest = _read(os.path.join(pod, "pod"))
         try:
-            apps = json.loads(manifest).get("apps") or [] if manifest else []
-        except ValueError:
+            apps = PodManifest.from_json(manifest).apps if manifest else []
+        except AppcError:
             continue
-        keys.update(app.get("image", {}).get("id", "") for app in apps if isinstance(app, dict))
-    keys.discard("")
+        keys.update(app.image.id for app in apps if app.image.id)
     return keys
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
+from ..store.aci import image_limits
 from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
@@ -21,10 +22,15 @@ PULL_POLICIES = ("new", "update", "never")
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """How to get one image: pull policy (``new``, ``update``, ``never``) and ``--signature``."""
+    """How to get one image: pull policy (``new``, ``update``, ``never``) and ``--signature``.
+
+    ``verify=False`` takes the image without its signature: only for stage1 images from the
+    trusted directory rkt installs them in (see :mod:`rkt_core.stage0.stage1`).
+    """
 
     pull_policy: str = "new"
     signature: str | None = None
+    verify: bool = True
 
 
 def pull_policy_from_flags(policy: str | None, store_only: bool, no_store: bool, default: str) -> str:
@@ -99,7 +105,7 @@ class _Fetch:
         ctx.log(f'image: using fetcher "{fetcher.name}" for "{text}"')
         fetched = fetcher.fetch(FetchRequest(text, ctx, signature, labels))
         try:
-            key, new = _import(ctx, text, fetched)
+            key, new = _import(ctx, text, fetched, self.options.verify)
         finally:
             for f in (fetched.aci, fetched.signature):
                 if f is not None:
@@ -131,8 +137,8 @@ class _Fetch:
         self.walked.add(key)
 
     def _dependency(self, parent: str, dep) -> str:
-        from ..discovery import DiscoveryError
-        from ..httpclient import HttpError
+        from ..remote.discovery import DiscoveryError
+        from ..remote.httpclient import HttpError
 
         store = self.ctx.store
         what = f'dependency "{dep.image_name}" of "{parent}"'
@@ -175,20 +181,21 @@ class _Fetch:
         self.imported.clear()
 
 
-def _import(ctx, text: str, fetched: FetchedImage) -> tuple[str, bool]:
-    """Verify and import what a fetcher returned: (key, whether it is new in the store)."""
+def _import(ctx, text: str, fetched: FetchedImage, verify: bool = True) -> tuple[str, bool]:
+    """Verify (unless not ``verify``) and import what a fetcher returned: (key, whether it is
+    new in the store)."""
     store = ctx.store
     if fetched.store_key is not None:
-        if fetched.aci is not None and _signature_required(ctx, fetched):
+        if fetched.aci is not None and verify and _signature_required(ctx, fetched):
             verify_signature(ctx, text, fetched, store.manifest(fetched.store_key).name)
         return fetched.store_key, False
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
     fetched.aci.seek(0)
     try:
-        with store.staging(fetched.aci) as staged:
+        with store.staging(fetched.aci, image_limits(ctx.config)) as staged:
             _check_expected(fetched, staged.manifest)
-            if _signature_required(ctx, fetched):
+            if verify and _signature_required(ctx, fetched):
                 verify_signature(ctx, text, fetched, staged.manifest.name)
             new = store.find_info(staged.key) is None
             info = store.commit(staged, remote=fetched.remote,

@@ -15,6 +15,8 @@ import stat
 import sys
 import time
 
+from ..crashpoints import crash_point
+from ..duration import format_duration
 from ..errors import RktError
 from ..pod.pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from ..pod.view import PodView
@@ -26,8 +28,11 @@ def _say(message: str) -> None:
 
 
 def mark(ctx, expire_prepared: float) -> None:
-    """Move exited, aborted and expired pods into the garbage directories."""
+    """Move exited, aborted and expired pods into the garbage directories; remove the embryos
+    crashed pod creations left."""
     now = time.time()
+    for pod_uuid in Pod.remove_abandoned_embryos(ctx.data_dir):
+        ctx.log(f'gc: removed the embryo of pod "{pod_uuid}" (its creation crashed)')
     for pod in Pod.walk(ctx.data_dir, (RUN, PREPARE, PREPARED)):
         with pod:
             try:
@@ -51,7 +56,7 @@ def mark(ctx, expire_prepared: float) -> None:
 def _release_networks(ctx, pod: Pod) -> None:
     """Tear down an exited pod's networks now rather than after the grace period (a pod whose
     ``rkt run`` was killed may still hold them); skipped while someone else holds the pod."""
-    from . import network
+    from .. import network
 
     if not network.needs_teardown(pod):
         return
@@ -73,8 +78,6 @@ def sweep(ctx, grace_period: float) -> bool:
         with pod:
             marked = pod.gc_marked_at
             if pod.state_dir == EXITED_GARBAGE and marked and now - marked < grace_period:
-                from ..cli.params import format_duration
-
                 _say(f'pod "{pod.uuid}" not removed: still within grace period '
                      f"({format_duration(grace_period)})")
                 continue
@@ -96,7 +99,7 @@ def delete_pod(ctx, pod: Pod) -> None:
     """Release and delete a locked pod: flavor gc, observers, mounts, then the directory."""
     from ..sys.mount import unmount_all_under
 
-    from . import network
+    from .. import network
 
     print(f'Garbage collecting pod "{pod.uuid}"')
     if not network.teardown(ctx, pod):  # the pod (and its records) stay for the next gc
@@ -105,12 +108,15 @@ def delete_pod(ctx, pod: Pod) -> None:
     if flavor_name and pod.state_dir == EXITED_GARBAGE:
         try:
             from .run import load_stage1
+            from .stage1 import mounted
 
-            load_stage1(ctx, pod).gc(PodView(pod))
+            with mounted(ctx, pod, apps=False):
+                load_stage1(ctx, pod).gc(PodView(pod))
         except RktError as e:
             ctx.warn(f'pod "{pod.uuid}": stage1 gc skipped: {e}')
     ctx.plugins.notify("rkt_pod_gc", pod=PodView(pod))
     unmount_all_under(pod.path)
+    crash_point("gc.deleting")
     remove_tree_one_filesystem(pod.path)
 
 

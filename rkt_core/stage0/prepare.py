@@ -1,10 +1,10 @@
 """``rkt prepare`` and the first half of ``rkt run``: from image arguments to a prepared pod.
 
-Images are fetched first (so a failed fetch leaves no pod), then a pod directory is created and
-locked, the pod manifest is generated from the images and the command line, each image is
-rendered in the tree store (and its on-disk hash checked), and each app gets its root: an empty
-mount point for an overlay of its tree, or a private copy of the tree. The layout is described in
-:mod:`rkt_core.pod.runtime`.
+Images are fetched first (so a failed fetch leaves no pod), the stage1 image too if one is asked
+for (:mod:`.stage1`), then a pod directory is created and locked, the pod manifest is generated
+from the images and the command line, each image is rendered in the tree store (and its on-disk
+hash checked), and each app gets its root: an empty mount point for an overlay of its tree, or a
+private copy of the tree. The layout is described in :mod:`rkt_core.pod.runtime`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
-from ..errors import RktError, UsageError
+from ..crashpoints import crash_point
+from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
 from ..pod.references import prepare_lock
@@ -26,6 +27,7 @@ from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
+from .stage1 import WORK_DIR, Stage1Request, choose
 
 CAPS_RETAIN = "os/linux/capabilities-retain-set"
 CAPS_REMOVE = "os/linux/capabilities-remove-set"
@@ -62,20 +64,11 @@ class PrepareOptions:
     set_env: dict[str, str] = field(default_factory=dict)
     inherit_env: bool = False
     pull_policy: str = "new"
-    stage1_name: str = ""
+    stage1: Stage1Request = Stage1Request()
     no_overlay: bool = False
     pod_manifest: str = ""
     uuid_file_save: str = ""
     ports: list = field(default_factory=list)  # ExposedPort of --port, into the pod manifest
-
-
-def choose_flavor(ctx, requested: str) -> str:
-    """The stage1 flavor: ``--stage1-name``, else ``stage1.d`` config, else a plugin's choice,
-    else ``nspawn``. Fails early, naming what is installed, if it is missing."""
-    name = (requested or ctx.config.stage1_name or ctx.plugins.default_stage1_flavor(ctx.config)
-            or "nspawn")
-    ctx.plugins.stage1_flavor(name)
-    return name
 
 
 def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
@@ -85,9 +78,10 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     On any error the pod directory is left unlocked in ``prepare/`` (an aborted prepare, which
     ``rkt gc`` removes) and the error is raised.
     """
-    flavor = choose_flavor(ctx, options.stage1_name)
     for volume in options.volumes:
         _check_volume_owner(volume, f'--volume "{volume.to_cli()}"')
+    stage1 = choose(ctx, options.stage1)
+    flavor = stage1.flavor
     if options.pod_manifest:
         manifest, keys = _read_pod_manifest(ctx, options)
     else:
@@ -107,6 +101,9 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
+            if stage1.image:
+                _prepare_stage1_image(ctx, pod, stage1.image, use_overlay)
+        crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
         os.makedirs(pod.file("stage1"), exist_ok=True)
         write_atomic(pod.file("stage1", "flavor"), flavor.encode())
@@ -215,7 +212,7 @@ def generate_manifest(ctx, options: PrepareOptions, keys: list[str], flavor: str
                                Annotations(list(image.annotations))))
     manifest = PodManifest(apps=apps, volumes=volumes, ports=list(options.ports))
     if manifest.ports:
-        from .network import forwarded_ports
+        from ..network import forwarded_ports
 
         forwarded_ports(manifest)  # every --port names a port an app declares
     return manifest
@@ -290,18 +287,31 @@ def _cap_name(cap: str) -> str:
     return cap if cap.startswith("CAP_") else "CAP_" + cap
 
 
+def _rendered_tree(ctx, trees, key: str) -> str:
+    """The tree of image ``key``, rendered if need be, and rendered again (with a warning) if
+    it was modified on disk."""
+    from ..store.treestore import TreeVerificationError
+
+    tree = trees.render(key, warn=ctx.warn)
+    if not ctx.insecure_for(Insecure.ONDISK):
+        try:
+            trees.check(tree)
+        except TreeVerificationError as e:
+            ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
+            tree = trees.rebuild(key, warn=ctx.warn)
+    return tree
+
+
 def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_overlay: bool) -> None:
-    from ..store.treestore import TreeStore, TreeVerificationError
+    from ..store.treestore import TreeStore
 
     trees = TreeStore(ctx.store)
     for ra, key in zip(manifest.apps, keys):
-        tree = trees.render(key, warn=ctx.warn)
-        if not ctx.insecure_for(Insecure.ONDISK):
-            try:
-                trees.check(tree)
-            except TreeVerificationError as e:
-                ctx.warn(f"warning: tree cache is in a bad state: {e}. Rebuilding...")
-                tree = trees.rebuild(key, warn=ctx.warn)
+        if ctx.store.find_info(key) is None:
+            raise NotFoundError(f'image "{key}" of app "{ra.name}" was removed from the store '
+                                'while the pod was being prepared (by "rkt image rm" or '
+                                '"rkt image gc")', hint="run the command again")
+        tree = _rendered_tree(ctx, trees, key)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
         write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
@@ -315,6 +325,26 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
             os.makedirs(os.path.dirname(rootfs), mode=0o755)
             _copy_tree(trees.rootfs(tree), rootfs)
         ctx.store.mark_used(key)
+
+
+def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
+    """The stage1 image's tree rendered (and checked), its manifest in ``stage1/manifest``, its
+    tree id in ``stage1TreeStoreID``; without overlay, the tree copied into ``stage1/rootfs``
+    (beside the apps' roots), else the overlay's directories (see :func:`.stage1.mounted`)."""
+    from ..store.treestore import TreeStore
+
+    trees = TreeStore(ctx.store)
+    tree = _rendered_tree(ctx, trees, key)
+    rootfs = pod.file("stage1", "rootfs")
+    os.makedirs(rootfs, mode=0o755, exist_ok=True)
+    write_atomic(pod.file("stage1", "manifest"), ctx.store.manifest_json(key), mode=0o640)
+    if use_overlay:
+        os.mkdir(pod.file(*WORK_DIR), 0o700)
+        os.chmod(rootfs, os.stat(trees.rootfs(tree)).st_mode & 0o7777)
+    else:
+        _copy_tree(os.path.join(trees.rootfs(tree), "."), rootfs)
+    write_atomic(pod.file("stage1TreeStoreID"), tree.encode(), mode=0o640)
+    ctx.store.mark_used(key)
 
 
 def _copy_tree(source: str, target: str) -> None:

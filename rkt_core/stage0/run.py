@@ -4,7 +4,8 @@ Stage0 refuses flavors of a stage1 interface version it does not drive, and opti
 does not support (from its ``Stage1Features`` and its interface version) instead of dropping
 them; it moves the pod to ``run/`` under its exclusive lock, and passes the lock's descriptor to
 the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life. Flavors get a
-read-only :class:`~rkt_core.pod.view.PodView` of the pod.
+read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image has it
+mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import fields, replace
 
+from .. import network
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
+from ..network.guardian import Guardian
 from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
-from . import network
-from .net_guardian import Guardian
+from . import stage1 as stage1_image
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -108,11 +111,12 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
     pod.to_run()
+    crash_point("run.moved")
     os.set_inheritable(pod.lock.fd, True)
     os.environ["RKT_LOCK_FD"] = str(pod.lock.fd)
     options = replace(options, lock_fd=pod.lock.fd)
     # Networks are set up here and released by a guardian process once the pod's last process
-    # is gone, even if rkt itself is killed or exec'ed (see rkt_core.stage0.net_guardian).
+    # is gone, even if rkt itself is killed or exec'ed (see rkt_core.network.guardian).
     backend = network.backend_for(ctx, options.net)
     guardian = None
     if options.net != (network.HOST,):
@@ -123,7 +127,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
                                 own_hostname=stage1.features.own_hostname)
         view = PodView(pod)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
-        code = stage1.run(view, options)
+        with stage1_image.mounted(ctx, pod, apps=True):
+            code = stage1.run(view, options)
     finally:
         if guardian is not None:
             guardian.finish(ctx, pod)

@@ -43,18 +43,43 @@ _LONG_DIGIT_RUN = re.compile(rb"[0-9]{64}")
 class Limits:
     """Caps on what one image archive may make us read, write and hold in memory.
 
-    The ratio (uncompressed / compressed bytes) is only checked once ``ratio_grace_bytes`` have
-    come out: small images legitimately compress very well.
+    What comes out of ``n`` compressed bytes, and what the entries' sizes add up to (a sparse
+    entry can claim far more than its bytes), may not exceed ``ratio_grace_bytes + max_ratio *
+    n``, nor ``max_uncompressed_bytes``. Real images compress about 2 to 10 times, and the grace
+    covers small or very regular ones; a bomb expands hundreds of times (deflate reaches ~1030,
+    bzip2 and xz far more), so it always runs into the bound, after at most the grace plus a
+    hundred times its own size. The bound holds for every compression and for plain tars.
+    ``rkt`` takes them from the ``limits`` configuration (:func:`image_limits`).
     """
 
     max_uncompressed_bytes: int = 64 * GiB
-    max_ratio: int = 1000
-    ratio_grace_bytes: int = 64 * MiB
+    max_ratio: int = 100
+    ratio_grace_bytes: int = 256 * MiB
     max_entries: int = 1_000_000
     max_name_len: int = 4096
     max_manifest_bytes: int = 1 * MiB
     max_pax_bytes: int = 1 * MiB  # one PAX or GNU long-name header (read into memory whole)
     max_xz_memory: int = 256 * MiB  # the xz decoder's memory (xz -9 needs 65 MiB)
+
+    def check_expansion(self, out_bytes: int, in_bytes: int, what: str) -> None:
+        """Refuse ``out_bytes`` (``what`` they are) made from ``in_bytes`` compressed ones."""
+        allowed = min(self.max_uncompressed_bytes, self.ratio_grace_bytes + self.max_ratio * in_bytes)
+        if out_bytes > allowed:
+            raise ImageError(
+                f"image archive: decompression bomb?: {what} {out_bytes} bytes out of {in_bytes} "
+                f"compressed (at most {self.ratio_grace_bytes} plus {self.max_ratio} times the "
+                f"compressed size, and {self.max_uncompressed_bytes} in all)",
+                hint='if this image is genuine, raise the limits in a "limits" configuration '
+                     "file (limits.d/*.json: maxUncompressedBytes, maxCompressionRatio, "
+                     "compressionRatioGraceBytes)")
+
+
+def image_limits(config) -> Limits:
+    """The :class:`Limits` of the ``limits`` configuration (defaults where it sets nothing)."""
+    given = {"max_uncompressed_bytes": config.max_uncompressed_bytes,
+             "max_ratio": config.max_compression_ratio,
+             "ratio_grace_bytes": config.compression_ratio_grace_bytes}
+    return Limits(**{name: value for name, value in given.items() if value is not None})
 
 
 @dataclass(frozen=True)
@@ -156,14 +181,7 @@ class _Decompressed(io.RawIOBase):
         return True
 
     def _check_limits(self) -> None:
-        limits = self._limits
-        if self.bytes_out > limits.max_uncompressed_bytes:
-            raise ImageError(f"image archive: decompression bomb?: more than "
-                             f"{limits.max_uncompressed_bytes} bytes uncompressed")
-        if (self.bytes_out > limits.ratio_grace_bytes
-                and self.bytes_out > limits.max_ratio * max(self.bytes_in, 1)):
-            raise ImageError(f"image archive: decompression bomb?: {self.bytes_out} bytes out of "
-                             f"{self.bytes_in} compressed (ratio above {limits.max_ratio})")
+        self._limits.check_expansion(self.bytes_out, self.bytes_in, "uncompressed:")
 
 
 def decompressed_reader(fileobj: BinaryIO, limits: Limits) -> io.BufferedReader:
@@ -272,9 +290,10 @@ def stage_aci(src: BinaryIO, dest: BinaryIO, limits: Limits = Limits()) -> Stage
     src.seek(0)
     dest.seek(0)
     dest.truncate()
-    with ReadAhead(decompressed_reader(src, limits)) as uncompressed:
+    reader = decompressed_reader(src, limits)
+    with ReadAhead(reader) as uncompressed:
         stream = _Copying(uncompressed, dest)
-        manifest, has_rootfs, end = _check_entries(stream, limits)
+        manifest, has_rootfs, end = _check_entries(stream, limits, lambda: reader.raw.bytes_in)
         while stream.read(CHUNK):
             pass
     dest.flush()
@@ -329,10 +348,11 @@ def read_manifest(tar_path: str, limits: Limits = Limits()) -> bytes:
     raise ImageError(f'image archive "{tar_path}": no "manifest" entry')
 
 
-def _check_entries(stream, limits: Limits) -> tuple[bytes | None, bool, int]:
+def _check_entries(stream, limits: Limits,
+                   compressed_bytes) -> tuple[bytes | None, bool, int]:
     """Check each entry of the uncompressed tar read from ``stream``; return the manifest bytes
     (if any), whether there is a ``rootfs`` entry and the offset where the entries end (the end
-    marker should be there)."""
+    marker should be there). ``compressed_bytes()`` tells how much compressed input was read."""
     seen: set[bytes] = set()  # digests of the cleaned names: bounded memory for long names
     apparent_size = 0
     manifest: bytes | None = None
@@ -350,14 +370,15 @@ def _check_entries(stream, limits: Limits) -> tuple[bytes | None, bool, int]:
                 if key in seen:
                     raise ImageError(f'image archive: duplicate entry "{member.name}"')
                 seen.add(key)
+                # The entries before this one have been read through: their sizes are bounded
+                # by the input read so far, as the bytes that came out are.
+                limits.check_expansion(apparent_size, compressed_bytes(), "its files add up to")
                 apparent_size += member.size
-                if apparent_size > limits.max_uncompressed_bytes:
-                    raise ImageError("image archive: decompression bomb?: its files add up to "
-                                     f"more than {limits.max_uncompressed_bytes} bytes")
                 if name == "manifest":
                     manifest = _read_manifest(tar, member, limits)
                 has_rootfs = has_rootfs or name == "rootfs"
             end = tar.offset
+        limits.check_expansion(apparent_size, compressed_bytes(), "its files add up to")
     except TAR_ERRORS as e:
         raise ImageError(f"image archive: not a valid tar: {e}") from None
     return manifest, has_rootfs, end

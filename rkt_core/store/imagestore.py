@@ -25,6 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 from ..access import check_not_shared
 from ..appc import ImageManifest
 from ..appc.reference import parse_app_string
+from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
 from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
@@ -132,13 +133,14 @@ class ImageStore:
     def staging(self, source: BinaryIO, limits: Limits | None = None) -> Iterator[StagedImage]:
         """Decompress and check ``source`` into ``cas/tmp``; the temp file is removed on exit
         unless :meth:`commit` moved it into the store."""
-        fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix="import-")
+        fd, path = self._locked_temp_file("import-")
         try:
-            with os.fdopen(fd, "w+b") as dest:
+            with os.fdopen(fd, "w+b", closefd=False) as dest:
                 staged: StagedACI = stage_aci(source, dest, limits or Limits())
                 dest.flush()
-                os.fchmod(dest.fileno(), FILE_MODE)
-                os.fsync(dest.fileno())
+                os.fchmod(fd, FILE_MODE)
+                os.fsync(fd)
+            crash_point("fetch.staged")
             manifest = ImageManifest.from_json(staged.manifest)
             yield StagedImage(path, staged.key, staged.size, staged.manifest, manifest)
         finally:
@@ -146,6 +148,18 @@ class ImageStore:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+            os.close(fd)  # the lock goes with it: image gc may take what is left from now on
+
+    def _locked_temp_file(self, prefix: str) -> tuple[int, str]:
+        """A new file in ``cas/tmp``, open and exclusively flocked so that ``image gc`` leaves it
+        alone (:meth:`remove_stale_temp_files`); made again if a gc removed it before the lock
+        was taken."""
+        while True:
+            fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd, path
+            os.close(fd)
 
     def commit(self, staged: StagedImage, remote: RemoteInfo | None = None,
                latest: bool = False) -> ImageInfo:
@@ -158,9 +172,11 @@ class ImageStore:
                 self._makedirs_durable(os.path.dirname(blob))
                 os.rename(staged.path, blob)
                 fsync_dir(os.path.dirname(blob))
+                crash_point("fetch.blob")
                 manifest_path = self.manifest_path(key)
                 self._makedirs_durable(os.path.dirname(manifest_path))
                 write_atomic(manifest_path, staged.manifest_json, mode=FILE_MODE)
+                crash_point("fetch.files")
             from sqlalchemy import insert, update
 
             from . import schema
@@ -350,6 +366,7 @@ class ImageStore:
                 conn.execute(delete(schema.remote).where(schema.remote.c.blobkey == key))
             if not found:
                 raise NotFoundError(f'image "{key}" is not in the store')
+            crash_point("image-rm.row")
             for path in paths:
                 try:
                     os.unlink(path)
@@ -365,8 +382,8 @@ class ImageStore:
 
     def remove_stale_temp_files(self, older_than: float) -> list[str]:
         """Remove files in ``cas/tmp`` untouched for ``older_than`` seconds (staging files of a
-        crashed import, partial downloads nobody resumed); skip those locked by a download in
-        progress. Return the paths removed."""
+        crashed import, partial downloads nobody resumed); skip those locked by an import or a
+        download in progress. Return the paths removed."""
         removed = []
         cutoff = time.time() - older_than
         for name in os.listdir(self.tmp_dir):
@@ -382,7 +399,7 @@ class ImageStore:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    continue  # a download is resuming it right now
+                    continue  # an import or a download is using it right now
                 os.unlink(path)
                 removed.append(path)
             finally:

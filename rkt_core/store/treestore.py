@@ -18,6 +18,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 
+from ..crashpoints import crash_point
 from ..errors import ImageError, NotFoundError, RktError
 from ..sys.fs import fsync_dir, syncfs, write_atomic
 from ..sys.lock import FileLock
@@ -199,11 +200,13 @@ class TreeStore:
             layers = [Layer(self.store.blob_path(d.key), d.key, list(d.manifest.path_whitelist), d.level)
                       for d in deps]
             render_layers(layers, rootfs, warn=warn)
+            crash_point("render.tree")
             digest, size = tree_hash(rootfs)
             write_atomic(os.path.join(path, "hash"), digest.encode())
             write_atomic(os.path.join(path, "fingerprint"), tree_fingerprint(rootfs).encode())
             write_atomic(os.path.join(path, "image"), key.encode())
             syncfs(path)
+            crash_point("render.marker")
             write_atomic(os.path.join(path, "rendered"), b"")
             fsync_dir(self.dir)
         self.store.set_treestore_size(key, size)
@@ -263,6 +266,7 @@ class TreeStore:
                 fsync_dir(path)
             except FileNotFoundError:
                 pass
+            crash_point("image-gc.tree")
             self._remove_dir(path)
         try:
             os.unlink(os.path.join(self.locks_dir, tree))

@@ -1,1 +1,2 @@
-"""Thin wrappers over Linux calls. Unit tests replace these, and only these, with fakes."""
+"""Thin wrappers over Linux calls. The C library is reached only through :mod:`.libc`, the
+Linux-call boundary that unit tests fake."""

@@ -57,14 +57,11 @@ def makedirs(path: str, mode: int = 0o755) -> None:
 
 def syncfs(path: str) -> None:
     """syncfs(2): flush every dirty page of the filesystem holding ``path`` (one call, not a walk)."""
-    import ctypes
+    from .libc import call  # imported when needed: ctypes costs start-up
 
-    libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
+        call("syncfs", fd, what=f"cannot sync the filesystem of {path}")
     finally:
         os.close(fd)
 

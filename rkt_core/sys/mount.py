@@ -5,11 +5,12 @@ Every failing call raises OSError with the errno and a message naming the operat
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import re
 from typing import NamedTuple
+
+from .libc import call
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -36,42 +37,24 @@ _KEPT_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_
                os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME,
                os.ST_RELATIME: MS_RELATIME}
 
-_libc = None  # the C library; unit tests replace it with a fake
 _MOUNTINFO = "/proc/self/mountinfo"  # unit tests point it at a file of their own
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        lib.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                              ctypes.c_char_p)
-        lib.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        _libc = lib
-    return _libc
 
 
 def _bytes(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
-def _fail(what: str) -> OSError:
-    err = ctypes.get_errno()
-    return OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
           data: str | None = None) -> None:
     """mount(2)."""
-    if _lib().mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data)) != 0:
-        raise _fail(f"cannot mount {source or fstype or 'none'} on {target} "
-                    f"(type {fstype or 'none'}, flags {flags:#x})")
+    call("mount", _bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data),
+         what=f"cannot mount {source or fstype or 'none'} on {target} "
+              f"(type {fstype or 'none'}, flags {flags:#x})")
 
 
 def umount(target: str, flags: int = 0) -> None:
     """umount2(2)."""
-    if _lib().umount2(_bytes(target), flags) != 0:
-        raise _fail(f"cannot unmount {target}")
+    call("umount2", _bytes(target), flags, what=f"cannot unmount {target}")
 
 
 def bind(source: str, target: str, recursive: bool = False) -> None:

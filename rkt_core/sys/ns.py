@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
+
+from .libc import call
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -17,35 +18,15 @@ CLONE_NEWNET = 0x40000000
 KINDS = {"mnt": CLONE_NEWNS, "cgroup": CLONE_NEWCGROUP, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC,
          "user": CLONE_NEWUSER, "pid": CLONE_NEWPID, "net": CLONE_NEWNET}
 
-_libc = None  # the C library; unit tests replace it with a fake
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        lib.unshare.argtypes = (ctypes.c_int,)
-        lib.setns.argtypes = (ctypes.c_int, ctypes.c_int)
-        _libc = lib
-    return _libc
-
-
-def _fail(what: str) -> OSError:
-    err = ctypes.get_errno()
-    return OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def unshare(flags: int) -> None:
     """unshare(2): move this process into new namespaces (``CLONE_NEW*`` flags)."""
-    if _lib().unshare(flags) != 0:
-        raise _fail(f"cannot unshare namespaces (flags {flags:#x})")
+    call("unshare", flags, what=f"cannot unshare namespaces (flags {flags:#x})")
 
 
 def setns(fd: int, kind: str = "") -> None:
     """setns(2): join the namespace ``fd`` refers to; ``kind`` (``mnt``, ``net``...) makes the
     kernel check that it is one."""
-    if _lib().setns(fd, KINDS[kind] if kind else 0) != 0:
-        raise _fail(f"cannot join {kind or 'the'} namespace")
+    call("setns", fd, KINDS[kind] if kind else 0, what=f"cannot join {kind or 'the'} namespace")
 
 
 def open_ns(kind: str, pid: int | str = "self", *, proc_fd: int | None = None) -> int:

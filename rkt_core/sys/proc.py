@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
 from contextlib import contextmanager
 from typing import Iterable, Iterator
+
+from .libc import call
 
 # Signals ``rkt run`` and ``rkt enter`` pass on to the process they wait for.
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
@@ -16,21 +17,8 @@ _SI_KERNEL = 0x80  # si_code of a signal the kernel raised (a terminal's ^C), no
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 
-_libc = None  # the C library; unit tests replace it with a fake
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
-
-
 def _prctl(option: int, value: int, what: str) -> None:
-    if _lib().prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                    ctypes.c_ulong(0)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot {what}: {os.strerror(err)}")
+    call("prctl", option, value, 0, 0, 0, what=f"cannot {what}")
 
 
 def set_dumpable(dumpable: bool) -> None:

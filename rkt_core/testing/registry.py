@@ -22,7 +22,6 @@ to anything but 127.0.0.1: proxy settings of the environment are ignored.
 from __future__ import annotations
 
 import base64
-import ctypes
 import datetime
 import gzip
 import hashlib
@@ -32,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
+from ..sys import proc
 from .aci import BUSYBOX
 
 USER, PASSWORD = "testuser", "testpassword"
@@ -85,7 +86,6 @@ def free_port() -> int:
 
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-_PR_SET_PDEATHSIG = 1
 
 
 def local_env() -> dict[str, str]:
@@ -95,7 +95,7 @@ def local_env() -> dict[str, str]:
 
 def _die_with_parent() -> None:
     """In a child before exec: be killed (SIGTERM) when the thread that forked it ends."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, 15, 0, 0, 0)
+    proc.set_parent_death_signal(signal.SIGTERM)
 
 
 def _session() -> requests.Session:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rkt_core.sys import mount
 from rkt_core.testing.aci import busybox_aci
 
 pytestmark = pytest.mark.root
@@ -24,8 +25,7 @@ def rkt(data: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def mounts_under(path: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if str(path) in line]
+    return [m.mount_point for m in mount.mounts_under(str(path))]
 
 
 def leftover_pods(data: Path) -> list[str]:

@@ -3,7 +3,7 @@
 import pytest
 
 from rkt_core.cli.output import format_table, human_size, humanize_time
-from rkt_core.cli.params import format_duration, parse_duration
+from rkt_core.duration import format_duration, parse_duration
 from rkt_core.errors import UsageError
 from rkt_core.insecure import Insecure, format_insecure_options, parse_insecure_options
 from rkt_core.stage0.imageref import classify

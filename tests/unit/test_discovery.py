@@ -5,7 +5,7 @@ import platform
 
 import pytest
 
-from rkt_core.discovery import app_labels, host_labels, parse_meta, prefixes, render
+from rkt_core.remote.discovery import app_labels, host_labels, parse_meta, prefixes, render
 
 
 def test_meta_tags_are_read_with_prefix_and_uri():

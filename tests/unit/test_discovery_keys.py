@@ -2,7 +2,7 @@
 
 import pytest
 
-from rkt_core.keystore import Keystore
+from rkt_core.trust.keystore import Keystore
 from rkt_core.testing.gpg import GpgSigner
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rkt_core.config import ConfigError, load_config
-from rkt_core.httpclient import HttpClient, HttpOptions
+from rkt_core.remote.httpclient import HttpClient, HttpOptions
 
 
 def _auth(directory, name, domains, kind, credentials):
@@ -43,3 +43,21 @@ def test_malformed_domains_are_errors(tmp_path, domain):
     _auth(tmp_path, "a.json", [domain], "oauth", {"token": "t"})
     with pytest.raises(ConfigError, match="invalid domain"):
         load_config(str(tmp_path))
+
+
+def test_an_authorization_the_caller_gives_goes_only_to_its_own_host():
+    """A registry token passes a redirect to the same host, never to another one (a blob's
+    storage); the server that redirects gets it."""
+    from rkt_core.testing.httpserver import TestServer
+
+    with TestServer() as registry, TestServer(host="127.0.0.2") as storage:
+        storage.add("/blob", b"data")
+        registry.add("/moved", redirect=registry.url("/here"))
+        registry.add("/here", redirect=storage.url("/blob"))
+        with HttpClient(HttpOptions()) as client:
+            with client.request("GET", registry.url("/moved"),
+                                {"Authorization": "Bearer registry-token"}) as response:
+                assert response.content == b"data"
+        assert [r.headers.get("Authorization") for r in registry.requests] == \
+            ["Bearer registry-token"] * 2
+        assert [r.headers.get("Authorization") for r in storage.requests] == [None]

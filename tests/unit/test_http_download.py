@@ -1,4 +1,4 @@
-"""rkt_core.download against a real loopback server: whole and resumed transfers, restarts when the
+"""rkt_core.remote.download against a real loopback server: whole and resumed transfers, restarts when the
 resource changed, caps, statuses, and what is left on disk."""
 
 import io
@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from rkt_core.download import BROKEN, download, max_age, partial_name
-from rkt_core.httpclient import HttpClient, HttpError, HttpOptions
-from rkt_core.progress import Progress
+from rkt_core.remote.download import BROKEN, download, max_age, partial_name
+from rkt_core.remote.httpclient import HttpClient, HttpError, HttpOptions
+from rkt_core.remote.progress import Progress
 from rkt_core.testing.httpserver import TestServer
 
 DATA = os.urandom(300_000)

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from rkt_core.errors import RktError
-from rkt_core.keystore import Keystore, key_info
+from rkt_core.trust.keystore import Keystore, key_info
 from rkt_core.testing.gpg import GpgSigner
 
 

@@ -11,8 +11,8 @@ import pytest
 from rkt_core.plugin_api import hookimpl
 from rkt_core.appc import PodManifest
 from rkt_core.pod.pod import Pod
-from rkt_core.stage0 import network
-from rkt_core.stage0.net_guardian import Guardian
+from rkt_core import network
+from rkt_core.network.guardian import Guardian
 from rkt_core.testing.plugins import load_plugin
 from rkt_core.types import NetworkBackend
 

@@ -1,4 +1,4 @@
-"""stage0 networking without root: --net parsing and CNI_ARGS, --port matching, the DNS and
+"""Pod networking without root: --net parsing and CNI_ARGS, --port matching, the DNS and
 hosts precedence, the built-in host/none backends and teardown bookkeeping."""
 
 import json
@@ -10,7 +10,7 @@ from rkt_core.appc import PodManifest
 from rkt_core.builtins import net_host, net_none
 from rkt_core.errors import RktError, UsageError
 from rkt_core.pod.pod import Pod
-from rkt_core.stage0 import network
+from rkt_core import network
 from rkt_core.testing.plugins import load_plugin
 from rkt_core.types import NetworkRequest, PodNetworks, RunOptions
 

@@ -9,7 +9,7 @@ import pytest
 from rkt_core.builtins import openpgp
 from rkt_core.context import Context
 from rkt_core.errors import SignatureError
-from rkt_core.keystore import Keystore
+from rkt_core.trust.keystore import Keystore
 from rkt_core.plugins import Plugins
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.types import VerifyRequest

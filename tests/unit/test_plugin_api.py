@@ -35,7 +35,7 @@ def test_entry_modules_say_which_plugin_api_they_were_written_for(module, projec
 
 
 @pytest.mark.parametrize("source,found", [
-    ("import rkt_core.stage0.network\n", ["x.py:1: rkt_core.stage0.network"]),
+    ("import rkt_core.network\n", ["x.py:1: rkt_core.network"]),
     ("from rkt_core.sys.mount import _unescape\n", ["x.py:1: rkt_core.sys.mount"]),
     ("from rkt_core import hookspecs, plugin_api\n", ["x.py:1: rkt_core.hookspecs"]),
     ("def f():\n    from rkt_core.cli.main import get_context\n", ["x.py:2: rkt_core.cli.main"]),

@@ -1,8 +1,10 @@
 """The plugin facade: validation, isolation of broken plugins, records, observers, disabling."""
 
+from types import SimpleNamespace
+
 import pytest
 
-from rkt_core.errors import PluginMissingError
+from rkt_core.errors import PluginMissingError, RktError
 from rkt_core.plugin_api import hookimpl
 from rkt_core.plugins import DISABLED, FAILED, OK, Plugins
 from rkt_core.types import Fetcher, Stage1Flavor
@@ -456,3 +458,36 @@ def test_a_hook_published_twice_or_without_a_kind_fails_the_publisher():
     infos = {i.name: i for i in pm.infos()}
     assert "hook rkt_widget_used is already specified" in infos["twice"].errors[0]
     assert "hook spec rkt_kindless has no kind" in infos["kindless"].errors[0]
+
+
+class ImageRunners:
+    RKT_PLUGIN_API = 1
+
+    @staticmethod
+    def refuse_all(manifest):
+        raise RktError(f'"{manifest.name}" is not for the choosy flavor')
+
+    @staticmethod
+    def accept_stage1(manifest):
+        if not manifest.name.startswith("stage1/"):
+            raise RktError(f'"{manifest.name}" is no stage1 image')
+
+    @hookimpl
+    def rkt_stage1_flavors(self):
+        return [flavor("fly"),
+                Stage1Flavor("choosy", lambda: None, check_image=self.refuse_all),
+                Stage1Flavor("image", lambda: None, check_image=self.accept_stage1)]
+
+
+def test_a_stage1_image_goes_to_the_first_flavor_that_accepts_it():
+    pm, _ = make(("runners", ImageRunners()))
+    assert pm.stage1_image_flavor(SimpleNamespace(name="stage1/x")).name == "image"
+    with pytest.raises(RktError, match='"app" is not for the choosy flavor'):
+        pm.stage1_image_flavor(SimpleNamespace(name="app"))
+
+
+def test_no_flavor_runs_stage1_images():
+    pm, _ = make(("stage1-fly", FlyPlugin()))
+    with pytest.raises(PluginMissingError, match="no installed stage1 flavor runs stage1 images") as err:
+        pm.stage1_image_flavor(SimpleNamespace(name="example.com/stage1"))
+    assert err.value.hint == "pip install rkt-stage1-image"

@@ -33,6 +33,21 @@ def test_lifecycle_states(tmp_path):
     assert reopened.gc_marked_at is not None
 
 
+def test_a_handle_reads_the_pod_after_another_process_moved_it(tmp_path):
+    pod = Pod.create(str(tmp_path))
+    with open(pod.file("pod"), "w") as f:
+        f.write("{}")
+    pod.to_run()
+    pod.close()
+    reader = Pod.open(str(tmp_path), pod.uuid)
+    with Pod.open(str(tmp_path), pod.uuid) as gc:
+        gc.to_exited_garbage()  # what a concurrent gc does while list reads
+    assert reader.state_dir == "run"
+    assert reader.manifest_json() == b"{}" and reader.created_at is None
+    assert reader.read_text("pod") == "{}"
+    reader.close()
+
+
 def test_unlocked_prepare_is_an_aborted_prepare(tmp_path):
     pod = Pod.create(str(tmp_path))
     pod.close()
@@ -94,6 +109,16 @@ def test_pod_files_and_times(tmp_path):
     assert pod.created_at and pod.started_at and pod.pid == 1234
     assert pod.app_exit_codes() == {"db": 3, "web": 0}
     assert pod.networks() == []
+
+
+def test_a_stage1_may_record_ppid_instead_of_pid(tmp_path):
+    pod = Pod.create(str(tmp_path))
+    with open(pod.file("ppid"), "w") as f:
+        f.write("4321\n")
+    assert pod.pid == 4321 and pod.started_at == os.stat(pod.file("ppid")).st_mtime
+    with open(pod.file("pid"), "w") as f:
+        f.write("1234")
+    assert pod.pid == 1234 and pod.started_at == os.stat(pod.file("pid")).st_mtime
 
 
 def test_cgroup_of_a_running_pod(tmp_path):

@@ -1,19 +1,20 @@
 """The docker blob cache: ``<data dir>/cas/tmp/docker-blobs/``.
 
-A layer or config blob is downloaded to ``<algorithm>-<hex>.partial`` while it is hashed, and
-renamed to ``<algorithm>-<hex>`` only once its size and digest are right; a blob that does not
-match is deleted. An interrupted download keeps its ``.partial`` file and the next fetch resumes
-it with a ``Range`` request; if the resumed whole does not match, the blob is downloaded again
-from the start, once. A cached blob is hashed again each time it is used, so a damaged or
-tampered cache file is never trusted (it is deleted and downloaded again).
+A layer or config blob is downloaded to ``<algorithm>-<hex>.partial`` with rkt's resumable
+download primitive (``rkt_core.plugin_api.fetch.Transfer``), and renamed to
+``<algorithm>-<hex>`` only once its size and digest are right; a blob that does not match is
+deleted. An interrupted download keeps its ``.partial`` file and the next fetch resumes it with
+a ``Range`` request (a blob is named by its content, so no validator is needed); if the resumed
+whole does not match, the blob is downloaded again from the start, once. A cached blob is hashed
+again each time it is used, so a damaged or tampered cache file is never trusted (it is deleted
+and downloaded again).
 
 Complete blobs stay after the fetch, so that other tags sharing layers do not download them
 again; the least recently used go once the cache holds more than ``max_bytes``, and partial
 files after a week. Everything here may be deleted at any time: it is only a cache.
 
-Two fetches of the same blob at once take turns: the partial file is locked (``flock``) while it
-is written, and the path is re-checked after locking, so a file renamed or removed meanwhile is
-never written to.
+Two fetches of the same blob at once take turns: the partial file is locked while it is written
+(``open_partial``), so a file renamed or removed meanwhile is never written to.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import BinaryIO, Callable
-
-import requests
-import urllib3
+from typing import Any, BinaryIO, Callable
 
 from rkt_core.plugin_api import ImageError
+from rkt_core.plugin_api.fetch import CHUNK, TOO_LARGE, HttpError, Transfer, open_partial
 
-from .client import CHUNK, RegistryError, _reason
 from .digest import DigestMismatch, check, hasher
 
 GiB = 1 << 30
@@ -49,15 +47,6 @@ def _hash_file(f: BinaryIO, digest: str):
     return size, h
 
 
-def _range_start(response) -> int:
-    """The first byte of a 206 response (``Content-Range: bytes START-END/SIZE``)."""
-    value = response.headers.get("Content-Range", "")
-    try:
-        return int(value.split(" ", 1)[1].split("-", 1)[0])
-    except (IndexError, ValueError):
-        return -1
-
-
 class BlobCache:
     """Checked blobs in ``directory``; see the module docstring."""
 
@@ -73,24 +62,25 @@ class BlobCache:
         return os.path.join(self.dir, digest.replace(":", "-"))
 
     def open(self, digest: str, size: int | None,
-             download: Callable[[int], requests.Response]) -> BinaryIO:
+             request: Callable[[dict[str, str]], Any]) -> BinaryIO:
         """The blob, open at offset 0, its digest (and ``size``, when known) checked; taken from
-        the cache or downloaded with ``download(offset)``, which returns a streaming response
-        from byte ``offset`` (206) or from the start (200)."""
+        the cache or downloaded with ``request(headers)``, which sends the blob's GET with these
+        headers (a ``Range`` to resume) and returns the streamed response."""
         cached = self._open_cached(digest)
         if cached is not None:
             return cached
         partial = self.path(digest) + PARTIAL
-        f = os.fdopen(self._lock(partial), "r+b")
+        f = open_partial(partial)
         try:
             if os.path.exists(self.path(digest)):  # another fetch finished it meanwhile
                 os.unlink(partial)  # the one this fetch just created after the rename
                 f.close()
-                return self.open(digest, size, download)
+                return self.open(digest, size, request)
             try:
-                self._download(f, digest, size, download)
-            except ImageError:
-                os.unlink(partial)  # not the blob: nothing of it is kept
+                self._download(f, digest, size, request)
+            except (ImageError, HttpError) as e:
+                if isinstance(e, ImageError) or e.status == TOO_LARGE:
+                    os.unlink(partial)  # not the blob: nothing of it is kept
                 raise
             os.rename(partial, self.path(digest))
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
@@ -117,33 +107,18 @@ class BlobCache:
         f.seek(0)
         return f
 
-    @staticmethod
-    def _lock(path: str) -> int:
-        """An fd of ``path`` (created if missing), flocked, still the file at ``path``."""
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                st = os.stat(path, follow_symlinks=False)
-                own = os.fstat(fd)
-                if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-
     def _download(self, f: BinaryIO, digest: str, size: int | None,
-                  download: Callable[[int], requests.Response]) -> None:
+                  request: Callable[[dict[str, str]], Any]) -> None:
         limit = MAX_UNSIZED_BLOB if size is None else size
         for attempt in (1, 2):
-            offset, h = _hash_file(f, digest)
-            if offset > limit:
-                offset, h = self._restart(f, digest)
-            resumed_at = offset
-            if size is None or offset < size:
-                offset, h = self._receive(f, digest, offset, h, limit, download)
-            if size is not None and offset != size:
-                raise ImageError(f"blob {digest}: {offset} bytes received, its descriptor says "
+            if os.fstat(f.fileno()).st_size > limit:
+                f.truncate(0)
+            resumed_at = os.fstat(f.fileno()).st_size
+            if size is None or resumed_at < size:
+                resumed_at = self._receive(f, digest, limit, request)
+            received, h = _hash_file(f, digest)
+            if size is not None and received != size:
+                raise ImageError(f"blob {digest}: {received} bytes received, its descriptor says "
                                  f"{size}")
             try:
                 check(digest, h.hexdigest(), f"blob {digest}")
@@ -153,45 +128,23 @@ class BlobCache:
                     raise
                 self.log(f"docker: blob {digest} did not match after resuming at byte "
                          f"{resumed_at}; downloading it again")
-                self._restart(f, digest)
+                f.truncate(0)
 
-    @staticmethod
-    def _restart(f: BinaryIO, digest: str):
-        f.seek(0)
-        f.truncate()
-        return 0, hasher(digest)
-
-    def _receive(self, f: BinaryIO, digest: str, offset: int, h, limit: int,
-                 download: Callable[[int], requests.Response]):
-        """Append what the registry sends from ``offset`` on (from 0 if it does not honour the
-        range); returns the new (size, hash)."""
-        response = download(offset)
-        if offset:
-            if response.status_code == 206 and _range_start(response) == offset:
-                self.log(f"docker: resuming blob {digest} at byte {offset}")
-            else:
-                if response.status_code != 200:
-                    response.close()
-                    response = download(0)
-                offset, h = self._restart(f, digest)
-        with response:
-            f.seek(offset)
-            try:
-                # Raw reads return what arrived before a connection broke (iter_content would
-                # drop its last, incomplete chunk), so all of it is kept for the resume.
-                while chunk := response.raw.read(CHUNK, decode_content=False):
-                    offset += len(chunk)
-                    if offset > limit:
-                        raise ImageError(f"blob {digest}: more than the {limit} bytes expected")
-                    h.update(chunk)
-                    f.write(chunk)
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-                f.flush()
-                raise RegistryError(f"blob {digest}: download interrupted after {offset} bytes: "
-                                    f"{_reason(e)}", hint="run the command again to resume it") \
-                    from None
-        f.flush()
-        return offset, h
+    def _receive(self, f: BinaryIO, digest: str, limit: int,
+                 request: Callable[[dict[str, str]], Any]) -> int:
+        """Append what the registry sends to what ``f`` holds (all of it again if the registry
+        does not continue it); returns the byte it resumed at (0: the whole blob)."""
+        what = f"blob {digest}"
+        with Transfer(f, request, what=what) as transfer:
+            if transfer.start > 0:
+                self.log(f"docker: resuming blob {digest} at byte {transfer.start}")
+            if transfer.start >= 0:
+                transfer.copy(limit)
+                return transfer.start
+        f.truncate(0)  # the registry refused the range (416) or did not continue the file
+        with Transfer(f, request, what=what) as transfer:
+            transfer.copy(limit)
+        return 0
 
     def prune(self) -> None:
         """Drop the least recently used blobs beyond ``max_bytes`` and week-old partial files."""

@@ -1,16 +1,20 @@
 """A Docker Registry v2 client for one repository: scheme, authentication, manifests, blobs.
 
+Requests go through rkt's HTTP client (``rkt_core.plugin_api.fetch.HttpClient``), so the
+registry is held to the policy of every other fetch: certificates checked against the same CA
+bundle unless ``--insecure-options=tls``, every redirect checked (a redirect to plain http is
+refused unless ``--insecure-options=http``), no ``.netrc``, and a token or password sent only
+to the host it is for (not to the storage a blob is redirected to).
+
 - Scheme: ``GET /v2/`` over https; plain http only when the user allowed it
-  (``--insecure-options=http``), and then also as a fallback when https fails. A redirect to
-  plain http is refused unless http is allowed. TLS certificates are checked unless
-  ``--insecure-options=tls``.
+  (``--insecure-options=http``), and then also as a fallback when https fails.
 - Authentication is driven by the registry's ``401`` challenges: ``Bearer`` (a token from the
   realm, asked with the dockerAuth credentials if there are any, ``token`` or ``access_token``
   accepted; a new token whenever a request is refused again, e.g. once the token expired
   during a long pull) or ``Basic`` (the dockerAuth credentials, sent only once the registry
   asked for them). One request answers each challenge once: the same challenge again means
-  access is denied. Credentials go to a token realm only
-  over https unless http is allowed. ``requests`` never adds ``.netrc`` credentials.
+  access is denied. Credentials go to a token realm only over https unless http is allowed.
+  ``auth.d`` credentials (for appc fetches) are never sent to a registry.
 - Responses read into memory (manifests, configs, tokens, error bodies) are capped.
 """
 
@@ -18,87 +22,38 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import requests
-import urllib3
-
-from rkt_core.plugin_api import NotFoundError, RktError, __version__
+from rkt_core.plugin_api import NotFoundError, RktError
+from rkt_core.plugin_api.fetch import HttpClient, HttpError, HttpOptions, read_body
 
 from .challenge import Challenge, parse_challenges
 from .reference import DockerRef
 
 MiB = 1 << 20
-TIMEOUT = (30, 120)  # (connect, between bytes) in seconds
-MAX_REDIRECTS = 10
 MAX_MANIFEST_BYTES = 4 * MiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_TOKEN_BYTES = 1 * MiB
 MAX_ERROR_BYTES = 64 * 1024
-CHUNK = 1 * MiB
-# urllib3's "HTTPConnection(host='h', port=1): " or "<...Connection object at 0x..>: ".
-_CONNECTION_PREFIX = re.compile(r"^(?:\w*Connection\w*\(.*?\)|<[^>]*>): ")
 
 
 class RegistryError(RktError):
     """The registry could not be reached, refused access or answered something unusable."""
 
 
-def _no_netrc(request):
-    """A no-op ``requests`` auth: with a session auth set, requests never reads ``~/.netrc``,
-    whose Basic header would replace our own ``Authorization``."""
-    return request
-
-
-class _Session(requests.Session):
-    """A session that, on a redirect, only drops ``Authorization`` when the host or scheme
-    changes (blobs are often served from another host) and never adds ``.netrc``
-    credentials for the new host, as ``requests`` otherwise would."""
-
-    def rebuild_auth(self, prepared_request, response):
-        headers = prepared_request.headers
-        if "Authorization" in headers and self.should_strip_auth(response.request.url,
-                                                                 prepared_request.url):
-            del headers["Authorization"]
-
-
-def _reason(error: BaseException) -> str:
-    """The innermost, readable cause of a ``requests`` or ``urllib3`` exception."""
-    for _ in range(10):
-        nested = getattr(error, "reason", None)
-        if not isinstance(nested, BaseException):
-            nested = error.args[0] if error.args and isinstance(error.args[0], BaseException) \
-                else None
-        if nested is None:
-            break
-        error = nested
-    text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-    return _CONNECTION_PREFIX.sub("", text)
-
-
-def read_capped(response, limit: int, what: str) -> bytes:
-    """The whole body of ``response``, refusing more than ``limit`` bytes."""
-    length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit:
-        raise RegistryError(f"{what}: {length} bytes is more than the {limit} allowed")
-    data = bytearray()
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            data += chunk
-            if len(data) > limit:
-                raise RegistryError(f"{what}: more than the {limit} bytes allowed")
-    except requests.RequestException as e:
-        raise RegistryError(f"{what}: {_reason(e)}") from None
-    return bytes(data)
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` added to its query."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return parts._replace(query=query).geturl()
 
 
 def _registry_errors(response) -> str:
     """``CODE: message`` of a registry error body, if it has one."""
     try:
-        errors = json.loads(read_capped(response, MAX_ERROR_BYTES, "error"))["errors"]
+        errors = json.loads(read_body(response, MAX_ERROR_BYTES, "error"))["errors"]
         return "; ".join(f'{e.get("code", "")}: {e.get("message", "")}' for e in errors[:3])
-    except (RegistryError, ValueError, KeyError, TypeError, AttributeError):
+    except (HttpError, ValueError, KeyError, TypeError, AttributeError):
         return ""
 
 
@@ -111,16 +66,10 @@ class Registry:
         self.ref = ref
         self.credentials = credentials
         self.allow_http = allow_http
-        self.verify_tls = verify_tls
         self.log = log
         self.base = ""
         self._authorization = ""
-        self.session = _Session()
-        self.session.max_redirects = MAX_REDIRECTS
-        self.session.auth = _no_netrc
-        self.session.headers["User-Agent"] = f"rkt-python/{__version__}"
-        if not verify_tls:  # the user said so (--insecure-options=tls): no warning per request
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.http = HttpClient(HttpOptions(allow_http=allow_http, verify_tls=verify_tls, log=log))
 
     def __enter__(self) -> Registry:
         return self
@@ -130,7 +79,7 @@ class Registry:
 
     def close(self) -> None:
         """Close the connections."""
-        self.session.close()
+        self.http.close()
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -140,33 +89,20 @@ class Registry:
         for scheme in ("https", "http") if self.allow_http else ("https",):
             url = f"{scheme}://{self.ref.registry}/v2/"
             try:
-                with self.session.get(url, timeout=TIMEOUT, verify=self.verify_tls,
-                                      stream=True) as response:
-                    self._check_url(response)
+                with self.http.request("GET", url) as response:
                     if response.status_code in (200, 401):
                         self.base = f"{scheme}://{self.ref.registry}"
                         self.log(f"docker: using {self.base}")
                         return
                     problems.append(f"{url} answered HTTP {response.status_code}")
-            except requests.exceptions.SSLError as e:
-                problems.append(f"{url}: {_reason(e)}")
-                if "WRONG_VERSION_NUMBER" not in str(e):  # else it speaks plain http
-                    hint = hint or "if you trust this registry, skip TLS verification with " \
-                                   "--insecure-options=tls"
-            except requests.RequestException as e:
-                problems.append(f"{url}: {_reason(e)}")
-        if not self.allow_http:
+            except HttpError as e:
+                problems.append(e.message)
+                hint = hint or e.hint
+        if not self.allow_http and "--insecure-options=http" not in (hint or ""):
             hint = (hint + "; " if hint else "") + \
                 "if the registry speaks plain http, allow it with --insecure-options=http"
         raise RegistryError(f"cannot use the Docker registry {self.ref.registry}: "
                             f"{'; '.join(problems)}", hint=hint)
-
-    def _check_url(self, response) -> None:
-        """Refuse a response that came (through redirects) over plain http unless allowed."""
-        if urlsplit(response.url).scheme != "https" and not self.allow_http:
-            response.close()
-            raise RegistryError(f"{response.url}: refusing plain http",
-                                hint="allow it with --insecure-options=http")
 
     # --- requests and authentication --------------------------------------------------------
 
@@ -180,12 +116,7 @@ class Registry:
                 all_headers["Accept"] = ", ".join(accept)
             if self._authorization:
                 all_headers["Authorization"] = self._authorization
-            try:
-                response = self.session.get(self.base + path, headers=all_headers, stream=True,
-                                            timeout=TIMEOUT, verify=self.verify_tls)
-            except requests.RequestException as e:
-                raise RegistryError(f"{what}: {_reason(e)}") from None
-            self._check_url(response)
+            response = self.http.request("GET", self.base + path, all_headers, what)
             if response.status_code != 401:
                 return response
             header = response.headers.get("WWW-Authenticate", "")
@@ -239,23 +170,18 @@ class Registry:
                                 hint="allow plain http with --insecure-options=http")
         params = {k: v for k, v in (("service", service), ("scope", scope)) if v}
         headers = {"Authorization": self._basic()} if self.credentials else {}
-        try:
-            with self.session.get(realm, params=params, headers=headers, stream=True,
-                                  timeout=TIMEOUT, verify=self.verify_tls) as response:
-                self._check_url(response)
-                if response.status_code in (401, 403):
-                    who = (f'the credentials of user "{self.credentials[0]}"' if self.credentials
-                           else "anonymous access")
-                    raise RegistryError(f"{what}: the token server {realm} refused {who} "
-                                        f"(HTTP {response.status_code})",
-                                        hint=None if self.credentials else
-                                        self._credentials_hint())
-                if response.status_code != 200:
-                    raise RegistryError(f"{what}: the token server {realm} answered HTTP "
-                                        f"{response.status_code}")
-                body = read_capped(response, MAX_TOKEN_BYTES, f"token from {realm}")
-        except requests.RequestException as e:
-            raise RegistryError(f"{what}: token server {realm}: {_reason(e)}") from None
+        with self.http.request("GET", _with_query(realm, params), headers,
+                               f"{what}: token server {realm}") as response:
+            if response.status_code in (401, 403):
+                who = (f'the credentials of user "{self.credentials[0]}"' if self.credentials
+                       else "anonymous access")
+                raise RegistryError(f"{what}: the token server {realm} refused {who} "
+                                    f"(HTTP {response.status_code})",
+                                    hint=None if self.credentials else self._credentials_hint())
+            if response.status_code != 200:
+                raise RegistryError(f"{what}: the token server {realm} answered HTTP "
+                                    f"{response.status_code}")
+            body = read_body(response, MAX_TOKEN_BYTES, f"token from {realm}")
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
@@ -284,7 +210,7 @@ class Registry:
         response = self._get(f"/v2/{self.ref.repository}/manifests/{reference}", what, accept)
         with response:
             self._check_status(response, what)
-            body = read_capped(response, MAX_MANIFEST_BYTES, what)
+            body = read_body(response, MAX_MANIFEST_BYTES, what)
             media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             return body, media_type, response.headers.get("Docker-Content-Digest", "").strip()
 
@@ -294,15 +220,13 @@ class Registry:
         response = self._get(f"/v2/{self.ref.repository}/blobs/{digest}", what)
         with response:
             self._check_status(response, what)
-            return read_capped(response, limit, what)
+            return read_body(response, limit, what)
 
-    def open_blob(self, digest: str, offset: int = 0):
-        """A streaming response with the blob from byte ``offset`` (status 200, or 206 when the
-        registry honoured the range). The caller closes it and checks the digest."""
+    def open_blob(self, digest: str, headers: dict[str, str]):
+        """A streaming response with the blob, asked for with ``headers`` (a ``Range`` to resume:
+        status 206, or 200 when the registry sends all of it, or 416). The caller closes it and
+        checks the digest."""
         what = f"blob {digest}"
-        headers = {"Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
         response = self._get(f"/v2/{self.ref.repository}/blobs/{digest}", what, headers=headers)
-        self._check_status(response, what, ok=(200, 206, 416) if offset else (200,))
+        self._check_status(response, what, ok=(200, 206, 416) if "Range" in headers else (200,))
         return response

@@ -21,7 +21,7 @@ import tempfile
 from typing import BinaryIO
 
 from rkt_core.plugin_api import FetchedImage, FetchRequest, RemoteInfo, SignatureError
-from rkt_core.plugin_api.fetch import Insecure
+from rkt_core.plugin_api.fetch import Insecure, image_limits
 from rkt_core.plugin_api.images import stored_remote, temp_dir
 
 from . import reference
@@ -75,16 +75,17 @@ def convert(registry: Registry, ref: reference.DockerRef, image: Image, tmp_dir:
     """Download, check and squash the layers of ``image``; the ACI, open at offset 0."""
     cache = BlobCache(os.path.join(tmp_dir, BLOB_CACHE), ctx.log)
     work = tempfile.mkdtemp(dir=tmp_dir, prefix="docker-")
+    limits = image_limits(ctx)
     try:
-        with Squasher(warn=ctx.warn) as squasher:
+        with Squasher(limits, warn=ctx.warn) as squasher:
             for i, layer in enumerate(image.layers):
                 what = f"layer {layer.digest}"
                 ctx.log(f"docker: {what} ({i + 1}/{len(image.layers)})")
                 blob = cache.open(layer.digest, layer.size,
-                                  lambda offset, d=layer.digest: registry.open_blob(d, offset))
+                                  lambda headers, d=layer.digest: registry.open_blob(d, headers))
                 path = os.path.join(work, f"layer-{i}.tar")
                 with blob, open(path, "wb") as dest:
-                    unpack(blob, dest, layer.diff_id, what)
+                    unpack(blob, dest, layer.diff_id, what, limits)
                 squasher.add_layer(path, what)
             squasher.add_stdio_symlinks()
             manifest = image_manifest(ref, image, squasher.read_file("etc/passwd"), ctx.warn)

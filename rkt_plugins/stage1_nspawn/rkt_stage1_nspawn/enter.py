@@ -21,7 +21,7 @@ import signal
 import time
 
 from rkt_core.plugin_api import RktError, describe
-from rkt_core.plugin_api.linux import ns, proc
+from rkt_core.plugin_api.linux import libc, ns, proc
 from rkt_core.plugin_api.stage1 import (CAPABILITIES, DEFAULT_PATH, AppRuntime, app_limits,
                                         process_environment, resolve_account,
                                         resolve_directory, resolve_executable)
@@ -48,16 +48,6 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot {what}: {os.strerror(err)}")
-
-
 def _last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap") as f:
         return int(f.read())
@@ -66,22 +56,19 @@ def _last_cap() -> int:
 def confine_capabilities(keep: set[int]) -> None:
     """Drop every capability outside ``keep`` from the bounding set, clear the ambient and
     inheritable sets, and set no_new_privs (in the process about to exec)."""
-    libc = _libc()
-    prctl = libc.prctl
-    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                      ctypes.c_ulong)
     for cap in range(_last_cap() + 1):
         if cap not in keep:
-            _check(prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
-    _check(prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
-           "clear the ambient capabilities")
+            libc.call("prctl", _PR_CAPBSET_DROP, cap, 0, 0, 0, what=f"cannot drop capability {cap}")
+    libc.call("prctl", _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0,
+              what="cannot clear the ambient capabilities")
     header = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
-    _check(libc.capget(ctypes.byref(header), data), "read the capabilities")
+    libc.call("capget", ctypes.byref(header), data, what="cannot read the capabilities")
     for part in data:
         part.inheritable = 0
-    _check(libc.capset(ctypes.byref(header), data), "clear the inheritable capabilities")
-    _check(prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
+    libc.call("capset", ctypes.byref(header), data,
+              what="cannot clear the inheritable capabilities")
+    libc.call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="cannot set no_new_privs")
 
 
 def app_process(pod, found: list[cgroups.Hierarchy], unit: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ApiError, read_response
+from apitest import Api, ApiError, read_response
 from rkt_core.testing.aci import busybox_aci
 from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
 
@@ -316,8 +316,6 @@ def test_socket_activated_service(fly, service, generated, image, tmp_path):
                                   *fly.command("api-service")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     service.processes.append(activator)
-    from conftest import Api
-
     api = Api(generated, f"127.0.0.1:{port}")
     deadline = time.monotonic() + WAIT_TIMEOUT
     while True:  # until systemd-socket-activate listens

@@ -2,7 +2,6 @@
 directories, the generated messages, filters, and a lean start-up for other commands."""
 
 import json
-import os
 import subprocess
 import sys
 import threading

@@ -193,6 +193,22 @@ def test_tls(rkt, start_registry, mode):
     assert "InsecureRequestWarning" not in result.stderr
 
 
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+def test_certificates_are_checked_against_the_ca_bundle_of_every_fetch(rkt, start_registry,
+                                                                          variable):
+    """The registry's certificate is checked like an https image's (``SSL_CERT_FILE`` or
+    ``REQUESTS_CA_BUNDLE``, else the system's CAs), not against requests' own bundle."""
+    import subprocess
+
+    registry = start_registry(tls=True)
+    env = {k: v for k, v in rkt.env.items()
+           if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env[variable] = str(registry.base / "cert.pem")
+    result = subprocess.run(rkt.command("fetch", ref_of(registry), insecure="image"), env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_credentials_never_go_to_a_plain_http_token_realm(rkt, start_registry):
     registry = start_registry("token", tls=True, token_tls=False)
     rkt.docker_auth(registry.address, USER, PASSWORD)
@@ -337,7 +353,8 @@ def test_a_redirect_to_plain_http_needs_insecure_http(rkt, images, redirector, t
     ref = f"docker://{front.address}/{TEST_REPO}"
     result = rkt("fetch", ref, insecure="image,tls")
     assert result.returncode == 254
-    assert f"http://{images.address}/v2/: refusing plain http" in result.stderr
+    assert (f"refusing the redirect from https to plain http (http://{images.address}/v2/)"
+            in result.stderr)
     assert "--insecure-options=http" in result.stderr
     rkt.fetch(ref, insecure="image,tls,http")
 

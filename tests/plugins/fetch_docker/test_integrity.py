@@ -126,7 +126,7 @@ def test_an_oversized_config(rkt, start_registry):
     registry = start_registry()
     registry.push_image("bigconfig", [layer_tar([("f", b"f")])],
                         {"Env": ["X=" + "a" * (9 << 20)]})
-    assert_refused(rkt, registry, "bigconfig", "is more than the 8388608 allowed")
+    assert_refused(rkt, registry, "bigconfig", "is larger than 8388608 bytes")
 
 
 def test_lists_without_this_platform_or_with_a_wrong_entry(rkt, start_registry):

@@ -90,7 +90,8 @@ def test_an_interrupted_download_is_resumed(rkt, images):
     finally:
         proxy.close()
     assert result.returncode == 254
-    assert re.search(rf"blob {digest}: download interrupted after \d+ bytes", result.stderr)
+    assert re.search(rf"blob {digest}: the download of \S+/blobs/{digest} broke off at byte \d+",
+                     result.stderr)
     assert "run the command again to resume it" in result.stderr
     partial = rkt.blob_cache / (digest.replace(":", "-") + ".partial")
     kept = partial.stat().st_size

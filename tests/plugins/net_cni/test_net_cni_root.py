@@ -431,7 +431,7 @@ def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
               "from rkt_core.appc import PodManifest\n"
               "from rkt_core.context import Context\n"
               "from rkt_core.pod.pod import Pod\n"
-              "from rkt_core.stage0 import network\n"
+              "from rkt_core import network\n"
               "from rkt_core.types import RunOptions\n"
               "ctx = Context(dir=sys.argv[1], local_config=sys.argv[2])\n"
               "pod = Pod.create(ctx.data_dir)\n"

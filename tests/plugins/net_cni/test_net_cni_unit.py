@@ -288,7 +288,7 @@ def test_chain_names_fit_iptables_and_come_from_a_uuid_only():
 
 
 def test_port_forwarding_is_one_transaction(iptables):
-    from rkt_core.stage0.network import ForwardedPort
+    from rkt_core.network import ForwardedPort
 
     _, log = iptables
     portfwd.setup(UUID, "172.16.28.5", [ForwardedPort("http", "tcp", 80, 8080),
@@ -317,7 +317,7 @@ def test_port_forwarding_is_one_transaction(iptables):
     ("-p tcp -m tcp --dport 80800", "", False),
 ])
 def test_a_host_port_another_pod_forwards_is_refused(iptables, rule, host_ip, taken):
-    from rkt_core.stage0.network import ForwardedPort
+    from rkt_core.network import ForwardedPort
 
     table, log = iptables
     table.write_text(f"*nat\n:RKT-PFWD-DNAT-0000000000000a - [0:0]\n"

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from rkt_core.sys import mount
 from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Stage1Contract, contract_image
 
 
@@ -32,12 +33,9 @@ class TestFlyContract(Stage1Contract):
                                   "--mount=volume=data,target=/data", "--exec", "/bin/sleep", "--",
                                   "1000")
         pid = rkt.status(uuid)["pid"]
-        with open(f"/proc/{pid}/mountinfo") as f:
-            in_pod = f.read()
-        assert " /data " in in_pod and " /proc " in in_pod and " /tmp " in in_pod
-        with open("/proc/self/mountinfo") as f:
-            on_host = f.read()
-        assert str(rkt.data_dir) not in on_host
+        in_pod = {m.mount_point for m in mount.mounts(f"/proc/{pid}/mountinfo")}
+        assert {"/data", "/proc", "/tmp"} <= in_pod
+        assert mount.mounts_under(str(rkt.data_dir)) == []
         rkt("stop", uuid)
         rkt.wait_exited(process)
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
-from rkt_stage1_nspawn import cgroups
 from rkt_core.pod.limits import DEFAULT_CAPABILITIES
 from rkt_core.pod.limits import AppLimits as Limits
+from rkt_core.sys import mount
+from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
+from rkt_stage1_nspawn import cgroups
 
 pytestmark = pytest.mark.root
 
@@ -45,8 +46,7 @@ def rkt(tmp_path):
         if (tmp_path / "data" / "pods").exists() else []
     for uuid in uuids:  # every pod's cgroups are gone once rkt run returned
         assert _pod_cgroups(uuid) == []
-    with open("/proc/self/mountinfo") as f:
-        assert str(tmp_path) not in f.read()
+    assert mount.mounts_under(str(tmp_path)) == []
 
 
 def _run_saving_uuid(rkt, tmp_path, *args, **kwargs):

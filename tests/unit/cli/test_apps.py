@@ -3,7 +3,7 @@
 import pytest
 
 from rkt_core.cli.apps import split_app_args
-from rkt_core.cli.run import run, stage1_from_image_name
+from rkt_core.cli.run import run
 from rkt_core.errors import UsageError
 
 
@@ -59,13 +59,3 @@ def test_environment_caps_and_gids():
 def test_mistakes_are_usage_errors(args, message):
     with pytest.raises(UsageError, match=message):
         split(*args)
-
-
-@pytest.mark.parametrize("value,flavor", [
-    ("/usr/lib/rkt/stage1-fly.aci", "fly"),
-    ("coreos.com/rkt/stage1-coreos:0.14.0", "nspawn"),
-    ("stage1-kvm.aci", "kvm"),
-    ("fly", "fly"),
-])
-def test_v014_stage1_image_selects_a_flavor(value, flavor):
-    assert stage1_from_image_name(value) == flavor

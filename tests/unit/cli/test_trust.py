@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from rkt_core.cli.main import main
-from rkt_core.cli.trust import fingerprint_text
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.terminal import drain
+from rkt_core.trust.pubkeys import fingerprint_text
 
 RKT = str(Path(sys.executable).with_name("rkt"))
 PREFIX = "example.com/hello"

@@ -182,3 +182,20 @@ def test_a_read_only_store_changes_nothing(store, tmp_path):
     with pytest.raises(RktError, match="read-only"):
         reader.mark_used(info.key)
     assert sorted(os.walk(store.data_dir)) == before
+
+
+def test_temp_file_cleanup_leaves_an_import_in_progress_alone(store, tmp_path):
+    aci = small_aci(tmp_path / "a.aci")
+    with open(aci, "rb") as f, store.staging(f) as staged:
+        assert store.remove_stale_temp_files(older_than=0) == []  # image gc --grace-period=0s
+        info = store.commit(staged)
+    assert os.path.exists(store.blob_path(info.key))
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_temp_file_cleanup_removes_what_a_crashed_import_left(store, tmp_path):
+    leftover = os.path.join(store.tmp_dir, "import-crashed")
+    with open(leftover, "wb") as f:
+        f.write(b"half an image")
+    assert store.remove_stale_temp_files(older_than=0) == [leftover]
+    assert os.listdir(store.tmp_dir) == []

@@ -7,12 +7,14 @@ import traceback
 
 import pytest
 
-from rkt_core.sys import mount, ns, proc
+from rkt_core.sys import libc as libc_module
+from rkt_core.sys import mount, ns
 
 
 class FakeLibc:
-    """Records mount/umount2/unshare/setns/prctl calls; ``fail[name] = errno`` makes a call
-    fail, ``hooks[name](*args)`` runs during it (to look at the state the call sees)."""
+    """Stands in for the C library (``rkt_core.sys.libc``): records mount/umount2/unshare/setns/
+    prctl/syncfs calls; ``fail[name] = errno`` makes a call fail, ``hooks[name](*args)`` runs
+    during it (to look at the state the call sees)."""
 
     def __init__(self):
         self.calls = []
@@ -41,15 +43,17 @@ class FakeLibc:
     def setns(self, *args):
         return self._call("setns", *args)
 
-    def prctl(self, option, *args):
-        return self._call("prctl", option, *(a.value for a in args))
+    def prctl(self, *args):
+        return self._call("prctl", *args)
+
+    def syncfs(self, *args):
+        return self._call("syncfs", *args)
 
 
 @pytest.fixture
 def libc(monkeypatch):
     fake = FakeLibc()
-    for module in (mount, ns, proc):
-        monkeypatch.setattr(module, "_libc", fake)
+    monkeypatch.setattr(libc_module, "_libc", fake)
     return fake
 
 

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import RktError
+from ..errors import RktError
 
 MAX_PAGE_BYTES = 1 << 20
 MAX_TAGS = 1000

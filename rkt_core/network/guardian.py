@@ -106,8 +106,8 @@ def _drop_hold(pod) -> None:
 
 
 def _teardown_if_unlocked(ctx, data_dir: str, uuid: str) -> None:
+    from .. import network
     from ..pod.pod import Pod
-    from . import network
 
     try:
         with Pod.open(data_dir, uuid) as pod:
@@ -122,9 +122,9 @@ def _teardown_if_unlocked(ctx, data_dir: str, uuid: str) -> None:
 
 def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> None:
     """The guardian's life (never returns normally: the caller exits)."""
+    from .. import network
     from ..pod.pod import Pod
     from ..sys import proc
-    from . import network
 
     # Objects inherited from rkt run may own descriptors closed below: never finalize them.
     gc.freeze()

@@ -23,9 +23,9 @@ from typing import Callable, Iterator
 
 import gnupg
 
-from .appc.identifiers import check_path_safe, validate_ac_identifier
-from .errors import RktError
-from .sys.fs import fsync_dir, write_atomic
+from ..appc.identifiers import check_path_safe, validate_ac_identifier
+from ..errors import RktError
+from ..sys.fs import fsync_dir, write_atomic
 
 _ARMOR_HEADER = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
 

@@ -7,7 +7,12 @@ never load it. Redirects are followed here rather than by requests, so that ever
 - at most :data:`MAX_REDIRECTS` hops, and a URL seen twice is a loop;
 - a hop from https to plain http is refused unless ``--insecure-options=http``;
 - credentials configured for a host go only to that host (``host`` or ``host:port``), only over
-  https, and never again once the chain went through plain http.
+  https, and never again once the chain went through plain http;
+- an ``Authorization`` header the caller gives (a registry's token) goes only to the scheme,
+  host and port of the URL it was given for, never to a host a redirect leads to.
+
+Bodies read whole are capped (:func:`read_body`); large ones are streamed into files by
+:mod:`.download`.
 
 Certificates are checked against ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE`` when set (the
 tests point these at the CA they made), else against the system's CA bundle
@@ -23,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
-from . import __version__
-from .errors import RktError
+from .. import __version__
+from ..errors import RktError
 
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0
@@ -58,7 +63,7 @@ class HttpOptions:
 
 def options_for(ctx, *, allow_http: bool | None = None, verify_tls: bool | None = None) -> HttpOptions:
     """The client options of a command's context (its insecure flags and ``auth.d``)."""
-    from .insecure import Insecure
+    from ..insecure import Insecure
 
     return HttpOptions(
         allow_http=ctx.insecure_for(Insecure.HTTP) if allow_http is None else allow_http,
@@ -78,20 +83,48 @@ def ca_bundle() -> str | bool:
     return True
 
 
-def reason(error: BaseException) -> str:
-    """The innermost readable cause of a requests/urllib3 exception."""
+def _innermost(error: BaseException) -> BaseException:
+    """The innermost cause of a requests/urllib3 exception."""
     seen = set()
     while True:
         inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else None
         inner = inner or getattr(error, "reason", None) or error.__cause__ or error.__context__
         if not isinstance(inner, BaseException) or id(inner) in seen:
-            break
+            return error
         seen.add(id(inner))
         error = inner
+
+
+def reason(error: BaseException) -> str:
+    """The innermost readable cause of a requests/urllib3 exception."""
+    error = _innermost(error)
     text = str(error)
     if isinstance(error, ssl.SSLCertVerificationError):
         text = f"certificate verify failed: {error.verify_message}"
     return text or type(error).__name__
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def read_body(response: Any, limit: int, what: str) -> bytes:
+    """The whole body of a streamed ``response``, refusing more than ``limit`` bytes."""
+    import requests
+
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
+    except requests.RequestException as e:
+        raise HttpError(f"{what}: reading {response.url}: {reason(e)}") from None
+    return bytes(body)
 
 
 def _no_netrc(request):
@@ -137,6 +170,7 @@ class HttpClient:
         import requests
 
         what = what or url
+        origin = _origin(url)
         seen: list[str] = []
         downgraded = False
         current = url
@@ -150,7 +184,8 @@ class HttpClient:
                                     f"({current})",
                                     hint="allow it with --insecure-options=http")
             downgraded = downgraded or scheme == "http"
-            hop_headers = dict(headers or {})
+            hop_headers = {k: v for k, v in (headers or {}).items()
+                           if k.lower() != "authorization" or _origin(current) == origin}
             if scheme == "https" and not downgraded:
                 hop_headers.update(self._auth_headers(current))
             self.options.log(f"http: {method} {current}")
@@ -159,10 +194,11 @@ class HttpClient:
                     method, current, headers=hop_headers, stream=True, allow_redirects=False,
                     verify=self.verify, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             except requests.exceptions.SSLError as e:
+                untrusted = isinstance(_innermost(e), ssl.SSLCertVerificationError)
                 raise HttpError(f"{what}: TLS error talking to {urlsplit(current).netloc}: "
                                 f"{reason(e)}",
-                                hint="if you trust this server, skip TLS verification with "
-                                     "--insecure-options=tls") from None
+                                hint=("if you trust this server, skip TLS verification with "
+                                      "--insecure-options=tls") if untrusted else None) from None
             except requests.RequestException as e:
                 raise HttpError(f"{what}: {reason(e)}") from None
             if response.status_code not in _REDIRECTS or "Location" not in response.headers:
@@ -183,19 +219,5 @@ class HttpClient:
                   headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
         """GET a small document (a discovery page, a key, a signature) whole, refusing more than
         ``limit`` bytes: (status, body, response headers)."""
-        import requests
-
-        response = self.request("GET", url, headers, what)
-        with response:
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise HttpError(f"{what}: {url} is larger than {limit} bytes")
-            body = bytearray()
-            try:
-                for chunk in response.iter_content(64 * 1024):
-                    body += chunk
-                    if len(body) > limit:
-                        raise HttpError(f"{what}: {url} is larger than {limit} bytes")
-            except requests.RequestException as e:
-                raise HttpError(f"{what}: reading {url}: {reason(e)}") from None
-            return response.status_code, bytes(body), response.headers
+        with self.request("GET", url, headers, what) as response:
+            return response.status_code, read_body(response, limit, what), response.headers

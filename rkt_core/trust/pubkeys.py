@@ -2,8 +2,8 @@
 discovering them (``ac-discovery-pubkeys``), showing their fingerprint and asking the user.
 
 What is printed, and where, follows rkt (``rkt/pubkey``): the key summary, the question and the
-result on stdout; ``prefix``/``key`` lines and refusals on stderr. Used by ``rkt trust`` and by
-the appc name fetcher.
+result on stdout; ``prefix``/``key`` lines and refusals on stderr. :func:`trust_keys` is what
+``rkt trust`` does, :func:`offer_keys` what the appc name fetcher does for a name without keys.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 import sys
 from urllib.parse import unquote, urlparse
 
-from .errors import RktError
+from ..errors import RktError
+from ..insecure import Insecure
 from .keystore import Keystore, key_info
 
 MAX_KEY_BYTES = 1 << 20
@@ -56,7 +57,7 @@ def read_key(ctx, location: str, *, allow_http: bool, verify_tls: bool = True) -
         raise RktError("--insecure-allow-http required for http URLs")
     if url.scheme not in ("http", "https"):
         raise RktError("only local files, file:// URLs and http or https URLs supported")
-    from .httpclient import HttpClient, options_for
+    from ..remote.httpclient import HttpClient, options_for
 
     with HttpClient(options_for(ctx, allow_http=allow_http, verify_tls=verify_tls)) as client:
         status, body, _ = client.get_small(location, MAX_KEY_BYTES, "key")
@@ -67,8 +68,8 @@ def read_key(ctx, location: str, *, allow_http: bool, verify_tls: bool = True) -
 
 def discover_key_locations(ctx, prefix: str, *, allow_http: bool, verify_tls: bool = True) -> list[str]:
     """The key URLs the ``ac-discovery-pubkeys`` tags for ``prefix`` give."""
-    from .discovery import discover
-    from .httpclient import HttpClient, options_for
+    from ..remote.discovery import discover
+    from ..remote.httpclient import HttpClient, options_for
 
     with HttpClient(options_for(ctx, allow_http=allow_http, verify_tls=verify_tls)) as client:
         found = discover(client, prefix, {}, want_keys=True, allow_http=allow_http)
@@ -138,8 +139,6 @@ def add_discovered_keys(ctx, keystore: Keystore, prefix: str, *, trust_from_http
     the prefix yet: a new key next to an existing one is always reviewed. A key that is already
     trusted is left alone. Returns the paths written.
     """
-    from .insecure import Insecure
-
     verify_tls = not ctx.insecure_for(Insecure.TLS)
     already = {os.path.basename(p) for p in keystore.keys_for(prefix)}
     has_keys = keystore.prefix_has_keys(prefix)
@@ -172,3 +171,45 @@ def add_discovered_keys(ctx, keystore: Keystore, prefix: str, *, trust_from_http
         if path:
             written.append(path)
     return written
+
+
+def offer_keys(ctx, name: str) -> None:
+    """If no key is trusted for ``name`` or a parent prefix, discover its keys and offer them.
+
+    Failures are reported, not fatal: the signature check that follows decides.
+    """
+    if ctx.insecure_for(Insecure.TLS) and not ctx.insecure_for(Insecure.PUBKEY):
+        ctx.log("pubkey: not discovering keys without TLS verification "
+                "(--insecure-options=pubkey allows it)")
+        return
+    keystore = Keystore(ctx.system_config, ctx.local_config, warn=ctx.warn)
+    if keystore.prefix_has_keys(name):
+        ctx.log(f'pubkey: keys already exist for prefix "{name}", not fetching again')
+        return
+    try:
+        add_discovered_keys(ctx, keystore, name, trust_from_https=ctx.trust_keys_from_https,
+                            allow_http=ctx.insecure_for(Insecure.PUBKEY)
+                            and ctx.insecure_for(Insecure.HTTP))
+    except RktError as e:
+        ctx.warn(f"error adding keys: {e.message}")
+        if e.hint:
+            ctx.warn(e.hint)
+
+
+def trust_keys(ctx, locations: list[str], prefix: str, *, review: bool, allow_http: bool) -> None:
+    """``rkt trust``: trust the keys at ``locations`` for ``prefix`` ("" = root), or with no
+    location the keys discovered for ``prefix``; ``review`` asks the user about each key."""
+    keystore = Keystore(ctx.system_config, ctx.local_config, warn=ctx.warn)
+    try:
+        if not locations:
+            add_discovered_keys(ctx, keystore, prefix, review=review,
+                                trust_from_https=ctx.trust_keys_from_https, allow_http=allow_http)
+            return
+        for location in locations:
+            armored = read_key(ctx, location, allow_http=allow_http,
+                               verify_tls=not ctx.insecure_for(Insecure.TLS))
+            add_key(keystore, armored, location, prefix, ASK if review else FORCE)
+    except RktError as e:
+        if e.message.startswith("error determining key location"):
+            raise
+        raise RktError(f"error adding keys: {e.message}", hint=e.hint) from e

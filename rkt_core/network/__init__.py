@@ -15,7 +15,7 @@ first, so that every later step can undo it:
 - ``resolv.conf`` and ``hosts``: the name service files the flavor binds into every app.
 
 Teardown (:func:`teardown`) runs once the pod's last process is gone, in the guardian process
-that ``rkt run`` starts beforehand (:mod:`.net_guardian`; it works even if ``rkt run`` is killed
+that ``rkt run`` starts beforehand (:mod:`.guardian`; it works even if ``rkt run`` is killed
 or replaced by the flavor), and again in ``rkt gc`` (at mark, without waiting for the grace
 period, and before deleting the pod). It is idempotent: each step removes its record once done,
 and a failure keeps the records (and the pod) for the next try.
