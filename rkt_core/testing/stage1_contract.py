@@ -402,6 +402,8 @@ class Stage1Contract:
             assert time.monotonic() < deadline, "the pod did not exit"
             time.sleep(0.1)
         assert pod_processes(uuid, app) == []
+        result = rkt("gc", "--grace-period=0s")  # what the killed rkt run left
+        assert result.returncode == 0, result.stderr
 
     def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
         uuid_file = tmp_path / "uuid"
