@@ -15,6 +15,8 @@ import ctypes
 import errno
 import os
 
+from rkt_core.plugin_api.linux import libc
+
 _PTRACE_DETACH = 17
 _PTRACE_SEIZE = 0x4206
 _PTRACE_INTERRUPT = 0x4207
@@ -29,47 +31,38 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ptrace.restype = ctypes.c_long
-    libc.ptrace.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-    return libc
-
-
-def _ptrace(libc, request: int, pid: int, addr: int = 0, data=None) -> int:
-    result = libc.ptrace(request, pid, addr, data)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
+def _ptrace(request: int, pid: int, addr: int = 0, data=None, *, what: str) -> int:
+    return libc.call("ptrace", request, pid, ctypes.c_void_p(addr),
+                     data if data is not None else ctypes.c_void_p(0), what=what)
 
 
 def read_filters(pid: int, proc_fd: int) -> list[bytes]:
     """The classic BPF programs of the seccomp filters of process ``pid`` (pinned by
     ``proc_fd``, an fd of ``/proc/<pid>``), oldest first; empty if it has none."""
-    libc = _libc()
-    _ptrace(libc, _PTRACE_SEIZE, pid)
+    _ptrace(_PTRACE_SEIZE, pid, what="cannot attach to the app's process")
     handed_back = 0
     try:
         os.stat("status", dir_fd=proc_fd)  # still the pinned process (a dead one has no entries)
-        _ptrace(libc, _PTRACE_INTERRUPT, pid)
+        _ptrace(_PTRACE_INTERRUPT, pid, what="cannot stop the app's process")
         _, status = os.waitpid(pid, _WALL)
         if os.WIFSTOPPED(status) and status >> 16 == 0:  # not our stop: a signal arrived first
             handed_back = os.WSTOPSIG(status)  # (delivered at detach)
         programs = []
         while True:
+            index = len(programs)
             try:
-                count = _ptrace(libc, _PTRACE_SECCOMP_GET_FILTER, pid, len(programs))
+                count = _ptrace(_PTRACE_SECCOMP_GET_FILTER, pid, index, what="cannot read a filter")
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.EINVAL):  # no more filters, or none at all
                     break
                 raise
             buffer = ctypes.create_string_buffer(count * _INSTRUCTION_SIZE)
-            _ptrace(libc, _PTRACE_SECCOMP_GET_FILTER, pid, len(programs), buffer)
+            _ptrace(_PTRACE_SECCOMP_GET_FILTER, pid, index, buffer, what="cannot read a filter")
             programs.append(buffer.raw)
     finally:
         try:
-            _ptrace(libc, _PTRACE_DETACH, pid, 0, handed_back)
+            _ptrace(_PTRACE_DETACH, pid, 0, ctypes.c_void_p(handed_back),
+                    what="cannot let go of the app's process")
         except OSError:
             pass  # it died meanwhile
     return programs  # the kernel numbers them from the oldest
@@ -78,13 +71,8 @@ def read_filters(pid: int, proc_fd: int) -> list[bytes]:
 def install_filters(programs: list[bytes]) -> None:
     """Install ``programs`` (oldest first) as seccomp filters of this process, which has
     no_new_privs set or CAP_SYS_ADMIN."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
-                      ctypes.c_ulong)
     for program in programs:
         buffer = ctypes.create_string_buffer(program, len(program))
         fprog = _SockFprog(len(program) // _INSTRUCTION_SIZE, ctypes.addressof(buffer))
-        if prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot install the app's seccomp filter: {os.strerror(err)}")
+        libc.call("prctl", _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0,
+                  what="cannot install the app's seccomp filter")
