@@ -18,7 +18,8 @@ import os, signal, sys, time
 poweroff = signal.SIGRTMIN + 3
 init = os.fork()
 if init == 0:
-    os.read(int(sys.argv[1]), 1)
+    if not os.read(int(sys.argv[1]), 1):  # the test ended first
+        os._exit(1)
     signal.pthread_sigmask(signal.SIG_BLOCK, {poweroff})
     while poweroff not in signal.sigpending():
         time.sleep(0.01)
@@ -55,6 +56,7 @@ def test_a_shutdown_is_sent_once_the_pods_init_takes_it():
     nspawn = subprocess.Popen([sys.executable, "-c", NSPAWN, str(ready_r)], pass_fds=(ready_r,))
     os.close(ready_r)
     pidfd = os.pidfd_open(nspawn.pid)
+    init = None
     try:
         init = _wait_until(lambda: keeper.pod_init(nspawn.pid))
         shutdown = keeper.Shutdown()
@@ -72,6 +74,8 @@ def test_a_shutdown_is_sent_once_the_pods_init_takes_it():
         os.close(ready_w)
         os.close(pidfd)
         if nspawn.poll() is None:
+            if init is not None:
+                os.kill(init, 9)
             nspawn.kill()
             nspawn.wait()
 
