@@ -75,6 +75,10 @@ class RunOptions:
     resolv_conf: str = ""
     hosts_file: str = ""
     hosts_fallback: str = ""
+    # Filled in by stage0 for ``--mds-register`` (interface 2): the metadata service URL a plugin
+    # registered the pod under (``rkt_register_pod``); the flavor sets it as ``AC_METADATA_URL``
+    # for every app process, event handlers included. It holds the pod's secret token.
+    metadata_url: str = _since(2, "--mds-register", default="")
 
 
 LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often

@@ -54,8 +54,10 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
     root = mount_root(app, options)
     if app.pre_start:
         run_handler(root, app, "pre-start",
-                    process(root, app, app.pre_start, app.working_directory, options.interactive))
-    main = process(root, app, app.exec, app.working_directory, options.interactive)
+                    process(root, app, app.pre_start, app.working_directory, options.interactive,
+                            options.metadata_url))
+    main = process(root, app, app.exec, app.working_directory, options.interactive,
+                   options.metadata_url)
     channel.send_fds([ns.open_ns("mnt"), root])
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(0)  # from now on the app outlives rkt, as the pod lock does
@@ -99,13 +101,15 @@ def mount_root(app: AppRuntime, options: RunOptions) -> int:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: bool) -> Process:
-    """How ``argv`` runs in the app's root: as the app's user, with the app's environment, in
-    ``cwd``; ``argv[0]`` without a ``/`` is searched in the app's PATH."""
+def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: bool,
+            metadata_url: str = "") -> Process:
+    """How ``argv`` runs in the app's root: as the app's user, with the app's environment (and
+    ``AC_METADATA_URL``, if given), in ``cwd``; ``argv[0]`` without a ``/`` is searched in the
+    app's PATH."""
     if not argv:
         raise RktError(f'app "{app.name}" has nothing to execute')
     account = approot.resolve_account(root, app)
-    env = process_environment(app, account, interactive=interactive)
+    env = process_environment(app, account, metadata_url, interactive)
     where = approot.resolve_directory(root, app, cwd)
     path = approot.resolve_executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
     return Process(path, list(argv), where, account, env)

@@ -126,7 +126,9 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         options = network.setup(ctx, pod, options, backend, undo=guardian is None,
                                 own_hostname=stage1.features.own_hostname)
         view = PodView(pod)
-        ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
+        if options.mds_register:
+            options = replace(options, metadata_url=register_pod(ctx, view, options))
+        ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor, options=options)
         with stage1_image.mounted(ctx, pod, apps=True):
             code = stage1.run(view, options)
     finally:
@@ -136,6 +138,22 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         raise RktError(f"the {flavor} flavor returned no exit status for the pod (got {code!r})")
     ctx.plugins.notify("rkt_pod_exited", pod=view, exit_code=code)
     return code
+
+
+def register_pod(ctx, pod: PodView, options: RunOptions) -> str:
+    """The metadata service URL a plugin registered the pod under (``--mds-register``); an
+    error if none did."""
+    url = ctx.plugins.decide("rkt_register_pod", pod=pod, options=options)
+    if url is None:
+        raise PluginMissingError(
+            "--mds-register: no metadata service registered the pod",
+            hint='start the metadata service ("rkt metadata-service", pip install '
+                 "rkt-metadata-service) or run without --mds-register")
+    if (not isinstance(url, str) or not url.startswith(("http://", "https://"))
+            or not network.is_word(url)):
+        raise RktError(f"--mds-register: the pod was registered under an invalid metadata "
+                       f"service URL {url!r}")
+    return url
 
 
 def running_pod(ctx, uuid: str) -> Pod:

@@ -43,6 +43,6 @@ class ChrootStage1:
 
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor("chroot", ChrootStage1, interface_version=1,
+    return [Stage1Flavor("chroot", ChrootStage1, interface_version=2,
                          description="example: one app chrooted in fresh mount, UTS and IPC "
                                      "namespaces, host network")]

@@ -273,7 +273,8 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     for app in apps:
         root = app_roots.mount_root(app, options, shift_by)
         try:
-            services.append(app_roots.service(root, app, found, options.interactive))
+            services.append(app_roots.service(root, app, found, options.interactive,
+                                              options.metadata_url))
         finally:
             os.close(root)
     rootfs.write_units(pod, services, options.interactive)
