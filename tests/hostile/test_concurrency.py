@@ -1,6 +1,7 @@
 """Everything at once on one store, for a bounded time on the machine's two cores: pods run with
-the fly flavor and with the nspawn flavor on the default network, ``gc``, ``prepare`` and ``rm``, ``image gc``,
-``image rm``, two ``fetch`` of the same image and ``list``/``image list``, each in a loop.
+the fly flavor and with the nspawn flavor on the default network, ``gc``, ``prepare`` and
+``rm``, ``image gc``, ``image rm``, two ``fetch`` of the same image and ``list``/``image list``,
+each in a loop.
 
 Every failure must be rkt's clear error (``rkt: ...``, exit 254, no traceback) and one of the
 known answers to a race (:data:`RACES`, which name what changed under the command); the suite
