@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
 from ..store.aci import image_limits
-from ..store.imagestore import KEY_LEN
+from ..store.imagestore import KEY_LEN, ImageRemovedError
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
 from .imageref import HASH, NAME, URL, classify
@@ -58,11 +58,6 @@ def fetch_image(ctx, text: str, options: FetchOptions = FetchOptions()) -> str:
         # "rkt image rm" or "image gc" took it between finding and reading it: once more.
         ctx.log(f"image: {e.message}; fetching it again")
         return _fetch_image(ctx, text, options)
-
-
-class ImageRemovedError(NotFoundError):
-    """An image found in the store was removed (by ``image rm`` or ``image gc``) before the
-    fetch was done with it."""
 
 
 def _fetch_image(ctx, text: str, options: FetchOptions) -> str:
@@ -135,14 +130,7 @@ class _Fetch:
         if key in self.walked:
             return
         store = self.ctx.store
-        try:
-            manifest = store.manifest(key)
-        except NotFoundError:
-            if store.find_info(key) is not None:
-                raise  # a damaged store: its message says so
-            raise ImageRemovedError(f'image "{key}" was removed from the store (by "rkt image '
-                                    'rm" or "rkt image gc") while it was being fetched',
-                                    hint="run the command again") from None
+        manifest = store.manifest(key)  # ImageRemovedError if image rm or gc took it
         chain = chain + (key,)
         for dep in manifest.dependencies:
             if len(chain) > MAX_DEPENDENCY_DEPTH:

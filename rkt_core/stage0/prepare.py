@@ -26,6 +26,7 @@ from ..pod.pod import Pod
 from ..pod.references import prepare_lock
 from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
+from ..store.imagestore import ImageRemovedError
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
 from .stage1 import WORK_DIR, Stage1Request, choose
@@ -88,10 +89,14 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     else:
         if not options.apps:
             raise UsageError("at least one image is required")
-        keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
-                for app in options.apps]
+        keys = _fetch_apps(ctx, options)
         features = ctx.plugins.stage1_flavor(flavor).factory().features
-        manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
+        try:
+            manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
+        except ImageRemovedError as e:  # by image rm or gc, between the fetch and now
+            ctx.log(f"{e.message}; fetching it again")
+            keys = _fetch_apps(ctx, options)
+            manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
@@ -292,6 +297,12 @@ def _isolators(isolators: list[Isolator], args: AppArgs) -> list[Isolator]:
 def _cap_name(cap: str) -> str:
     cap = cap.strip().upper()
     return cap if cap.startswith("CAP_") else "CAP_" + cap
+
+
+def _fetch_apps(ctx, options: PrepareOptions) -> list[str]:
+    """Fetch the image of every app (as the pull policy says); their store keys."""
+    return [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
+            for app in options.apps]
 
 
 def _fetch_removed_images_again(ctx, options: PrepareOptions, keys: list[str]) -> None:

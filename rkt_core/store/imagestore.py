@@ -95,6 +95,11 @@ def _info(row) -> ImageInfo:
 _SORT_COLUMNS = ("name", "importtime", "lastused", "size", "blobkey")
 
 
+class ImageRemovedError(NotFoundError):
+    """An image was removed from the store (by ``image rm`` or ``image gc``) after the command
+    reading it found it."""
+
+
 class ImageStore:
     """Images by key and by name; imports, removal and lookups."""
 
@@ -319,8 +324,7 @@ class ImageStore:
             with open(self.manifest_path(key), "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise NotFoundError(f'the manifest of image "{key}" is missing from the store',
-                                hint=_refetch_hint(key)) from None
+            raise self._missing(key, "manifest") from None
 
     def manifest(self, key: str) -> ImageManifest:
         """The parsed manifest of an image."""
@@ -336,8 +340,18 @@ class ImageStore:
         try:
             return open(self.blob_path(key), "rb")
         except FileNotFoundError:
-            raise NotFoundError(f'the blob of image "{key}" is missing from the store',
-                                hint=_refetch_hint(key)) from None
+            raise self._missing(key, "blob") from None
+
+    def _missing(self, key: str, what: str) -> NotFoundError:
+        """The error for a file of image ``key`` that is not there: the image was removed by
+        another command after the caller found it, or, if it is still listed, the store is
+        damaged."""
+        if self.find_info(key) is None:
+            return ImageRemovedError(f'image "{key}" was removed from the store (by "rkt image '
+                                     'rm" or "rkt image gc") meanwhile',
+                                     hint="run the command again")
+        return NotFoundError(f'the {what} of image "{key}" is missing from the store',
+                             hint=_refetch_hint(key))
 
     def mark_used(self, key: str) -> None:
         """Record that an image was just used (``LAST USED``)."""

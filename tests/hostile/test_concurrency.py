@@ -45,6 +45,8 @@ RACES = {
         "was removed from the store while the pod was being prepared",
     "image removed before": r'no image named ".*" in the store',
     "image removed meanwhile": "was removed by another rkt command meanwhile",
+    "image removed while read": r'was removed from the store \(by "rkt image rm" or "rkt image '
+                                r'gc"\) meanwhile',
     "pod removed before": r'no matches found for "|pod ".*" was not present',
     "pod removed meanwhile": r'pod ".*" is gone',
 }

@@ -15,8 +15,11 @@ from rkt_core.context import Context
 from rkt_core.insecure import Insecure
 from rkt_core.pod import references
 from rkt_core.pod.references import prepare_lock, referenced_tree_ids
-from rkt_core.stage0.fetch import fetch_image
-from rkt_core.store.imagestore import ImageStore
+from rkt_core.stage0 import prepare
+from rkt_core.stage0.fetch import FetchOptions, fetch_image
+from rkt_core.stage0.prepare import AppArgs, PrepareOptions, prepare_pod
+from rkt_core.stage0.stage1 import Stage1Request
+from rkt_core.store.imagestore import ImageRemovedError, ImageStore
 from rkt_core.store.treestore import TreeStore
 from rkt_core.testing.aci import busybox_aci
 
@@ -142,3 +145,37 @@ def test_fetch_imports_again_an_image_removed_while_it_was_read(rkt, stored, tmp
     figures.add("gc races")
     assert removed == [key] and store.find_info(key) is not None
     assert os.path.exists(store.blob_path(key))
+
+
+def test_prepare_fetches_again_an_image_removed_before_it_read_the_manifest(rkt, stored, tmp_path,
+                                                                            monkeypatch, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data_dir))
+    removed = []
+
+    def fetched_then_removed(ctx, text, options=FetchOptions()):
+        fetched = fetch_image(ctx, text, options)
+        if not removed:  # image rm takes it before prepare reads its manifest
+            removed.append(fetched)
+            store.remove(fetched)
+        return fetched
+
+    monkeypatch.setattr(prepare, "fetch_image", fetched_then_removed)
+    ctx = Context(dir=str(rkt.data_dir), insecure=Insecure.IMAGE)
+    with prepare_pod(ctx, PrepareOptions(apps=[AppArgs(str(tmp_path / "bb.aci"))],
+                                         stage1=Stage1Request("name", "fly"))) as pod:
+        pod.to_prepared()
+    figures.add("gc races")
+    assert removed == [key] and store.find_info(key) is not None
+    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [pod.uuid]
+
+
+def test_an_image_removed_while_its_manifest_is_read_is_named_as_such(rkt, stored, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data_dir))
+    store.remove(key)  # by image rm, after the reader found the image
+    figures.add("gc races")
+    with pytest.raises(ImageRemovedError) as raised:
+        store.manifest(key)
+    assert raised.value.message == (f'image "{key}" was removed from the store (by "rkt image '
+                                    'rm" or "rkt image gc") meanwhile')
