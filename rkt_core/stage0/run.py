@@ -3,9 +3,10 @@
 Stage0 refuses flavors of a stage1 interface version it does not drive, and options the flavor
 does not support (from its ``Stage1Features`` and its interface version) instead of dropping
 them; it moves the pod to ``run/`` under its exclusive lock, and passes the lock's descriptor to
-the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life. Flavors get a
-read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image has it
-mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
+the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life, and the sockets
+``rkt run`` got by socket activation, each with the app it is for (:mod:`.activation`). Flavors
+get a read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image
+has it mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import stage1 as stage1_image
+from .activation import claim_sockets, passed_sockets
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -91,10 +93,11 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
 
 def options_checker(ctx, options: RunOptions, net_given: bool):
     """A ``validate`` for :func:`prepare_pod`: refuse, before the pod exists, what its flavor
-    cannot run."""
+    cannot run (sockets passed by socket activation that no app claims included)."""
     def validate(flavor: str, manifest) -> None:
         record = flavor_record(ctx, flavor)
-        check_interface(record, options)
+        check_interface(record, replace(options, sockets=claim_sockets(manifest,
+                                                                       passed_sockets())))
         stage1 = record.factory()
         network.backend_for(ctx, check_options(stage1, flavor, manifest, options, net_given).net)
     return validate
@@ -104,6 +107,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     """Run a preparing or prepared pod in the foreground and return its exit status."""
     flavor = pod_flavor(pod)
     record = flavor_record(ctx, flavor)
+    options = replace(options, sockets=claim_sockets(pod.manifest(), passed_sockets()))
     check_interface(record, options)
     stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
