@@ -30,6 +30,7 @@ class Stage1Features:
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False
+    host_network: bool = True  # False: --net=host is refused (a VM cannot share the host's)
     interactive: bool = False
     private_users: bool = False
     multi_app: bool = False

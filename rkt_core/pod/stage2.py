@@ -75,11 +75,15 @@ def _check_parent(parent: int) -> None:
         raise RktError("rkt exited while the pod was starting")
 
 
-def mount_root(app: AppRuntime, options: RunOptions) -> int:
+def mount_root(app: AppRuntime, options: RunOptions, host_api: bool = True) -> int:
     """In a new mount namespace: stop mounts propagating to the host (``/`` becomes a slave),
     mount the app's root (an overlay of its tree, or its private copy bound on itself) with
     /dev, /proc, /sys, a /tmp tmpfs, the volumes and the name service files; return an
-    ``O_PATH`` fd of the root."""
+    ``O_PATH`` fd of the root.
+
+    Without ``host_api``, /dev, /proc and /sys are only made sure to be directories (not
+    symlinks) for whoever mounts them later: for a root handed to another kernel (a virtual
+    machine's), which must never see the host's."""
     mount.make_slave("/")
     if app.overlay:
         mount.overlay(app.rootfs, [app.tree_rootfs], app.overlay_upper, app.overlay_work)
@@ -89,10 +93,14 @@ def mount_root(app: AppRuntime, options: RunOptions) -> int:
     try:
         # The image must not redirect these (CVE-2019-19921): no symlinks on the way.
         for path in SYSTEM_BINDS:
-            approot.mount_step(app, path, scoped.bind_into, root, path, path, recursive=True,
-                      follow=False)
+            if host_api:
+                approot.mount_step(app, path, scoped.bind_into, root, path, path,
+                                   recursive=True, follow=False)
+            else:
+                approot.mount_step(app, path, lambda p: os.close(scoped.resolve(
+                    root, p, want_dir=True, create="dir", follow=False).fd), path)
         approot.mount_step(app, "/tmp", scoped.mount_into, root, "/tmp", "tmpfs", "tmpfs",
-                  mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
+                           mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
         for m in app.mounts:
             approot.mount_step(app, f'volume "{m.volume}" on {m.target}', scoped.bind_into, root, m.source,
                       m.target, read_only=m.read_only)

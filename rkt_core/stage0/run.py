@@ -71,6 +71,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         options = replace(options, net=("default",) if features.contained_network else ("host",))
     elif not features.contained_network and options.net != ("host",):
         raise UsageError(f'the {flavor} flavor only supports --net=host (got --net={",".join(options.net)})')
+    if not features.host_network and network.HOST in options.net:
+        raise UsageError(f"the {flavor} flavor needs a contained network; --net=host is not "
+                         "supported", hint="use --net=default, a named network or --net=none")
     if manifest.ports and options.net in ((network.HOST,), (network.NONE,)):
         raise UsageError(f"--port does not work with --net={options.net[0]}",
                          hint="forwarded ports need a contained network, e.g. --net=default")

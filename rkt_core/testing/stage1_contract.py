@@ -36,6 +36,7 @@ from .runner import RKT_TIMEOUT, Rkt
 REFUSALS = (
     ("interactive", lambda f: f.interactive, ["--interactive"], [], "--interactive"),
     ("contained network", lambda f: f.contained_network, ["--net=default"], [], "--net"),
+    ("host network", lambda f: f.host_network, ["--net=host"], [], "--net=host"),
     ("private users", lambda f: f.private_users, ["--private-users"], [], "--private-users"),
     ("several apps", lambda f: f.multi_app, [], ["{image}", "--name=second"], "one app"),
     ("memory limit", lambda f: "resource/memory" in f.isolators, [], ["--memory=64M"],
