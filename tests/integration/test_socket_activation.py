@@ -156,3 +156,23 @@ def test_a_socket_no_app_claims_is_refused_before_any_pod(rkt, rootfs, tmp_path,
     assert f"rkt: socket activation: descriptor 3 (tcp 127.0.0.1:{port}) {message}" in err
     assert rkt.pods() == []
     assert json.loads(rkt("list", "--format=json", check=0).stdout or "[]") == []
+
+
+def test_a_flavor_of_interface_1_refuses_sockets_before_any_pod(rkt, rootfs, tmp_path):
+    """kvm (stage1 interface 1) cannot hand host sockets to apps in its VM: refused clearly
+    rather than leaving the socket's clients waiting."""
+    port = free_port()
+    image = server_image(tmp_path / "server.aci", rootfs,
+                         [{"name": "echo", "protocol": "tcp", "port": port,
+                           "socketActivated": True}])
+    run = activated(rkt, f"127.0.0.1:{port}", "--stage1-name=kvm", "--net=none", *USR, image)
+    try:
+        assert ask(port) == ""
+        _, err = run.communicate(timeout=RKT_TIMEOUT)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 254
+    assert ("rkt: the kvm flavor (stage1 interface version 1) does not support socket "
+            "activation (LISTEN_FDS) (version 2 and later)") in err
+    assert rkt.pods() == []
