@@ -19,7 +19,8 @@ from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
 from ..network.guardian import Guardian
 from ..pod.pod import Pod
-from ..pod.view import PodView
+from ..pod.view import METADATA_URL_FILE, PodView
+from ..sys.fs import write_atomic
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import stage1 as stage1_image
 from .activation import claim_sockets, passed_sockets
@@ -131,6 +132,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         view = PodView(pod)
         if options.mds_register:
             options = replace(options, metadata_url=register_pod(ctx, view, options))
+            write_atomic(pod.file(METADATA_URL_FILE), options.metadata_url.encode(), mode=0o600)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor, options=options)
         with stage1_image.mounted(ctx, pod, apps=True):
             code = stage1.run(view, options)
