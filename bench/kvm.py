@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rkt_core.testing.stage1_contract import contract_image
+from rkt_core.testing.aci import app_image
 
 RKT = [sys.executable, "-m", "rkt_core.cli.main"]
 PHASES = ("firmware", "kernel", "init", "handshake", "setup", "apps", "shutdown")
@@ -84,7 +84,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rkt-bench-kvm-"))
     rkt = [*RKT, "--insecure-options=image", f"--dir={work / 'data'}"]
     try:
-        image = contract_image(work / "busybox.aci")
+        image = app_image(work / "busybox.aci")
         one_run(rkt, image, "none", dict(os.environ, RKT_STAGE1_KVM_ACCEL="tcg"))  # warm caches
         bench(rkt, image, "none", "tcg", runs)
         bench(rkt, image, "default", "tcg", runs)

@@ -34,6 +34,8 @@ class Stage1Features:
     interactive: bool = False
     private_users: bool = False
     multi_app: bool = False
+    # The pod has a hostname of its own (--hostname, default rkt-<uuid>); else the host's.
+    own_hostname: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         raise UsageError(f"the {flavor} flavor does not support --interactive")
     if options.interactive and len(manifest.apps) != 1:
         raise UsageError("--interactive is only supported for pods with exactly one app")
+    if options.hostname and not features.own_hostname:
+        raise UsageError(f"the {flavor} flavor shares the host's hostname; --hostname is not "
+                         "supported")
     if options.private_users and not features.private_users:
         raise UsageError(f"the {flavor} flavor does not support --private-users")
     if len(manifest.apps) > 1 and not features.multi_app:
@@ -127,8 +130,9 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     if options.net != (network.HOST,):
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
-    try:
-        options = network.setup(ctx, pod, options, backend)
+    try:  # a failed setup is undone by the guardian (at once): one teardown, one report
+        options = network.setup(ctx, pod, options, backend, undo=guardian is None,
+                                own_hostname=stage1.features.own_hostname)
         view = PodView(pod)
         if options.mds_register:
             options = replace(options, metadata_url=register_pod(ctx, view, options))

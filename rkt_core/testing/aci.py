@@ -118,15 +118,19 @@ def busybox_aci(out: Path, name: str = "example.com/busybox", version: str = "1.
     return out
 
 
-def app_image(path: Path, name: str = "example.com/busybox", **app) -> Path:
+def app_image(path: Path, name: str = "example.com/busybox",
+              files: dict[str, str] | None = None, **app) -> Path:
     """A busybox ACI whose root holds ``/etc/marker`` (:data:`MARKER`, a file only the app's
-    root has), users ``root`` and ``user`` (1000, group ``users``), and whose app section is
-    ``/bin/sh -c 'echo hi'`` as root updated with ``app`` (``exec``, ``user``, ``ports``,
-    ``mountPoints``, ``eventHandlers``, ``isolators``...)."""
+    root has), users ``root`` and ``user`` (1000, group ``users``), and ``files`` (path in the
+    root: text), and whose app section is ``/bin/sh -c 'echo hi'`` as root updated with
+    ``app`` (``exec``, ``user``, ``ports``, ``mountPoints``, ``eventHandlers``,
+    ``isolators``...)."""
     path = Path(path)
     work = path.parent / (path.name + ".d")
     rootfs = busybox_rootfs(work / "rootfs")
     (rootfs / "etc" / "marker").write_text(MARKER + "\n")
+    for file_path, text in (files or {}).items():
+        (rootfs / file_path.lstrip("/")).write_text(text)
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
                                            "user:x:1000:1000:user:/home/user:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\nusers:x:1000:\n")

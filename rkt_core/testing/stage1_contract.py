@@ -30,6 +30,7 @@ from ..sys import mount
 from ..types import Stage1Features
 from .aci import MARKER, app_image
 from .runner import RKT_TIMEOUT, Rkt
+from .wait import wait_for
 
 # An option a flavor may not support: (what, feature check, extra rkt run flags before and
 # after the image, text the refusal names). Each is refused when the check is false.
@@ -38,6 +39,7 @@ REFUSALS = (
     ("contained network", lambda f: f.contained_network, ["--net=default"], [], "--net"),
     ("host network", lambda f: f.host_network, ["--net=host"], [], "--net=host"),
     ("private users", lambda f: f.private_users, ["--private-users"], [], "--private-users"),
+    ("own hostname", lambda f: f.own_hostname, ["--hostname=pod"], [], "--hostname"),
     ("several apps", lambda f: f.multi_app, [], ["{image}", "--name=second"], "one app"),
     ("memory limit", lambda f: "resource/memory" in f.isolators, [], ["--memory=64M"],
      "resource/memory"),
@@ -69,6 +71,23 @@ def flavor_features(rkt: Rkt, name: str) -> Stage1Features:
 
 def _pod_dir(data_dir: Path, uuid: str) -> Path:
     (found,) = (data_dir / "pods").glob(f"*/{uuid}")
+    return found
+
+
+def pod_processes(uuid: str, argv: list[str]) -> list[int]:
+    """The live processes of a pod: those whose command line is ``argv`` (an app's, made
+    unique by the test) or names the pod's uuid (the flavor's own, e.g. systemd-nspawn).
+    A zombie has no command line: it is not alive."""
+    app = "".join(a + "\0" for a in argv).encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cmdline == app or uuid.encode() in cmdline:
+            found.append(int(pid))
     return found
 
 
@@ -153,6 +172,21 @@ class Stage1Contract:
                          "cat /etc/marker; test -e /proc/self/status && test -c /dev/null "
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
+
+    def test_an_app_without_etc_hosts_gets_the_default_in_every_network(self, rkt, image,
+                                                                        tmp_path):
+        features = flavor_features(rkt, self.flavor)
+        networks = ["host", "none", "default"] if features.contained_network else ["host"]
+        own = app_image(tmp_path / "hosts.aci", name="example.com/own-hosts",
+                        files={"/etc/hosts": "10.1.1.1\tmine\n"})
+        for net in networks:
+            result = rkt.run(f"--net={net}", image, "--exec", "/bin/sh", "--", "-c",
+                             "cat /etc/hosts; hostname")
+            assert result.returncode == 0, (net, result.stderr)
+            *hosts, hostname = result.stdout.splitlines()
+            assert hosts == [f"127.0.0.1\tlocalhost {hostname}", "::1\tlocalhost"], net
+            result = rkt.run(f"--net={net}", str(own), "--exec", "/bin/cat", "--", "/etc/hosts")
+            assert (result.returncode, result.stdout) == (0, "10.1.1.1\tmine\n"), net
 
     def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
         group = "root:x:0:\nusers:x:1000:\n"
@@ -250,6 +284,31 @@ class Stage1Contract:
         pod.wait()
         assert not _locked(_pod_dir(rkt.data_dir, pod.uuid))
         assert rkt.status(pod.uuid)["state"] == "exited"
+
+    def test_a_pod_whose_rkt_run_was_killed_reads_exited_only_once_it_is_gone(self, rkt,
+                                                                              image):
+        """``kill -9`` of ``rkt run``: a flavor may shut the pod down or keep it running,
+        but whenever ``rkt status`` reads exited, no process of the pod is alive."""
+        # the app is found by its argv
+        app = ["/bin/sleep", f"{os.getpid()}.{int.from_bytes(os.urandom(3), 'big')}"]
+        pod = rkt.start(image, "--exec", app[0], "--", app[1])
+        assert pod_processes(pod.uuid, app)
+        pod.process.kill()
+        pod.process.wait()
+        stopped = []
+
+        def exited() -> bool:
+            state = rkt.status(pod.uuid).get("state")
+            if state == "running" and not stopped:  # a flavor that keeps the pod: end it
+                assert rkt("stop", pod.uuid).returncode == 0
+                stopped.append(True)
+            assert state in ("running", "exited"), state
+            return state == "exited"
+
+        wait_for(exited, what="the pod to exit")
+        assert pod_processes(pod.uuid, app) == []
+        result = rkt("gc", "--grace-period=0s")  # what the killed rkt run left
+        assert result.returncode == 0, result.stderr
 
     def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
         uuid_file = tmp_path / "uuid"

@@ -5,7 +5,6 @@ left in ``cas/tmp``), and the command works when run again."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest

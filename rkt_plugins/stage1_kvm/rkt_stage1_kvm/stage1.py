@@ -69,7 +69,8 @@ class KvmStage1:
     """Pods of any number of apps in a VM: isolators, contained networks, --interactive."""
 
     features = Stage1Features(isolators=LINUX_ISOLATORS, contained_network=True,
-                              host_network=False, interactive=True, multi_app=True)
+                              host_network=False, interactive=True, multi_app=True,
+                              own_hostname=True)
 
     # --- run ----------------------------------------------------------------------------------
 

@@ -286,6 +286,100 @@ def test_failing_plugin_leaves_nothing(rkt, image, tmp_path):
     assert (leases / "full" / "10.98.0.1").read_text() == "someone-else"
 
 
+# A CNI plugin for the tests below: logs each command it gets in <itself>.log; refuses
+# REFUSE=yes in CNI_ARGS (at ADD and DEL alike, as plugins refuse arguments they do not know);
+# fails every DEL with another error while <itself>.busy exists.
+CHECKING_PLUGIN = """#!/bin/sh
+cat > /dev/null
+echo "$CNI_COMMAND" >> "$0.log"
+if [ "$CNI_COMMAND" = DEL ] && [ -e "$0.busy" ]; then
+    echo '{"code": 11, "msg": "busy"}'; exit 1
+fi
+case ";$CNI_ARGS;" in *";REFUSE=yes;"*)
+    echo '{"code": 999, "msg": "ARGS: unknown args [\\"REFUSE=yes\\"]"}'; exit 1 ;;
+esac
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion": "0.4.0"}'
+exit 0
+"""
+
+
+def _chain(rkt, leases, *types) -> dict[str, Path]:
+    """The network ``chain``: ptp (addresses leased in ``leases``), then plugins of
+    :data:`CHECKING_PLUGIN` named ``types``; returns their logs by name."""
+    rkt.lease_dirs.append(leases)
+    net_d = rkt.local_config / "net.d"
+    for name in types:
+        (net_d / name).write_text(CHECKING_PLUGIN)
+        (net_d / name).chmod(0o755)
+    (net_d / "10-chain.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "chain", "plugins": [
+            {"type": "ptp", "ipMasq": True,
+             "ipam": {"type": "host-local", "subnet": "10.96.41.0/24", "dataDir": str(leases)}},
+            *({"type": name} for name in types)]}))
+    return {name: net_d / f"{name}.log" for name in types}
+
+
+def _pods_gone(rkt) -> bool:
+    return not list((rkt.data / "pods").glob("*/*"))
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_network_refusing_its_arguments_leaves_nothing(rkt, image, tmp_path, flavor):
+    """ptp refuses an argument it does not know, at ADD and at DEL alike: the pod is undone
+    at once, the error said once, and gc removes the pod (rkt kept it forever)."""
+    leases = tmp_path / "leases"
+    rkt.lease_dirs.append(leases)
+    (rkt.local_config / "net.d" / "10-mynet.conf").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "mynet", "type": "ptp",
+        "ipam": {"type": "host-local", "subnet": "10.96.40.0/24", "dataDir": str(leases)}}))
+    done = rkt("run", f"--stage1-name={flavor}", "--net=mynet:FOO=bar", image)
+    assert done.returncode == 254
+    assert done.stderr.splitlines()[-1] == ('rkt: error adding network "mynet": CNI plugin '
+                                            '"ptp" (ADD) failed: ARGS: unknown args ["FOO=bar"]')
+    assert "networking" not in done.stderr and done.stderr.count("FOO=bar") == 1
+    (uuid,) = rkt.note_pods()
+    pod = rkt.data / "pods" / "run" / uuid
+    assert not (pod / "netns").exists() and not (pod / "net-backend").exists()
+    assert not list((pod / "net").iterdir())
+    assert f"rkt-{uuid}" not in os.listdir("/run/netns")
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 0, gc.stderr
+    assert _pods_gone(rkt)
+
+
+def test_a_plugin_failing_in_a_chain_is_undone_with_those_before_it(rkt, image, tmp_path):
+    """ptp's ADD succeeded, the next plugin refused its arguments: ptp's address is released
+    at once, and the plugin after the one that failed, never added, is not deleted either."""
+    logs = _chain(rkt, tmp_path / "leases", "refuser", "witness")
+    done = rkt("run", "--stage1-name=nettest", "--net=chain:IgnoreUnknown=1;REFUSE=yes", image)
+    assert done.returncode == 254
+    assert 'error adding network "chain": CNI plugin "refuser" (ADD) failed' in done.stderr
+    assert "networking" not in done.stderr
+    assert logs["refuser"].read_text() == "ADD\nDEL\n" and not logs["witness"].exists()
+    assert rkt.leaks() == {"netns": [], "links": [], "iptables": [], "leases": []}
+    assert rkt("gc", "--grace-period=0s").returncode == 0 and _pods_gone(rkt)
+
+
+def test_a_del_failing_otherwise_keeps_the_pod_for_gc(rkt, image, tmp_path):
+    """A DEL that fails with another error than the plugin's ADD may succeed later: the
+    records (and the pod) stay, the failure said once; a gc after the cause is gone cleans."""
+    logs = _chain(rkt, tmp_path / "leases", "refuser")
+    busy = logs["refuser"].with_suffix("").with_name("refuser.busy")
+    busy.write_text("")
+    done = rkt("run", "--stage1-name=nettest", "--net=chain:IgnoreUnknown=1;REFUSE=yes", image)
+    assert done.returncode == 254
+    assert done.stderr.count('CNI plugin "refuser" (DEL) failed: busy') == 1
+    (uuid,) = rkt.note_pods()
+    assert f"rkt-{uuid}" in os.listdir("/run/netns")
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 254 and "kept for the next gc" in gc.stderr
+    assert not _pods_gone(rkt)
+    busy.unlink()
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 0, gc.stderr
+    assert _pods_gone(rkt) and f"rkt-{uuid}" not in os.listdir("/run/netns")
+
+
 def test_killed_rkt_run_is_cleaned_up_when_the_pod_ends(rkt, image):
     """rkt leaked a killed pod's networks until gc; here they go when its last process does."""
     started = rkt.start("--stage1-name=nettest", image, "--exec", "/bin/busybox", "--",

@@ -122,7 +122,8 @@ class TestFlyContract(Stage1Contract):
         result = rkt.run("--dns=10.1.2.3", "--dns-search=example.com",
                          "--hosts-entry=10.9.8.7=db", image, "--exec", "/bin/cat", "--",
                          "/etc/resolv.conf", "/etc/hosts")
-        assert result.stdout == ("nameserver 10.1.2.3\nsearch example.com\n127.0.0.1\tlocalhost\n"
+        assert result.stdout == ("nameserver 10.1.2.3\nsearch example.com\n"
+                                 f"127.0.0.1\tlocalhost {os.uname().nodename}\n"  # the host's
                                  "::1\tlocalhost\n10.9.8.7\tdb\n"), result.stderr
 
     def test_unsupported_options_are_refused(self, rkt, image):

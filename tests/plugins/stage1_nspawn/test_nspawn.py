@@ -7,6 +7,7 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -196,6 +197,61 @@ def test_enter_as_the_apps_user(rkt, image):
     pod.wait()
 
 
+def _status_fields(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":", 1) for line in f.read().splitlines())
+
+
+def _pid_of(argv: list[str]) -> int | None:
+    wanted = "".join(a + "\0" for a in argv).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == wanted:
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _filters(seccomp, pid: int) -> list[bytes]:
+    proc_fd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return seccomp.read_filters(pid, proc_fd)
+    finally:
+        os.close(proc_fd)
+
+
+@pytest.mark.parametrize("identity", [["--user=user", "--group=0", "--supplementary-gids=2000"],
+                                      ["--user=user", "--group=users"], []])
+def test_enter_gets_the_apps_seccomp_filters_and_groups(rkt, image, identity):
+    from rkt_stage1_nspawn import seccomp
+
+    pod = rkt.start(image, *identity, "--exec", "/bin/sleep", "--", "1000")
+    app_pid = _app_pid(pod.uuid, comm="busybox")
+    command = ["/bin/sleep", f"{os.getpid()}.5"]  # found by its unique argument
+    entered = subprocess.Popen(rkt.argv("enter", pod.uuid, *command), env=rkt.env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        def started() -> int | None:
+            assert entered.poll() is None, entered.stderr.read()
+            return _pid_of(command)
+
+        pid = wait_for(started, what="the entered command")
+        app, inside = _status_fields(app_pid), _status_fields(pid)
+        for field in ("Seccomp", "Seccomp_filters", "Groups", "Uid", "Gid", "CapBnd", "CapEff"):
+            assert inside[field] == app[field], field
+        assert app["Seccomp"].strip() == "2"  # systemd-nspawn's filter, inherited from PID 1
+        filters = [_filters(seccomp, p) for p in (app_pid, pid)]
+        assert len(filters[0]) == int(app["Seccomp_filters"]) > 0
+        assert filters[1] == filters[0]
+    finally:
+        entered.terminate()
+        entered.wait(WAIT_TIMEOUT)
+    rkt("stop", pod.uuid)
+    pod.wait()
+
+
 def _app_pid(uuid: str, comm: str | None = None) -> int:
     """The pid of the pod's busybox app; with ``comm``, once it has exec'd that program (before
     that it is systemd's child still setting the app's credentials up)."""
@@ -344,6 +400,8 @@ def test_failing_pre_start_fails_the_app(rkt, tmp_path):
 
 
 def test_sigterm_to_rkt_run_stops_the_pod(rkt, image):
+    """SIGTERM as soon as the pod reads as running: rkt run passes it on even if the pod's
+    systemd is still starting (rkt lost such a request: the pod ran on)."""
     pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
     uuid = pod.uuid
     pod.process.send_signal(signal.SIGTERM)
@@ -360,11 +418,60 @@ def test_force_stop_leaves_no_process(rkt, image):
     assert _pod_cgroups(uuid) == []
 
 
+# Runs the command given as arguments under a parent that reaps none of its orphans (as a
+# supervisor might, or an init that reaps late), and prints its pid; stops when stdin closes.
+NON_REAPING_PARENT = """
+import ctypes, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans are ours
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _started_at(pid: int) -> str | None:
+    """The start time of process ``pid`` (None if there is none, not even a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def test_nspawn_is_reaped_before_the_pod_of_a_killed_rkt_run_reads_exited(rkt, image, tmp_path):
+    """rkt run killed: its systemd-nspawn is not left as a zombie to whoever inherits it (rkt
+    let the pod read exited while it was one): the pod's keeper reaps it, then lets go of the
+    pod's lock."""
+    uuid_file = tmp_path / "uuid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", NON_REAPING_PARENT,
+         *rkt.argv("run", "--stage1-name=nspawn", f"--uuid-file-save={uuid_file}", image,
+                   "--exec", "/bin/sleep", "--", "1000")],
+        env=rkt.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    uuid = ""
+    try:
+        rkt_run = int(parent.stdout.readline())
+        uuid = wait_for(lambda: uuid_file.exists() and uuid_file.read_text().strip(),
+                        what="the pod's uuid")
+        nspawn = int(wait_for(lambda: rkt.status(uuid).get("pid"), what="the pod's pid"))
+        started = _started_at(nspawn)
+        assert started is not None
+        os.kill(rkt_run, signal.SIGKILL)
+        wait_for(lambda: rkt.status(uuid).get("state") == "exited", what="the pod to exit")
+        assert _started_at(nspawn) != started  # gone, zombie included
+        assert rkt("gc", "--grace-period=0s").returncode == 0  # what the killed rkt run left
+    finally:
+        if uuid and rkt.status(uuid).get("state") == "running":
+            rkt("stop", "--force", uuid)
+        parent.stdin.close()
+        parent.wait(WAIT_TIMEOUT)
+
+
 def test_gc_removes_cgroups_left_by_a_killed_rkt_run(rkt, image):
     pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
     uuid = pod.uuid
     assert _pod_cgroups(uuid)
-    pod.process.kill()  # rkt run dies: nspawn gets SIGTERM, the pod shuts down, nobody cleans up
+    pod.process.kill()  # rkt run dies: the keeper shuts the pod down, nobody removes its cgroups
     pod.wait()
     wait_for(lambda: rkt.status(uuid).get("state") == "exited", what="the pod to exit")
     result = rkt("gc", "--grace-period=0s")
