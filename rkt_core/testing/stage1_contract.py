@@ -133,7 +133,7 @@ class Stage1Contract:
         assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
 
     def test_only_the_apps_write_to_stdout(self, rkt, image):
-        result = rkt("--debug", "run", f"--stage1-name={self.flavor}", image,
+        result = rkt("--debug", "run", *rkt.stage1_flags(), image,
                      "--exec", "/bin/sh", "--", "-c", "printf 'exactly this'")
         assert (result.returncode, result.stdout) == (0, "exactly this"), result.stderr
 
@@ -266,7 +266,7 @@ class Stage1Contract:
     # --- pod states -----------------------------------------------------------------------
 
     def test_prepare_then_run_prepared(self, rkt, image):
-        prepared = rkt("prepare", f"--stage1-name={self.flavor}", image, "--exec", "/bin/sh",
+        prepared = rkt("prepare", *rkt.stage1_flags(), image, "--exec", "/bin/sh",
                        "--", "-c", "echo ran; exit 6")
         assert prepared.returncode == 0, prepared.stderr
         uuid = prepared.stdout.strip()
