@@ -176,7 +176,8 @@ class Stage1Contract:
     def test_an_app_without_etc_hosts_gets_the_default_in_every_network(self, rkt, image,
                                                                         tmp_path):
         features = flavor_features(rkt, self.flavor)
-        networks = ["host", "none", "default"] if features.contained_network else ["host"]
+        networks = (["host"] if features.host_network else []) + (
+            ["none", "default"] if features.contained_network else [])
         own = app_image(tmp_path / "hosts.aci", name="example.com/own-hosts",
                         files={"/etc/hosts": "10.1.1.1\tmine\n"})
         for net in networks:
