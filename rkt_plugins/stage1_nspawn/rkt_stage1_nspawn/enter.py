@@ -94,7 +94,8 @@ def app_process(pod, found: list[cgroups.Hierarchy], unit: str) -> tuple[int, in
 
 
 def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[str]) -> int:
-    """Run ``argv`` (default ``/bin/sh``) inside the running app; return its exit status."""
+    """Run ``argv`` (default ``/bin/sh``) inside the running app, with its environment
+    (``AC_METADATA_URL`` of a registered pod included); return its exit status."""
     unit = units.service_file(app.name)
     pid, proc_fd = app_process(pod, found, unit)
     fds = [proc_fd]
@@ -118,7 +119,7 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
         except (FileNotFoundError, ProcessLookupError):
             raise RktError(f'app "{app.name}" exited') from None
         account = resolve_account(root, app)
-        env = process_environment(app, account, interactive=os.isatty(0))
+        env = process_environment(app, account, pod.metadata_url, interactive=os.isatty(0))
         cwd = resolve_directory(root, app, app.working_directory)
         command = list(argv) or DEFAULT_COMMAND
         path = resolve_executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)
