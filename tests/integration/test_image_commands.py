@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
+from rkt_core.testing.trees import snapshot
 
 
 @pytest.fixture
@@ -315,16 +316,6 @@ def test_version_config_and_unknown_command(rkt):
     paths = [e for e in config["stage0"] if e["rktKind"] == "paths"]
     assert paths[0]["data"] == str(rkt.data_dir)
     assert rkt("no-such-command").returncode == 254
-
-
-def snapshot(top: Path) -> dict[str, tuple]:
-    """Every path under ``top`` with its type, mode, owner and content hash."""
-    state = {}
-    for path in sorted(top.rglob("*")):
-        st = path.lstat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        state[str(path.relative_to(top))] = (st.st_mode, st.st_uid, st.st_gid, digest)
-    return state
 
 
 @pytest.mark.parametrize("damage, reason", [

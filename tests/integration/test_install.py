@@ -6,7 +6,6 @@ directory: it must not depend on being able to read the checkout (a clone in roo
 """
 
 import grp
-import hashlib
 import os
 import pwd
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rkt_core.testing.aci import busybox_aci
+from rkt_core.testing.trees import snapshot
 
 pytestmark = pytest.mark.root
 RKT = str(Path(sys.executable).parent / "rkt")
@@ -91,16 +91,6 @@ def as_user(member_rkt, data_dir):
             argv = ["runuser", "-u", user, "--", member_rkt, f"--dir={data_dir}", *args]
         return subprocess.run(argv, capture_output=True, text=True, cwd="/")
     return run
-
-
-def snapshot(top: Path) -> dict[str, tuple]:
-    """Every path under ``top`` with its type, mode, owner and content hash."""
-    state = {}
-    for path in sorted(top.rglob("*")):
-        st = path.lstat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        state[str(path.relative_to(top))] = (st.st_mode, st.st_uid, st.st_gid, digest)
-    return state
 
 
 def installed_store_with_a_pod(as_user, data_dir, tmp_path) -> tuple[Path, str, str]:

@@ -176,19 +176,23 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
+def _wait_served(url: str) -> None:
+    """Wait until ``url`` answers (the VM may still be booting), then check the page."""
+    def answers() -> bool:
+        try:
+            return _get(url) is not None
+        except OSError:
+            return False
+
+    wait_for(answers, BOOT, f"{url} to answer", interval=0.5)
+    assert _get(url) == b"served\n"
+
+
 def test_default_network_from_the_host_and_through_a_port(rkt, web_image):
     pod = rkt.start("--port=http:127.0.0.1:18081", web_image)
     uuid = pod.uuid
     ip = rkt.status(uuid)["networks"].split("ip4=")[1]
-    deadline = time.monotonic() + BOOT  # the VM is still booting
-    while True:
-        try:
-            assert _get(f"http://{ip}/index.html") == b"served\n"
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    _wait_served(f"http://{ip}/index.html")
     assert _get("http://127.0.0.1:18081/index.html") == b"served\n"
     netns = f"rkt-{uuid}"
     links = json.loads(subprocess.run(["ip", "-n", netns, "-j", "link", "show"],
@@ -224,15 +228,7 @@ def test_a_named_bridge_network_reaches_the_vm(rkt, web_image, bridge_network):
     uuid = pod.uuid
     ip = rkt.status(uuid)["networks"].split("ip4=")[1]
     assert ip.startswith("10.99.62.")
-    deadline = time.monotonic() + BOOT
-    while True:
-        try:
-            assert _get(f"http://{ip}/index.html") == b"served\n"
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    _wait_served(f"http://{ip}/index.html")
     assert rkt("stop", uuid).returncode == 0
     assert pod.wait(timeout=BOOT) == 143
 
