@@ -16,6 +16,7 @@ _AC_NAME_BAD_CHAR = re.compile(r"[^a-z0-9\-]")
 _AC_NAME_BAD_EDGES = re.compile(r"^-+|-+\Z")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}\Z")
 _INT64 = re.compile(r"[+-]?[0-9]+\Z")
+MAX_AC_NAME = 255  # bytes in a file name (NAME_MAX)
 
 
 def quote(value: object) -> str:
@@ -43,8 +44,13 @@ def validate_ac_identifier(value: str, what: str = "name") -> str:
 
 
 def validate_ac_name(value: str, what: str = "name") -> str:
-    """Check ``value`` is an appc ACName (app, volume, mount point and port names)."""
-    return _check(value, what, _AC_NAME_BAD_CHAR, "-", "-")
+    """Check ``value`` is an appc ACName (app, volume, mount point and port names), short
+    enough to be a file name, which app and volume names become."""
+    _check(value, what, _AC_NAME_BAD_CHAR, "-", "-")
+    if len(value) > MAX_AC_NAME:
+        raise AppcError(f"invalid {what} {quote(value[:32] + '...')}: longer than {MAX_AC_NAME} "
+                        "characters")
+    return value
 
 
 def check_path_safe(value: str, what: str) -> str:

@@ -16,6 +16,7 @@ from .labels import Labels
 
 POD_MANIFEST_KIND = "PodManifest"
 EMPTY_VOLUME_DEFAULT_MODE = "0755"
+PATH_MAX = 4096
 _OCTAL = re.compile(r"[0-7]+")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -38,7 +39,18 @@ def _cli_params(text: str, what: str) -> dict[str, str]:
 def _cli_int(value: str, what: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", value):
         raise AppcError(f"invalid {what} {quote(value)}: must be an integer")
+    if len(value) > 20:  # past any 64-bit id (and Python refuses int() of thousands of digits)
+        raise AppcError(f"invalid {what} {quote(value)}: out of range")
     return int(value)
+
+
+def _check_cli_path(path: str, what: str) -> None:
+    """A path given on the command line: no control characters (in a path they are a mistake
+    or an attack on what prints or parses it) and at most PATH_MAX bytes."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise AppcError(f"invalid {what}: the path contains a control character")
+    if len(path.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise AppcError(f"invalid {what}: the path is longer than {PATH_MAX} bytes")
 
 
 @dataclass
@@ -119,6 +131,7 @@ class Volume:
         if read_only is not None and read_only not in _TRUE + _FALSE:
             raise AppcError(f"invalid {what}: readOnly must be true or false")
         uid, gid = params.get("uid"), params.get("gid")
+        _check_cli_path(params.get("source", ""), f"source in {what}")
         return cls(
             name=params["name"],
             kind=params.get("kind", ""),
@@ -192,6 +205,7 @@ class Mount:
         if "volume" not in params or "target" not in params:
             raise AppcError(f"invalid --mount value {quote(text)}: expected "
                             f"volume=NAME,target=PATH")
+        _check_cli_path(params["target"], f"target in --mount value {quote(text)}")
         return cls(params["volume"], params["target"])
 
     def to_json(self) -> dict:

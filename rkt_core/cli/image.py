@@ -94,6 +94,11 @@ def remove_images(ctx, refs: list[str]) -> int:
     with prepare_lock(ctx.data_dir).exclusive():
         in_use = referenced_tree_ids(ctx.data_dir)
         for key, name in keys.items():
+            if store.find_info(key) is None:  # removers take this lock: none can come between
+                print(f'rkt: image "{key}" ("{name}") was removed by another rkt command '
+                      "meanwhile", file=sys.stderr)
+                failed += 1
+                continue
             try:
                 # The trees rendered for this image first, unless a pod still uses them (rkt
                 # left them): a failure here leaves the image whole.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 import click
@@ -214,20 +215,40 @@ def cli(ctx: click.Context) -> None:
         ctx.exit(2)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LONG_WORD = re.compile(r"\S{256,}")
+MAX_MESSAGE = 4000  # characters of an error message shown; the middle of a longer one is cut
+
+
+def _shorten(text: str, head: int, tail: int) -> str:
+    cut = len(text) - head - tail
+    return f"{text[:head]}[... {cut} characters left out ...]{text[-tail:]}"
+
+
+def _say(message: str) -> None:
+    """Print an error message on stderr, safe for a terminal whatever values it quotes: control
+    characters (but line breaks and tabs) escaped, overlong words and messages shortened."""
+    message = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+    message = _LONG_WORD.sub(lambda m: _shorten(m.group(), 128, 64), message)
+    if len(message) > MAX_MESSAGE:
+        message = _shorten(message, MAX_MESSAGE * 3 // 4, MAX_MESSAGE // 4)
+    print(message, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rkt`` console script: run a command and map errors to exit codes."""
     os.umask(os.umask(0o022) | 0o022)  # nothing rkt creates is writable by group or others
     try:
         code = cli.main(args=argv, prog_name="rkt", standalone_mode=False)
     except RktError as e:
-        print(f"rkt: {e.message}", file=sys.stderr)
+        _say(f"rkt: {e.message}")
         if e.hint:
-            print(e.hint, file=sys.stderr)
+            _say(e.hint)
         code = EXIT_RKT_ERROR
     except click.exceptions.Exit as e:
         code = e.exit_code
     except click.ClickException as e:
-        print(f"rkt: {e.format_message()}", file=sys.stderr)
+        _say(f"rkt: {e.format_message()}")
         code = EXIT_RKT_ERROR
     except click.Abort:
         print("rkt: aborted", file=sys.stderr)
@@ -238,14 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        print(f"rkt: {e.strerror or e}{where}", file=sys.stderr)
+        _say(f"rkt: {e.strerror or e}{where}")
         code = EXIT_RKT_ERROR
     except Exception as e:  # a bug: say so plainly, with the traceback under --debug
         if "--debug" in (argv if argv is not None else sys.argv):
             import traceback
 
             traceback.print_exc()
-        print(f"rkt: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+        _say(f"rkt: unexpected error: {type(e).__name__}: {e}")
         code = EXIT_RKT_ERROR
     if isinstance(code, int):
         sys.exit(code)

@@ -41,11 +41,12 @@ NETNS_FILE = "netns"
 NET_INFO_FILE = "net-info.json"
 RESOLV_FILE = "resolv.conf"
 HOSTS_FILE = "hosts"
+HOST_NAME_MAX = 64  # bytes in a hostname (sethostname(2))
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 PROTOCOLS = ("tcp", "udp", "sctp")  # what --port can forward
 
-_NET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # a file name (NAME_MAX)
 _ARG_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -226,6 +227,8 @@ def check_name_service_flags(options: RunOptions) -> None:
             if not is_word(value):
                 raise UsageError(f"{flag} {json.dumps(value)}: must be one word (no blanks or "
                                  "control characters)")
+    if len(options.hostname.encode()) > HOST_NAME_MAX:
+        raise UsageError(f"--hostname: longer than {HOST_NAME_MAX} bytes, the kernel's limit")
     entries = hosts_entries(options.hosts_entries)
     if entries and HOST in options.hosts_entries:
         raise UsageError("--hosts-entry=host cannot be combined with other hosts entries")

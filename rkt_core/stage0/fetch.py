@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
 from ..store.aci import image_limits
-from ..store.imagestore import KEY_LEN
+from ..store.imagestore import KEY_LEN, ImageRemovedError
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
 from .imageref import HASH, NAME, URL, classify
@@ -52,6 +52,15 @@ def fetch_image(ctx, text: str, options: FetchOptions = FetchOptions()) -> str:
     Dependencies are fetched recursively (see :class:`_Fetch`). If anything fails, the images
     this call imported are removed again: the store is as it was.
     """
+    try:
+        return _fetch_image(ctx, text, options)
+    except ImageRemovedError as e:
+        # "rkt image rm" or "image gc" took it between finding and reading it: once more.
+        ctx.log(f"image: {e.message}; fetching it again")
+        return _fetch_image(ctx, text, options)
+
+
+def _fetch_image(ctx, text: str, options: FetchOptions) -> str:
     session = _Fetch(ctx, options)
     try:
         key = session.image(text)
@@ -121,7 +130,7 @@ class _Fetch:
         if key in self.walked:
             return
         store = self.ctx.store
-        manifest = store.manifest(key)
+        manifest = store.manifest(key)  # ImageRemovedError if image rm or gc took it
         chain = chain + (key,)
         for dep in manifest.dependencies:
             if len(chain) > MAX_DEPENDENCY_DEPTH:

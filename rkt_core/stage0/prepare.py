@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
                     memory_isolator, validate_ac_name)
+from ..appc.identifiers import quote
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
@@ -25,6 +26,7 @@ from ..pod.pod import Pod
 from ..pod.references import STAGE1_ID, prepare_lock
 from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
+from ..store.imagestore import ImageRemovedError
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
 from .stage1 import WORK_DIR, Stage1Request, choose
@@ -87,19 +89,29 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
     else:
         if not options.apps:
             raise UsageError("at least one image is required")
-        keys = [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
-                for app in options.apps]
+        keys = _fetch_apps(ctx, options)
         features = ctx.plugins.stage1_flavor(flavor).factory().features
-        manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
+        try:
+            manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
+        except ImageRemovedError as e:  # by image rm or gc, between the fetch and now
+            ctx.log(f"{e.message}; fetching it again")
+            keys = _fetch_apps(ctx, options)
+            manifest = generate_manifest(ctx, options, keys, flavor, features.isolators)
     check_plugin_isolators(ctx, manifest)
     if validate is not None:
         validate(flavor, manifest)
+    for volume in manifest.volumes:  # what the user gave is checked before the pod exists
+        if volume.kind == "host":
+            _check_host_source(ctx, volume)
+    if options.uuid_file_save:
+        _check_uuid_file(options.uuid_file_save)
     use_overlay = _use_overlay(ctx, options.no_overlay)
     pod = Pod.create(ctx.data_dir)
     try:
         if options.uuid_file_save:
             write_atomic(os.path.abspath(options.uuid_file_save), pod.uuid.encode(), mode=0o644)
         with prepare_lock(ctx.data_dir).shared():
+            _fetch_removed_images_again(ctx, options, keys)
             _prepare_apps(ctx, pod, manifest, keys, use_overlay)
             if stage1.image:
                 _prepare_stage1_image(ctx, pod, stage1.image, use_overlay)
@@ -287,6 +299,27 @@ def _cap_name(cap: str) -> str:
     return cap if cap.startswith("CAP_") else "CAP_" + cap
 
 
+def _fetch_apps(ctx, options: PrepareOptions) -> list[str]:
+    """Fetch the image of every app (as the pull policy says); their store keys."""
+    return [fetch_image(ctx, app.image, FetchOptions(options.pull_policy, app.signature or None))
+            for app in options.apps]
+
+
+def _fetch_removed_images_again(ctx, options: PrepareOptions, keys: list[str]) -> None:
+    """Fetch again the images an ``image rm`` or ``image gc`` removed since they were fetched
+    (call it holding the prepare lock, so that they stay). Only the same image will do: one that
+    comes back with another ID, or not at all, is left to :func:`_prepare_apps` to report."""
+    if options.pod_manifest:
+        return
+    for app, key in zip(options.apps, keys):
+        if ctx.store.find_info(key) is None:
+            try:
+                fetch_image(ctx, app.image, FetchOptions(options.pull_policy,
+                                                         app.signature or None))
+            except RktError as e:
+                ctx.log(f"image {app.image} removed meanwhile; fetching it again failed: {e}")
+
+
 def _rendered_tree(ctx, trees, key: str) -> str:
     """The tree of image ``key``, rendered if need be, and rendered again (with a warning) if
     it was modified on disk."""
@@ -375,6 +408,20 @@ def _check_host_source(ctx, volume: Volume) -> None:
                        hint="use --insecure-options=paths if you really mean it")
 
 
+def _check_uuid_file(path: str) -> None:
+    """``--uuid-file-save`` must name a file that can be written in an existing directory."""
+    directory, name = os.path.split(os.path.abspath(path))
+    what = f"--uuid-file-save {quote(path)}"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise UsageError(f"{what}: the path contains a control character")
+    if len(name.encode("utf-8", "surrogateescape")) > 255 or not name:
+        raise UsageError(f"{what}: not a valid file name (at most 255 bytes)")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{what}: directory {quote(directory)} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: directory {quote(directory)} is not writable")
+
+
 MAX_ID = (1 << 32) - 2  # the highest uid or gid; (uid_t) -1 means "unchanged" to chown(2)
 
 
@@ -392,7 +439,6 @@ def _check_volume_owner(volume: Volume, given_by: str) -> None:
 def _prepare_volumes(ctx, pod: Pod, manifest: PodManifest) -> None:
     for volume in manifest.volumes:
         if volume.kind == "host":
-            _check_host_source(ctx, volume)
             continue
         path = shared_volume(pod.path, volume.name)
         os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)

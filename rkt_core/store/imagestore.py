@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
 from ..access import check_not_shared
-from ..appc import ImageManifest
+from ..appc import AppcError, ImageManifest
 from ..appc.reference import parse_app_string
 from ..crashpoints import crash_point
-from ..errors import NotFoundError, RktError
+from ..errors import ImageError, NotFoundError, RktError
 from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
 from ..types import RemoteInfo
@@ -93,6 +93,11 @@ def _info(row) -> ImageInfo:
 
 
 _SORT_COLUMNS = ("name", "importtime", "lastused", "size", "blobkey")
+
+
+class ImageRemovedError(NotFoundError):
+    """An image was removed from the store (by ``image rm`` or ``image gc``) after the command
+    reading it found it."""
 
 
 class ImageStore:
@@ -319,18 +324,34 @@ class ImageStore:
             with open(self.manifest_path(key), "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise NotFoundError(f'the manifest of image "{key}" is missing from the store') from None
+            raise self._missing(key, "manifest") from None
 
     def manifest(self, key: str) -> ImageManifest:
         """The parsed manifest of an image."""
-        return ImageManifest.from_json(self.manifest_json(key))
+        data = self.manifest_json(key)
+        try:
+            return ImageManifest.from_json(data)
+        except AppcError as e:
+            raise ImageError(f'the stored manifest of image "{key}" is damaged ({e.message})',
+                             hint=_refetch_hint(key)) from None
 
     def open_blob(self, key: str) -> BinaryIO:
         """Open the uncompressed ACI of an image for reading."""
         try:
             return open(self.blob_path(key), "rb")
         except FileNotFoundError:
-            raise NotFoundError(f'the blob of image "{key}" is missing from the store') from None
+            raise self._missing(key, "blob") from None
+
+    def _missing(self, key: str, what: str) -> NotFoundError:
+        """The error for a file of image ``key`` that is not there: the image was removed by
+        another command after the caller found it, or, if it is still listed, the store is
+        damaged."""
+        if self.find_info(key) is None:
+            return ImageRemovedError(f'image "{key}" was removed from the store (by "rkt image '
+                                     'rm" or "rkt image gc") meanwhile',
+                                     hint="run the command again")
+        return NotFoundError(f'the {what} of image "{key}" is missing from the store',
+                             hint=_refetch_hint(key))
 
     def mark_used(self, key: str) -> None:
         """Record that an image was just used (``LAST USED``)."""
@@ -426,3 +447,8 @@ class ImageStore:
                     if name not in keys:
                         orphans.append(os.path.join(base, sub, name))
         return orphans
+
+
+def _refetch_hint(key: str) -> str:
+    """What to do about an image whose files in the store are damaged."""
+    return f'remove it with "rkt image rm {key}" and fetch it again'

@@ -98,21 +98,31 @@ def _render_layer(layer: Layer, extractor: ScopedExtractor, provided: _Provided,
                   branch: set[str] | None, top: bool, warn: Callable[[str], None]) -> None:
     own = _whitelist(layer.path_whitelist)
     digest = hashlib.sha512()
-    with open(layer.tar_path, "rb") as f, ReadAhead(f, tap=digest.update) as reader:
+    hint = f'remove it with "rkt image rm {layer.key}" and fetch it again'
+    try:
+        f = open(layer.tar_path, "rb")
+    except FileNotFoundError:
+        raise ImageError(f'image "{layer.key}": its file {layer.tar_path} is missing from the '
+                         "store", hint=hint) from None
+    with f, ReadAhead(f, tap=digest.update) as reader:
+        error = None
         try:
             with tarfile.open(fileobj=reader, mode="r:", tarinfo=CappedTarInfo) as tar:
                 while (member := tar.next()) is not None:
                     tar.members.clear()  # memory stays flat for huge archives
                     _render_member(tar, member, extractor, provided, own, branch, top, warn)
         except TAR_ERRORS as e:
-            raise ImageError(f'image "{layer.key}": not a valid tar: {e}') from None
+            error = ImageError(f'image "{layer.key}": not a valid tar: {e}')
+        except ImageError as e:  # what a damaged file in the store looks like, if it is one
+            error = e
         while reader.read(CHUNK):
             pass
     actual = "sha512-" + digest.hexdigest()[:64]
     if actual != layer.key:
         raise ImageError(f'image "{layer.key}": its content does not match its ID (found '
-                         f"{actual})",
-                         hint="the store may be corrupt: remove the image and fetch it again")
+                         f"{actual}): the store holds a damaged copy", hint=hint)
+    if error is not None:
+        raise error
 
 
 def _render_member(tar: tarfile.TarFile, member: tarfile.TarInfo, extractor: ScopedExtractor,

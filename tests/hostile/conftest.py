@@ -8,10 +8,23 @@ show how much was tried, not only that it passed.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hostile import FIGURES, Figures, Victim
+from hypothesis import HealthCheck, settings
 
 from rkt_core.testing.runner import Rkt
+
+# Fuzzing is bounded by a number of examples per test, never by time (the machine may be
+# busy); RKT_FUZZ_EXAMPLES raises it for a longer search. No example database is written.
+settings.register_profile(
+    "hostile", max_examples=int(os.environ.get("RKT_FUZZ_EXAMPLES", "300")), deadline=None,
+    database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much,
+                           HealthCheck.function_scoped_fixture])  # ``figures`` only counts
+settings.load_profile("hostile")
 
 
 @pytest.fixture

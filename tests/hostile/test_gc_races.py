@@ -11,9 +11,15 @@ import subprocess
 import pytest
 from hostile import assert_clear_error, wait_until_blocked
 
+from rkt_core.context import Context
+from rkt_core.insecure import Insecure
 from rkt_core.pod import references
 from rkt_core.pod.references import prepare_lock, referenced_tree_ids
-from rkt_core.store.imagestore import ImageStore
+from rkt_core.stage0 import prepare
+from rkt_core.stage0.fetch import FetchOptions, fetch_image
+from rkt_core.stage0.prepare import AppArgs, PrepareOptions, prepare_pod
+from rkt_core.stage0.stage1 import Stage1Request
+from rkt_core.store.imagestore import ImageRemovedError, ImageStore
 from rkt_core.store.treestore import TreeStore
 from rkt_core.testing.aci import busybox_aci
 
@@ -84,3 +90,92 @@ def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch
 
     monkeypatch.setattr(references.os, "listdir", listdir_while_gc_deletes)
     assert referenced_tree_ids(str(data)) == {"deps-tree-0"}
+
+
+def test_prepare_fetches_again_an_image_file_removed_under_it(rkt, stored, tmp_path, figures):
+    key, _ = stored
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
+    prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", tmp_path / "bb.aci"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_blocked(lock.path, prepare)
+        ImageStore(str(rkt.data_dir)).remove(key)
+    finally:
+        lock.close()
+    out, err = prepare.communicate(timeout=120)
+    figures.add("gc races")
+    assert prepare.returncode == 0, err
+    assert ImageStore(str(rkt.data_dir)).find_info(key) is not None
+    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [out.strip()]
+
+
+def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
+    key, _ = stored
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # another image rm deciding
+    remover = subprocess.Popen(rkt.argv("image", "rm", "example.com/busybox:1.0"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_blocked(lock.path, remover)
+        ImageStore(str(rkt.data_dir)).remove(key)
+    finally:
+        lock.close()
+    out, err = remover.communicate(timeout=120)
+    figures.add("gc races")
+    assert_clear_error(subprocess.CompletedProcess(remover.args, remover.returncode, out, err),
+                       f'image "{key}" ("example.com/busybox") was removed by another rkt '
+                       "command meanwhile")
+
+
+def test_fetch_imports_again_an_image_removed_while_it_was_read(rkt, stored, tmp_path,
+                                                                monkeypatch, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data_dir))
+    real_manifest = ImageStore.manifest
+    removed = []
+
+    def removed_by_image_gc_first(self, wanted):
+        if not removed:  # image gc takes it just after the fetch found it stored
+            removed.append(wanted)
+            store.remove(wanted)
+        return real_manifest(self, wanted)
+
+    monkeypatch.setattr(ImageStore, "manifest", removed_by_image_gc_first)
+    ctx = Context(dir=str(rkt.data_dir), insecure=Insecure.IMAGE)
+    assert fetch_image(ctx, str(tmp_path / "bb.aci")) == key
+    figures.add("gc races")
+    assert removed == [key] and store.find_info(key) is not None
+    assert os.path.exists(store.blob_path(key))
+
+
+def test_prepare_fetches_again_an_image_removed_before_it_read_the_manifest(rkt, stored, tmp_path,
+                                                                            monkeypatch, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data_dir))
+    removed = []
+
+    def fetched_then_removed(ctx, text, options=FetchOptions()):
+        fetched = fetch_image(ctx, text, options)
+        if not removed:  # image rm takes it before prepare reads its manifest
+            removed.append(fetched)
+            store.remove(fetched)
+        return fetched
+
+    monkeypatch.setattr(prepare, "fetch_image", fetched_then_removed)
+    ctx = Context(dir=str(rkt.data_dir), insecure=Insecure.IMAGE)
+    with prepare_pod(ctx, PrepareOptions(apps=[AppArgs(str(tmp_path / "bb.aci"))],
+                                         stage1=Stage1Request("name", "fly"))) as pod:
+        pod.to_prepared()
+    figures.add("gc races")
+    assert removed == [key] and store.find_info(key) is not None
+    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [pod.uuid]
+
+
+def test_an_image_removed_while_its_manifest_is_read_is_named_as_such(rkt, stored, figures):
+    key, _ = stored
+    store = ImageStore(str(rkt.data_dir))
+    store.remove(key)  # by image rm, after the reader found the image
+    figures.add("gc races")
+    with pytest.raises(ImageRemovedError) as raised:
+        store.manifest(key)
+    assert raised.value.message == (f'image "{key}" was removed from the store (by "rkt image '
+                                    'rm" or "rkt image gc") meanwhile')

@@ -47,6 +47,8 @@ LAYER_TYPES = ("application/vnd.docker.image.rootfs.diff.tar.gzip",
                "application/vnd.oci.image.layer.v1.tar+gzip",
                "application/vnd.oci.image.layer.nondistributable.v1.tar",
                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+# Each layer is a file open while squashing; docker itself stops at 125 (moby's layer depth).
+MAX_LAYERS = 500
 
 _V1_ID = re.compile(r"[a-f0-9]{64}\Z")
 # platform.machine() -> (GOARCH, variant), the names registries use.
@@ -242,6 +244,7 @@ def _schema2(registry: Registry, doc: dict, digest: str, what: str, schema: str)
     layers = doc.get("layers") or []
     if not isinstance(layers, list):
         raise ImageError(f"{what}: layers is not a list")
+    _check_layer_count(len(layers), what)
     for i, layer in enumerate(layers):
         _descriptor(layer, f"{what}: layers[{i}]")
         media_type = layer.get("mediaType", "")
@@ -269,6 +272,12 @@ def _schema2(registry: Registry, doc: dict, digest: str, what: str, schema: str)
                  config=container if isinstance(container, dict) else None,
                  **_platform_fields(config), author=_str(config.get("author")),
                  created=_str(config.get("created")))
+
+
+def _check_layer_count(count: int, what: str) -> None:
+    """Refuse more layers than any real image has (each is a file open while squashing)."""
+    if count > MAX_LAYERS:
+        raise ImageError(f"{what}: {count} layers, more than the {MAX_LAYERS} allowed")
 
 
 def _str(value: object) -> str:
@@ -314,6 +323,7 @@ def _schema1(doc: dict, ref: DockerRef, digest: str, what: str) -> Image:
                              f"expected {expected!r}")
     top = entries[0][1]
     layers = [Layer(blob) for blob, v1 in reversed(entries) if not v1.get("throwaway")]
+    _check_layer_count(len(layers), what)
     container = top.get("config")
     fields = _platform_fields(top)
     fields["architecture"] = fields["architecture"] or _str(doc.get("architecture"))

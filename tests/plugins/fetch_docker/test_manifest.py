@@ -9,7 +9,8 @@ import pytest
 
 from rkt_core.errors import ImageError
 from rkt_fetch_docker.manifest import (DOCKER_LIST, DOCKER_V1_SIGNED, DOCKER_V2, OCI_INDEX,
-                                       OCI_MANIFEST, _decode, _schema1, select_platform)
+                                       MAX_LAYERS, OCI_MANIFEST, _decode, _schema1,
+                                       select_platform)
 from rkt_fetch_docker.reference import parse
 
 IDS = [c * 64 for c in "abc"]  # top first
@@ -115,6 +116,15 @@ def test_schema1_layers_and_config():
     assert image.config == {"Cmd": ["sh"]}                                   # no throwaway
     assert (image.v1_id, image.v1_parent, image.os, image.architecture) == (
         IDS[0], IDS[1], "linux", "amd64")
+
+
+def test_schema1_layer_count_is_bounded():
+    ids = [f"{n:064x}" for n in range(MAX_LAYERS + 2)]
+    history = [{"id": i, "parent": p} for i, p in zip(ids, ids[1:])] + [{"id": ids[-1]}]
+    doc = schema1_doc(history, blobs=["sha256:" + "1" * 64] * len(history))
+    with pytest.raises(ImageError, match=f"{MAX_LAYERS + 2} layers, more than the {MAX_LAYERS} "
+                                         "allowed"):
+        _schema1(doc, parse("docker://x.io/test/busybox:v1"), "d", "m")
 
 
 def test_schema1_consecutive_duplicates_collapse():
