@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
-from ..store.aci import image_limits
 from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
@@ -191,6 +190,8 @@ def _import(ctx, text: str, fetched: FetchedImage, verify: bool = True) -> tuple
         return fetched.store_key, False
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
+    from ..store.aci import image_limits  # tarfile and the decompressors: only to import
+
     fetched.aci.seek(0)
     try:
         with store.staging(fetched.aci, image_limits(ctx.config)) as staged:

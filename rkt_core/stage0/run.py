@@ -16,7 +16,6 @@ from dataclasses import fields, replace
 from .. import network
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
-from ..network.guardian import Guardian
 from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
@@ -117,6 +116,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     backend = network.backend_for(ctx, options.net)
     guardian = None
     if options.net != (network.HOST,):
+        from ..network.guardian import Guardian  # a host-network pod needs no teardown
+
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
     try:
