@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from .errors import RktError
+from .records import dataclass, field
 
 DEFAULT_SYSTEM_CONFIG = "/usr/lib/rkt"
 DEFAULT_LOCAL_CONFIG = "/etc/rkt"

@@ -21,7 +21,6 @@ import inspect
 import os
 import sys
 import types as pytypes
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import pluggy
@@ -29,6 +28,7 @@ import pluggy
 from . import hookspecs, types
 from .errors import PluginMissingError, RktError
 from .hookspecs import DECIDE, DECLARE, KIND_ATTR, OBSERVE, RECORD_ATTR, SETUP
+from .records import dataclass, field
 
 ENTRY_POINT_GROUP = "rkt.plugins"
 OK, FAILED, DISABLED = "loaded", "failed", "disabled"

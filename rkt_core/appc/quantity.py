@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from ..records import dataclass
 from .errors import AppcError
 from .identifiers import quote
 

@@ -7,14 +7,13 @@ decompressed into the store, so the bytes verified are the bytes imported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
 from ..store.imagestore import KEY_LEN
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
 from .imageref import HASH, NAME, URL, classify
+from ..records import dataclass
 
 PULL_POLICIES = ("new", "update", "never")
 

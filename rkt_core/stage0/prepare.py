@@ -13,7 +13,6 @@ import copy
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
@@ -27,6 +26,7 @@ from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
+from ..records import dataclass, field
 from .stage1 import WORK_DIR, Stage1Request, choose
 
 CAPS_RETAIN = "os/linux/capabilities-retain-set"

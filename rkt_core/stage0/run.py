@@ -11,7 +11,6 @@ mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
 
 from .. import network
 from ..crashpoints import crash_point
@@ -20,6 +19,7 @@ from ..pod.pod import Pod
 from ..pod.view import PodView
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import stage1 as stage1_image
+from ..records import fields, replace
 
 
 def pod_flavor(pod: Pod) -> str:

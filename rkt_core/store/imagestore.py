@@ -19,7 +19,6 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from ..access import check_not_shared
@@ -31,6 +30,7 @@ from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
 from ..types import RemoteInfo
 from . import db
+from ..records import dataclass, field
 
 if TYPE_CHECKING:
     from .aci import Limits

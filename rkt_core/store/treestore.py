@@ -16,13 +16,13 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 
 from ..crashpoints import crash_point
 from ..errors import ImageError, NotFoundError, RktError
 from ..sys.fs import fsync_dir, syncfs, write_atomic
 from ..sys.lock import FileLock
 from .imagestore import KEY_PREFIX, ImageStore
+from ..records import dataclass
 
 MAX_DEPENDENCY_DEPTH = 32
 MAX_DEPENDENCY_IMAGES = 256

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from dataclasses import dataclass
 
 from ..errors import RktError
+from ..records import dataclass
 
 LISTEN_FDS_START = 3
 VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
