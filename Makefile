@@ -10,7 +10,7 @@ PLUGINS    := $(sort $(dir $(wildcard rkt_plugins/*/pyproject.toml)))
 # Real components the runtime and its tests use (DESIGN.md, "Real components").
 DEB_PACKAGES := busybox-static gnupg systemd systemd-container containernetworking-plugins \
 	iptables iproute2 skopeo umoci docker-registry apache2-utils qemu-system-x86 linux-image-amd64 \
-	swtpm swtpm-tools tpm2-tools debootstrap xz-utils bzip2 python3-venv runc crun time
+	swtpm swtpm-tools tpm2-tools debootstrap xz-utils bzip2 python3-venv runc crun time cpio
 
 # The reference tools the benchmarks compare against (docs/performance.md), installed by `make bench` only.
 BENCH_PACKAGES := runc podman skopeo umoci systemd-container debootstrap docker-registry \

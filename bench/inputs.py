@@ -161,12 +161,13 @@ class Inputs:
         self._cleanup.callback(data.close)
         return data
 
-    def stored(self, name: str, flavor: str, pods: int = 0) -> DataDir:
+    def stored(self, name: str, flavor: str, pods: int = 0, net: str = "host") -> DataDir:
         """A data directory with the busybox image stored and rendered (by one run of
-        ``flavor``, whose pod is removed again) and ``pods`` exited pods kept."""
+        ``flavor`` on network ``net``, whose pod is removed again) and ``pods`` exited pods
+        kept."""
         data = self.data_dir(name)
         run(*data.rkt("fetch", self.busybox_aci))
-        run(*data.rkt("run", f"--stage1-name={flavor}", "--net=host", BUSYBOX))
+        run(*data.rkt("run", f"--stage1-name={flavor}", f"--net={net}", BUSYBOX))
         data.reset()
         with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
             for done in [pool.submit(run, *data.rkt("run", f"--stage1-name={flavor}",
@@ -198,6 +199,23 @@ class Inputs:
         run(*data.rkt("fetch", *map(str, images)))
         shutil.rmtree(source)
         return data
+
+    # --- kvm -------------------------------------------------------------------------------
+
+    @cached_property
+    def kvm(self) -> DataDir:
+        """The busybox image stored and rendered for the kvm flavor (its kernel and initramfs
+        cached by that first run), no pods."""
+        return self.stored("kvm", "kvm", net="none")
+
+    @cached_property
+    def bare_vm_argv(self) -> list[str]:
+        """The qemu command of the kvm flavor's acceleration probe, emulated: its kernel and
+        initramfs booted to a guest that says so and powers off."""
+        from rkt_stage1_kvm import assets, stage1, vm
+
+        boot = assets.ensure(stage1.cache_dir())
+        return vm.probe_argv(boot.kernel, boot.initramfs, "tcg")
 
     # --- nspawn ----------------------------------------------------------------------------
 

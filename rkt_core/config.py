@@ -71,6 +71,9 @@ class Config:
     max_uncompressed_bytes: int | None = None
     max_compression_ratio: int | None = None
     compression_ratio_grace_bytes: int | None = None
+    # Settings of stage1 flavors: ``"flavors": {"kvm": {"accel": "tcg"}}`` in stage1 files;
+    # a later layer overrides single settings of a flavor.
+    stage1_flavors: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The ``rkt config`` document: one entry per auth domain and docker registry."""
@@ -83,8 +86,11 @@ class Config:
                            "credentials": creds})
         stage0.append({"rktVersion": "v1", "rktKind": "paths", "data": self.data_dir,
                        "stage1-images": self.stage1_images_dir})
-        stage0.append({"rktVersion": "v1", "rktKind": "stage1", "name": self.stage1_name,
-                       "version": self.stage1_version, "location": self.stage1_location})
+        stage1 = {"rktVersion": "v1", "rktKind": "stage1", "name": self.stage1_name,
+                  "version": self.stage1_version, "location": self.stage1_location}
+        if self.stage1_flavors:
+            stage1["flavors"] = self.stage1_flavors
+        stage0.append(stage1)
         limits = {key: getattr(self, attr) for key, attr in _LIMITS.items()
                   if getattr(self, attr) is not None}
         if limits:
@@ -112,6 +118,8 @@ def _merge(into: Config, layer: Config) -> None:
         into.stage1_name, into.stage1_version = layer.stage1_name, layer.stage1_version
     if layer.stage1_location:
         into.stage1_location = layer.stage1_location
+    for flavor, settings in layer.stage1_flavors.items():
+        into.stage1_flavors.setdefault(flavor, {}).update(settings)
     for attr in _LIMITS.values():
         if getattr(layer, attr) is not None:
             setattr(into, attr, getattr(layer, attr))
@@ -244,6 +252,16 @@ def _parse_stage1(config: Config, doc: dict) -> None:
             if scheme not in ("file", "http", "https", "docker"):
                 raise ConfigError(f'default stage1 image location URL has invalid scheme "{scheme}"')
         config.stage1_location = location
+    flavors = doc.get("flavors", {})
+    if not isinstance(flavors, dict) or not all(
+            isinstance(v, dict) and all(isinstance(k, str) for k in v) for v in flavors.values()):
+        raise ConfigError('"flavors" must map flavor names to objects of settings')
+    for flavor, settings in flavors.items():
+        known = config.stage1_flavors.setdefault(flavor, {})
+        for key, value in settings.items():
+            if key in known:
+                raise ConfigError(f'setting "{key}" of the {flavor} flavor is already specified')
+            known[key] = value
 
 
 def _parse_limits(config: Config, doc: dict) -> None:

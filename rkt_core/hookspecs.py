@@ -141,6 +141,21 @@ def rkt_default_stage1_flavor(config: Any) -> Optional[str]:
     """
 
 
+@decide_hook
+def rkt_register_pod(pod: Any, options: Any) -> Optional[str]:
+    """Register a pod with a metadata service (``--mds-register``) and return the URL its apps
+    get as ``AC_METADATA_URL``.
+
+    Called by stage0 once the pod's networks are set up, right before its flavor runs. Stops at
+    the first non-None result; with none, the run fails. Unregistering is the plugin's business
+    (e.g. at ``rkt_pod_gc``).
+
+    :param pod: the pod (``PodView``), locked and in ``run/``.
+    :param options: the ``RunOptions`` the flavor will get (``netns``: the pod's network
+        namespace, "" for the host's).
+    """
+
+
 # --- observe ----------------------------------------------------------------------------------
 
 
@@ -169,11 +184,12 @@ def rkt_pod_prepared(pod: Any) -> None:
 
 
 @observe_hook
-def rkt_before_stage1(pod: Any, flavor: str) -> None:
+def rkt_before_stage1(pod: Any, flavor: str, options: Any) -> None:
     """A prepared pod is about to be handed to its stage1 flavor.
 
     :param pod: the pod (``PodView``).
     :param flavor: the flavor's name.
+    :param options: the ``RunOptions`` the flavor gets (``metadata_url`` holds a secret token).
     """
 
 

@@ -31,9 +31,12 @@ class Stage1Features:
 
     isolators: frozenset[str] = frozenset()
     contained_network: bool = False
+    host_network: bool = True  # False: --net=host is refused (a VM cannot share the host's)
     interactive: bool = False
     private_users: bool = False
     multi_app: bool = False
+    # The pod has a hostname of its own (--hostname, default rkt-<uuid>); else the host's.
+    own_hostname: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class RunOptions:
     resolv_conf: str = ""
     hosts_file: str = ""
     hosts_fallback: str = ""
+    # Filled in by stage0 for ``--mds-register`` (interface 2): the metadata service URL a plugin
+    # registered the pod under (``rkt_register_pod``); the flavor sets it as ``AC_METADATA_URL``
+    # for every app process, event handlers included. It holds the pod's secret token.
+    metadata_url: str = _since(2, "--mds-register", default="")
 
 
 LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often

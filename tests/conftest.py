@@ -1,4 +1,5 @@
-"""Shared test configuration.
+"""Shared test configuration. The fixtures and the ``root`` marker (skipped unless root) come
+from rkt's pytest kit, ``rkt_core.testing.pytest_plugin``, as for any plugin's tests.
 
 ``RKT_TESTS_STRICT=1`` (set by ``make test`` and CI) turns every skip into a failure: in CI the
 real components are installed, so a test that skips is a test that did not run.
@@ -9,12 +10,6 @@ import os
 import pytest
 
 STRICT = os.environ.get("RKT_TESTS_STRICT") == "1"
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("root") and os.geteuid() != 0:
-            item.add_marker(pytest.mark.skip(reason="needs root"))
 
 
 @pytest.hookimpl(hookwrapper=True)

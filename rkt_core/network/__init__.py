@@ -278,7 +278,17 @@ def hosts_text(entries: list[tuple[str, list[str]]], hostname: str = "") -> str:
     return text + "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in entries)
 
 
-def name_service(pod, options: RunOptions, networks: PodNetworks | None) -> RunOptions:
+def pod_hostname(pod, options: RunOptions, own_hostname: bool) -> str:
+    """The hostname the pod's apps have: ``--hostname`` (default ``rkt-<uuid>``) with a flavor
+    that gives pods a hostname of their own (``Stage1Features.own_hostname``), else the
+    host's."""
+    if own_hostname:
+        return options.hostname or f"rkt-{pod.uuid}"
+    return os.uname().nodename
+
+
+def name_service(pod, options: RunOptions, networks: PodNetworks | None,
+                 hostname: str) -> RunOptions:
     """Write the pod's resolv.conf and hosts as rkt's precedence says and name them in the
     options.
 
@@ -286,10 +296,9 @@ def name_service(pod, options: RunOptions, networks: PodNetworks | None) -> RunO
     ``--dns-opt``, ``--dns-domain``) make one; else DNS a CNI plugin returned (unless
     ``--dns=none``); else the app's own (a volume on /etc/resolv.conf, or the image's file).
     hosts: ``--hosts-entry=host`` binds the host's; entries make one (localhost, the pod's
-    hostname, the entries); else, with a contained network, a fallback used only where the app
+    ``hostname``, the entries); else, whatever the network, a fallback used only where the app
     has no /etc/hosts.
     """
-    contained = networks is not None and bool(networks.netns)
     resolv = ""
     if options.dns == (HOST,):
         resolv = HOST_RESOLV_CONF
@@ -307,11 +316,10 @@ def name_service(pod, options: RunOptions, networks: PodNetworks | None) -> RunO
             resolv = pod.file(RESOLV_FILE)
             write_state(resolv, text.encode())
     hosts_file = fallback = ""
-    hostname = (options.hostname or f"rkt-{pod.uuid}") if contained else ""
     entries = hosts_entries(options.hosts_entries)
     if options.hosts_entries == (HOST,):
         hosts_file = HOST_HOSTS
-    elif entries or contained:
+    else:
         path = pod.file(HOSTS_FILE)
         write_state(path, hosts_text(entries, hostname).encode())
         if entries:
@@ -390,10 +398,13 @@ def backend_for(ctx, net: tuple[str, ...]):
     return ctx.plugins.network_backends()[backends.pop()]
 
 
-def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
+def setup(ctx, pod, options: RunOptions, backend=None, undo: bool = True,
+          own_hostname: bool = True) -> RunOptions:
     """Set the pod's networks up (the pod is locked and in ``run/``) with ``backend`` (default:
     :func:`backend_for`); return the options with ``netns`` and the name service files filled
-    in. On failure, whatever was set up is torn down again and the error raised."""
+    in (``own_hostname``: see :func:`pod_hostname`). On failure, whatever was set up is torn
+    down again (``undo``; else by the caller, e.g. the guardian once ``rkt run`` lets go of the
+    pod) and the error raised."""
     check_name_service_flags(options)
     requests = parse_requests(options.net)
     ports = forwarded_ports(pod.manifest())
@@ -408,9 +419,11 @@ def setup(ctx, pod, options: RunOptions, backend=None) -> RunOptions:
         networks = record.factory().setup(PodView.of(pod), requests, ctx)
         if networks.netns:
             write_net_info(pod, networks.interfaces)
-        return replace(name_service(pod, options, networks), netns=networks.netns)
+        hostname = pod_hostname(pod, options, own_hostname)
+        return replace(name_service(pod, options, networks, hostname), netns=networks.netns)
     except BaseException:
-        teardown(ctx, pod)
+        if undo:
+            teardown(ctx, pod)
         raise
 
 

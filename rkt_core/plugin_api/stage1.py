@@ -16,6 +16,8 @@ app's root comes from an untrusted image, so it is only ever touched through an 
 - :mod:`chroot` (``run_app``, ``enter_app``, ``signal_app``, ``write_pid``,
   ``write_exit_status``): a whole chroot-style flavor's run, enter and stop in a few calls.
 
+:func:`flavor_settings` gives a flavor its settings from the ``stage1`` configuration.
+
 A flavor records the pod's pid (:func:`~rkt_core.pod.chroot.write_pid`) once the pod started and
 each app's exit status (:func:`~rkt_core.pod.chroot.write_exit_status`) when it ends. A flavor
 that keeps its apps' logs also has a ``logs`` method (:class:`Stage1Logs`, yielding
@@ -41,11 +43,24 @@ def app_runtimes(pod: PodView) -> list[AppRuntime]:
     return _app_runtimes(pod.data_dir, pod.path, pod.manifest())
 
 
+def flavor_settings(flavor: str) -> dict:
+    """The settings of ``flavor`` in the running command's ``stage1`` configuration
+    (``stage1.d/*.json``: ``{"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm":
+    {"accel": "tcg"}}}``, system < local < user per setting); {} outside a command."""
+    from ..cli.main import get_context
+
+    try:
+        ctx = get_context()
+    except RuntimeError:
+        return {}
+    return dict(ctx.config.stage1_flavors.get(flavor, {}))
+
+
 __all__ = [
     "CAPABILITIES", "DEFAULT_CAPABILITIES", "DEFAULT_PATH", "LINUX_ISOLATORS", "Account",
     "AppLimits", "AppRuntime", "LogLine", "PodView", "Process", "RunOptions", "Stage1",
     "Stage1Features", "Stage1Flavor", "Stage1Logs", "VolumeMount", "app_limits", "app_rootfs",
-    "app_runtimes", "bind_name_service", "chroot", "exec_in", "mount_root", "mount_step",
-    "path_exists", "process", "process_environment", "resolve_account", "resolve_directory",
+    "app_runtimes", "bind_name_service", "chroot", "exec_in", "flavor_settings", "mount_root",
+    "mount_step", "path_exists", "process", "process_environment", "resolve_account", "resolve_directory",
     "resolve_executable", "resolve_user", "run_handler", "shared_volume", "start_app",
 ]

@@ -66,7 +66,8 @@ def _post_stop(app: AppRuntime, ns_fd: int, root: int, options: RunOptions) -> N
     """Run the post-stop handler in the app's namespace, kept alive by ``ns_fd``; a failure is
     reported, the app's exit status stays."""
     try:
-        p = stage2.process(root, app, app.post_stop, app.working_directory, options.interactive)
+        p = stage2.process(root, app, app.post_stop, app.working_directory, options.interactive,
+                           options.metadata_url)
         stage2.run_handler(root, app, "post-stop", p, namespaces=(ns_fd,))
     except RktError as e:
         print(f"rkt: {e}", file=sys.stderr)

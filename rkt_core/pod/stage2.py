@@ -54,8 +54,10 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
     root = mount_root(app, options)
     if app.pre_start:
         run_handler(root, app, "pre-start",
-                    process(root, app, app.pre_start, app.working_directory, options.interactive))
-    main = process(root, app, app.exec, app.working_directory, options.interactive)
+                    process(root, app, app.pre_start, app.working_directory, options.interactive,
+                            options.metadata_url))
+    main = process(root, app, app.exec, app.working_directory, options.interactive,
+                   options.metadata_url)
     channel.send_fds([ns.open_ns("mnt"), root])
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(0)  # from now on the app outlives rkt, as the pod lock does
@@ -68,11 +70,15 @@ def _check_parent(parent: int) -> None:
         raise RktError("rkt exited while the pod was starting")
 
 
-def mount_root(app: AppRuntime, options: RunOptions) -> int:
+def mount_root(app: AppRuntime, options: RunOptions, host_api: bool = True) -> int:
     """In a new mount namespace: stop mounts propagating to the host (``/`` becomes a slave),
     mount the app's root (an overlay of its tree, or its private copy bound on itself) with
     /dev, /proc, /sys, a /tmp tmpfs, the volumes and the name service files; return an
-    ``O_PATH`` fd of the root."""
+    ``O_PATH`` fd of the root.
+
+    Without ``host_api``, /dev, /proc and /sys are only made sure to be directories (not
+    symlinks) for whoever mounts them later: for a root handed to another kernel (a virtual
+    machine's), which must never see the host's."""
     mount.make_slave("/")
     if app.overlay:
         mount.overlay(app.rootfs, [app.tree_rootfs], app.overlay_upper, app.overlay_work)
@@ -82,10 +88,14 @@ def mount_root(app: AppRuntime, options: RunOptions) -> int:
     try:
         # The image must not redirect these (CVE-2019-19921): no symlinks on the way.
         for path in SYSTEM_BINDS:
-            approot.mount_step(app, path, scoped.bind_into, root, path, path, recursive=True,
-                      follow=False)
+            if host_api:
+                approot.mount_step(app, path, scoped.bind_into, root, path, path,
+                                   recursive=True, follow=False)
+            else:
+                approot.mount_step(app, path, lambda p: os.close(scoped.resolve(
+                    root, p, want_dir=True, create="dir", follow=False).fd), path)
         approot.mount_step(app, "/tmp", scoped.mount_into, root, "/tmp", "tmpfs", "tmpfs",
-                  mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
+                           mount.MS_NOSUID | mount.MS_NODEV, "mode=1777", follow=False)
         for m in app.mounts:
             approot.mount_step(app, f'volume "{m.volume}" on {m.target}', scoped.bind_into, root, m.source,
                       m.target, read_only=m.read_only)
@@ -99,13 +109,15 @@ def mount_root(app: AppRuntime, options: RunOptions) -> int:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: bool) -> Process:
-    """How ``argv`` runs in the app's root: as the app's user, with the app's environment, in
-    ``cwd``; ``argv[0]`` without a ``/`` is searched in the app's PATH."""
+def process(root: int, app: AppRuntime, argv: list[str], cwd: str, interactive: bool,
+            metadata_url: str = "") -> Process:
+    """How ``argv`` runs in the app's root: as the app's user, with the app's environment (and
+    ``AC_METADATA_URL``, if given), in ``cwd``; ``argv[0]`` without a ``/`` is searched in the
+    app's PATH."""
     if not argv:
         raise RktError(f'app "{app.name}" has nothing to execute')
     account = approot.resolve_account(root, app)
-    env = process_environment(app, account, interactive=interactive)
+    env = process_environment(app, account, metadata_url, interactive)
     where = approot.resolve_directory(root, app, cwd)
     path = approot.resolve_executable(root, app, argv[0], env.get("PATH", DEFAULT_PATH), where)
     return Process(path, list(argv), where, account, env)

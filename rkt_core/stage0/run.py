@@ -68,6 +68,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         options = replace(options, net=("default",) if features.contained_network else ("host",))
     elif not features.contained_network and options.net != ("host",):
         raise UsageError(f'the {flavor} flavor only supports --net=host (got --net={",".join(options.net)})')
+    if not features.host_network and network.HOST in options.net:
+        raise UsageError(f"the {flavor} flavor needs a contained network; --net=host is not "
+                         "supported", hint="use --net=default, a named network or --net=none")
     if manifest.ports and options.net in ((network.HOST,), (network.NONE,)):
         raise UsageError(f"--port does not work with --net={options.net[0]}",
                          hint="forwarded ports need a contained network, e.g. --net=default")
@@ -75,6 +78,9 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
         raise UsageError(f"the {flavor} flavor does not support --interactive")
     if options.interactive and len(manifest.apps) != 1:
         raise UsageError("--interactive is only supported for pods with exactly one app")
+    if options.hostname and not features.own_hostname:
+        raise UsageError(f"the {flavor} flavor shares the host's hostname; --hostname is not "
+                         "supported")
     if options.private_users and not features.private_users:
         raise UsageError(f"the {flavor} flavor does not support --private-users")
     if len(manifest.apps) > 1 and not features.multi_app:
@@ -120,10 +126,13 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
 
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
-    try:
-        options = network.setup(ctx, pod, options, backend)
+    try:  # a failed setup is undone by the guardian (at once): one teardown, one report
+        options = network.setup(ctx, pod, options, backend, undo=guardian is None,
+                                own_hostname=stage1.features.own_hostname)
         view = PodView(pod)
-        ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor)
+        if options.mds_register:
+            options = replace(options, metadata_url=register_pod(ctx, view, options))
+        ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor, options=options)
         with stage1_image.mounted(ctx, pod, apps=True):
             code = stage1.run(view, options)
     finally:
@@ -133,6 +142,22 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         raise RktError(f"the {flavor} flavor returned no exit status for the pod (got {code!r})")
     ctx.plugins.notify("rkt_pod_exited", pod=view, exit_code=code)
     return code
+
+
+def register_pod(ctx, pod: PodView, options: RunOptions) -> str:
+    """The metadata service URL a plugin registered the pod under (``--mds-register``); an
+    error if none did."""
+    url = ctx.plugins.decide("rkt_register_pod", pod=pod, options=options)
+    if url is None:
+        raise PluginMissingError(
+            "--mds-register: no metadata service registered the pod",
+            hint='start the metadata service ("rkt metadata-service", pip install '
+                 "rkt-metadata-service) or run without --mds-register")
+    if (not isinstance(url, str) or not url.startswith(("http://", "https://"))
+            or not network.is_word(url)):
+        raise RktError(f"--mds-register: the pod was registered under an invalid metadata "
+                       f"service URL {url!r}")
+    return url
 
 
 def running_pod(ctx, uuid: str) -> Pod:

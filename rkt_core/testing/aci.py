@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
+MARKER = "only-in-the-app-root"  # the content of /etc/marker in an app_image
 
 
 def image_manifest(name: str, version: str = "1.0", exec: list[str] | None = None,
@@ -117,16 +118,42 @@ def busybox_aci(out: Path, name: str = "example.com/busybox", version: str = "1.
     return out
 
 
+def app_image(path: Path, name: str = "example.com/busybox",
+              files: dict[str, str] | None = None, **app) -> Path:
+    """A busybox ACI whose root holds ``/etc/marker`` (:data:`MARKER`, a file only the app's
+    root has), users ``root`` and ``user`` (1000, group ``users``), and ``files`` (path in the
+    root: text), and whose app section is ``/bin/sh -c 'echo hi'`` as root updated with
+    ``app`` (``exec``, ``user``, ``ports``, ``mountPoints``, ``eventHandlers``,
+    ``isolators``...)."""
+    path = Path(path)
+    work = path.parent / (path.name + ".d")
+    rootfs = busybox_rootfs(work / "rootfs")
+    (rootfs / "etc" / "marker").write_text(MARKER + "\n")
+    for file_path, text in (files or {}).items():
+        (rootfs / file_path.lstrip("/")).write_text(text)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                           "user:x:1000:1000:user:/home/user:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nusers:x:1000:\n")
+    manifest = image_manifest(name, app={"exec": ["/bin/sh", "-c", "echo hi"], "user": "0",
+                                         "group": "0", **app})
+    build_aci(path, manifest, rootfs)
+    shutil.rmtree(work)
+    return path
+
+
 def tar_uncompressed_sha512(path: Path) -> str:
     """The image ID rkt gives an ACI file: ``sha512-`` + the hex sha512 of its uncompressed tar."""
+    return image_id(Path(path).read_bytes())
+
+
+def image_id(data: bytes) -> str:
+    """The image ID of an ACI given as (compressed or plain) bytes."""
     import hashlib
 
-    raw = Path(path).read_bytes()
     for opener in (gzip.decompress, bz2.decompress, lzma.decompress):
         try:
-            raw = opener(raw)
+            data = opener(data)
             break
         except (OSError, ValueError, lzma.LZMAError):
             continue
-    return "sha512-" + hashlib.sha512(raw).hexdigest()
-
+    return "sha512-" + hashlib.sha512(data).hexdigest()

@@ -31,7 +31,8 @@ def plugin_site(directory: str, distribution: str, entry_points: dict[str, str],
     """Make ``directory`` a place from which a test plugin is discovered like an installed
     one: ``modules`` (module name -> source) and a ``<distribution>.dist-info`` with
     ``entry_points`` (entry point name -> module) in the group ``rkt.plugins``. Put
-    ``directory`` on ``PYTHONPATH`` of an ``rkt`` command; returns it."""
+    ``directory`` on ``PYTHONPATH`` of an ``rkt`` command (``Rkt.add_plugin_path``, or the
+    kit's ``rkt_plugin`` fixture); returns it."""
     import os
     import textwrap
 
@@ -45,4 +46,6 @@ def plugin_site(directory: str, distribution: str, entry_points: dict[str, str],
         f.write(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
     with open(os.path.join(info, "entry_points.txt"), "w") as f:
         f.write("[rkt.plugins]\n" + "".join(f"{n} = {m}\n" for n, m in entry_points.items()))
+    with open(os.path.join(info, "top_level.txt"), "w") as f:  # which distribution ships them
+        f.write("".join(f"{module}\n" for module in modules))
     return directory

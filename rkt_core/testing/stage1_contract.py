@@ -7,8 +7,8 @@ A flavor's test module subclasses :class:`Stage1Contract` and names the flavor::
     class TestFlyContract(Stage1Contract):
         flavor = "fly"
 
-Each test runs ``rkt`` (``python -m rkt_core.cli.main``) with its own ``--dir`` on busybox
-images built from the host's ``busybox-static``. The tests need root (marker ``root``) and the
+Each test runs ``rkt`` (:class:`~rkt_core.testing.runner.Rkt`) on directories of its own with
+busybox images built from the host's ``busybox-static`` (:func:`~rkt_core.testing.aci.app_image`). The tests need root (marker ``root``) and the
 flavor installed. Pods a test leaves running are force-stopped when it ends.
 
 What the flavor declares it does not support (its ``Stage1Features``) must be refused, each
@@ -18,116 +18,28 @@ option of :data:`REFUSALS` that its features leave out.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ..sys import mount
-from .aci import build_aci, busybox_rootfs, image_manifest
-
-RKT_TIMEOUT = 60  # seconds any one rkt command may take
-WAIT_TIMEOUT = 20  # seconds to wait for a pod to reach a state
-MARKER = "only-in-the-app-root"
-
-
-class Rkt:
-    """The ``rkt`` command on one data directory, with one stage1 flavor."""
-
-    def __init__(self, data_dir: Path, flavor: str):
-        self.data_dir = data_dir
-        self.flavor = flavor
-        self.background: list[tuple[subprocess.Popen, Path]] = []
-
-    def command(self, *args: str) -> list[str]:
-        """The argv of ``rkt ARGS`` (global flags included)."""
-        return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
-                "--insecure-options=image", *args]
-
-    def __call__(self, *args: str, input: str | None = None,
-                 timeout: float = RKT_TIMEOUT) -> subprocess.CompletedProcess:
-        """Run ``rkt ARGS`` to completion, capturing its output."""
-        return subprocess.run(self.command(*args), input=input, capture_output=True, text=True,
-                               timeout=timeout)
-
-    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        """``rkt run --stage1-name=FLAVOR ARGS``."""
-        return self("run", f"--stage1-name={self.flavor}", *args, **kwargs)
-
-    def start(self, *args: str) -> tuple[subprocess.Popen, str]:
-        """``rkt run`` in the background; returns the process and the pod's uuid once the pod
-        is running with its pid recorded."""
-        uuid_file = self.data_dir.parent / f"uuid-{len(self.background)}"
-        output = self.data_dir.parent / f"output-{len(self.background)}"
-        with open(output, "wb") as out:  # not a pipe: the app may outlive rkt run
-            process = subprocess.Popen(
-                self.command("run", f"--stage1-name={self.flavor}",
-                             f"--uuid-file-save={uuid_file}", *args),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        self.background.append((process, uuid_file))
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while time.monotonic() < deadline:
-            if uuid_file.exists() and uuid_file.read_text():
-                uuid = uuid_file.read_text().strip()
-                status = self.status(uuid)
-                if status.get("state") == "running" and "pid" in status:
-                    return process, uuid
-            if process.poll() is not None:
-                raise AssertionError(f"rkt run exited early ({process.returncode}): "
-                                     f"{output.read_text()}")
-            time.sleep(0.1)
-        raise AssertionError("the pod did not reach state running with a pid")
-
-    def status(self, uuid: str) -> dict[str, str]:
-        """``rkt status UUID`` as a dict (empty if the command failed)."""
-        result = self("status", uuid)
-        if result.returncode != 0:
-            return {}
-        return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-
-    def wait_exited(self, process: subprocess.Popen, timeout: float = WAIT_TIMEOUT) -> int:
-        """Wait for a background ``rkt run`` and return its exit status."""
-        return process.wait(timeout=timeout)
-
-    def cleanup(self) -> None:
-        """Force-stop the pods started in the background and reap their ``rkt run``."""
-        for process, uuid_file in self.background:
-            uuid = uuid_file.read_text().strip() if uuid_file.exists() else ""
-            if uuid and self.status(uuid).get("state") == "running":
-                self("stop", "--force", uuid)
-            try:
-                process.wait(timeout=WAIT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def contract_image(path: Path, name: str = "example.com/busybox", **app) -> Path:
-    """A busybox ACI whose root holds ``/etc/marker`` (a file only the app's root has) and
-    whose app section is ``app`` (default: ``/bin/sh -c 'echo hi'`` as root)."""
-    work = path.parent / (path.name + ".d")
-    rootfs = busybox_rootfs(work / "rootfs")
-    (rootfs / "etc" / "marker").write_text(MARKER + "\n")
-    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                           "user:x:1000:1000:user:/home/user:/bin/sh\n")
-    (rootfs / "etc" / "group").write_text("root:x:0:\nusers:x:1000:\n")
-    manifest = image_manifest(name, app={"exec": ["/bin/sh", "-c", "echo hi"], "user": "0",
-                                         "group": "0", **app})
-    build_aci(path, manifest, rootfs)
-    shutil.rmtree(work)
-    return path
-
+from ..types import Stage1Features
+from .aci import MARKER, app_image
+from .runner import RKT_TIMEOUT, Rkt
+from .wait import wait_for
 
 # An option a flavor may not support: (what, feature check, extra rkt run flags before and
 # after the image, text the refusal names). Each is refused when the check is false.
 REFUSALS = (
     ("interactive", lambda f: f.interactive, ["--interactive"], [], "--interactive"),
     ("contained network", lambda f: f.contained_network, ["--net=default"], [], "--net"),
+    ("host network", lambda f: f.host_network, ["--net=host"], [], "--net=host"),
     ("private users", lambda f: f.private_users, ["--private-users"], [], "--private-users"),
+    ("own hostname", lambda f: f.own_hostname, ["--hostname=pod"], [], "--hostname"),
     ("several apps", lambda f: f.multi_app, [], ["{image}", "--name=second"], "one app"),
     ("memory limit", lambda f: "resource/memory" in f.isolators, [], ["--memory=64M"],
      "resource/memory"),
@@ -148,21 +60,34 @@ print(json.dumps({k: sorted(v) if isinstance(v, frozenset) else v
 """
 
 
-def flavor_features(name: str):
-    """The ``Stage1Features`` of the flavor ``name`` as an ``rkt`` command finds it (asked in a
-    fresh process: this one may have found its plugins before the flavor was installed)."""
-    import json
-
-    from ..types import Stage1Features
-
-    out = subprocess.run([sys.executable, "-c", _FEATURES, name], capture_output=True,
-                         text=True, timeout=RKT_TIMEOUT, check=True).stdout
-    found = json.loads(out)
-    return Stage1Features(**{**found, "isolators": frozenset(found["isolators"])})
+def flavor_features(rkt: Rkt, name: str) -> Stage1Features:
+    """The ``Stage1Features`` of the flavor ``name`` as the commands of ``rkt`` find it (asked
+    in a fresh process: this one may have found its plugins before the flavor was installed)."""
+    result = subprocess.run([sys.executable, "-c", _FEATURES, name], capture_output=True,
+                            text=True, env=rkt.env, timeout=RKT_TIMEOUT, check=True)
+    fields = json.loads(result.stdout)
+    return Stage1Features(**{**fields, "isolators": frozenset(fields["isolators"])})
 
 
 def _pod_dir(data_dir: Path, uuid: str) -> Path:
     (found,) = (data_dir / "pods").glob(f"*/{uuid}")
+    return found
+
+
+def pod_processes(uuid: str, argv: list[str]) -> list[int]:
+    """The live processes of a pod: those whose command line is ``argv`` (an app's, made
+    unique by the test) or names the pod's uuid (the flavor's own, e.g. systemd-nspawn).
+    A zombie has no command line: it is not alive."""
+    app = "".join(a + "\0" for a in argv).encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cmdline == app or uuid.encode() in cmdline:
+            found.append(int(pid))
     return found
 
 
@@ -184,17 +109,16 @@ class Stage1Contract:
 
     flavor: str = ""
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def image(cls, tmp_path_factory) -> str:
-        """The busybox test image (see :func:`contract_image`)."""
-        return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+    @pytest.fixture
+    def image(self, busybox_image) -> str:
+        """The busybox test image (see :func:`~rkt_core.testing.aci.app_image`)."""
+        return busybox_image
 
     @pytest.fixture
     def rkt(self, tmp_path) -> Rkt:
-        """``rkt`` on a fresh data directory, with this flavor."""
+        """``rkt`` on fresh directories, with this flavor."""
         assert self.flavor, "set flavor in the subclass"
-        rkt = Rkt(tmp_path / "data", self.flavor)
+        rkt = Rkt(tmp_path, flavor=self.flavor)
         yield rkt
         rkt.cleanup()
 
@@ -249,6 +173,21 @@ class Stage1Contract:
                          "&& test -d /sys/kernel && echo ok")
         assert result.stdout == f"{MARKER}\nok\n", result.stderr
 
+    def test_an_app_without_etc_hosts_gets_the_default_in_every_network(self, rkt, image,
+                                                                        tmp_path):
+        features = flavor_features(rkt, self.flavor)
+        networks = ["host", "none", "default"] if features.contained_network else ["host"]
+        own = app_image(tmp_path / "hosts.aci", name="example.com/own-hosts",
+                        files={"/etc/hosts": "10.1.1.1\tmine\n"})
+        for net in networks:
+            result = rkt.run(f"--net={net}", image, "--exec", "/bin/sh", "--", "-c",
+                             "cat /etc/hosts; hostname")
+            assert result.returncode == 0, (net, result.stderr)
+            *hosts, hostname = result.stdout.splitlines()
+            assert hosts == [f"127.0.0.1\tlocalhost {hostname}", "::1\tlocalhost"], net
+            result = rkt.run(f"--net={net}", str(own), "--exec", "/bin/cat", "--", "/etc/hosts")
+            assert (result.returncode, result.stdout) == (0, "10.1.1.1\tmine\n"), net
+
     def test_a_modified_tree_is_rendered_again_with_a_warning(self, rkt, image):
         group = "root:x:0:\nusers:x:1000:\n"
         first = rkt.run(image, "--exec", "/bin/sh", "--", "-c",
@@ -279,7 +218,7 @@ class Stage1Contract:
         host.mkdir()
         os.chmod(host, 0o777)
         log = "/data/log"
-        image = contract_image(
+        image = app_image(
             tmp_path / "handlers.aci", name="example.com/handlers", user="user", group="users",
             exec=["/bin/sh", "-c", f"echo main $(id -u) >> {log}"],
             mountPoints=[{"name": "data", "path": "/data"}],
@@ -311,7 +250,7 @@ class Stage1Contract:
     # --- what the flavor does not support ---------------------------------------------------
 
     def test_refuses_what_its_features_leave_out(self, rkt, image):
-        features = flavor_features(self.flavor)
+        features = flavor_features(rkt, self.flavor)
         wrong = []
         for what, supported, before, after, named in REFUSALS:
             if supported(features):
@@ -339,12 +278,37 @@ class Stage1Contract:
         assert again.returncode == 254 and "not prepared" in again.stderr
 
     def test_the_pod_is_locked_exactly_while_it_runs(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
-        assert _locked(_pod_dir(rkt.data_dir, uuid))
-        assert rkt("stop", uuid).returncode == 0
-        rkt.wait_exited(process)
-        assert not _locked(_pod_dir(rkt.data_dir, uuid))
-        assert rkt.status(uuid)["state"] == "exited"
+        pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        assert _locked(_pod_dir(rkt.data_dir, pod.uuid))
+        assert rkt("stop", pod.uuid).returncode == 0
+        pod.wait()
+        assert not _locked(_pod_dir(rkt.data_dir, pod.uuid))
+        assert rkt.status(pod.uuid)["state"] == "exited"
+
+    def test_a_pod_whose_rkt_run_was_killed_reads_exited_only_once_it_is_gone(self, rkt,
+                                                                              image):
+        """``kill -9`` of ``rkt run``: a flavor may shut the pod down or keep it running,
+        but whenever ``rkt status`` reads exited, no process of the pod is alive."""
+        # the app is found by its argv
+        app = ["/bin/sleep", f"{os.getpid()}.{int.from_bytes(os.urandom(3), 'big')}"]
+        pod = rkt.start(image, "--exec", app[0], "--", app[1])
+        assert pod_processes(pod.uuid, app)
+        pod.process.kill()
+        pod.process.wait()
+        stopped = []
+
+        def exited() -> bool:
+            state = rkt.status(pod.uuid).get("state")
+            if state == "running" and not stopped:  # a flavor that keeps the pod: end it
+                assert rkt("stop", pod.uuid).returncode == 0
+                stopped.append(True)
+            assert state in ("running", "exited"), state
+            return state == "exited"
+
+        wait_for(exited, what="the pod to exit")
+        assert pod_processes(pod.uuid, app) == []
+        result = rkt("gc", "--grace-period=0s")  # what the killed rkt run left
+        assert result.returncode == 0, result.stderr
 
     def test_status_and_list_of_an_exited_pod(self, rkt, image, tmp_path):
         uuid_file = tmp_path / "uuid"
@@ -358,21 +322,22 @@ class Stage1Contract:
         assert listing[:4] == [uuid[:8], "busybox", "example.com/busybox:1.0", "exited"]
 
     def test_stop_a_running_pod(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
-        result = rkt("stop", uuid)
-        assert (result.returncode, result.stdout) == (0, f'"{uuid}"\n'), result.stderr
-        assert rkt.wait_exited(process) != 0
-        status = rkt.status(uuid)
+        pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        result = rkt("stop", pod.uuid)
+        assert (result.returncode, result.stdout) == (0, f'"{pod.uuid}"\n'), result.stderr
+        assert pod.wait() != 0
+        status = rkt.status(pod.uuid)
         assert status["state"] == "exited" and status["app-busybox"] != "0"
 
     def test_stop_force(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
-                                  "trap '' TERM; while true; do sleep 1; done")
-        assert rkt("stop", "--force", uuid).returncode == 0
-        assert rkt.wait_exited(process) == 128 + 9
+        pod = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                        "trap '' TERM; while true; do sleep 1; done")
+        assert rkt("stop", "--force", pod.uuid).returncode == 0
+        assert pod.wait() == 128 + 9
 
     def test_enter_a_running_pod(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        uuid = pod.uuid
         result = rkt("enter", uuid, "/bin/cat", "/etc/marker")
         assert (result.returncode, result.stdout) == (0, MARKER + "\n"), result.stderr
         result = rkt("enter", "--app=busybox", uuid, "/bin/sh", "-c", "echo $AC_APP_NAME; exit 4")
@@ -380,7 +345,7 @@ class Stage1Contract:
         result = rkt("enter", uuid, input="echo from-stdin\n")  # default: a shell
         assert (result.returncode, result.stdout) == (0, "from-stdin\n"), result.stderr
         assert rkt("stop", uuid).returncode == 0
-        rkt.wait_exited(process)
+        pod.wait()
 
     def test_gc_removes_the_pod_and_leaves_no_mounts(self, rkt, image, tmp_path):
         host = tmp_path / "host"

@@ -9,7 +9,9 @@ show how much was tried, not only that it passed.
 from __future__ import annotations
 
 import pytest
-from hostile import FIGURES, Figures, Rkt, Victim
+from hostile import FIGURES, Figures, Victim
+
+from rkt_core.testing.runner import Rkt
 
 
 @pytest.fixture
@@ -20,8 +22,10 @@ def figures() -> Figures:
 
 @pytest.fixture
 def rkt(tmp_path) -> Rkt:
-    """``rkt(...)`` on a fresh data directory (``rkt.data``), signatures not required."""
-    return Rkt(tmp_path / "data", "--insecure-options=image")
+    """The kit's runner (``rkt.data_dir``...), signatures not required, commands may take long."""
+    rkt = Rkt(tmp_path, timeout=600)
+    yield rkt
+    rkt.cleanup()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 import time
 from collections import defaultdict
@@ -30,23 +29,6 @@ class Figures:
             figures[0] += 1
         figures[1] += trials
         figures[2] += failures
-
-
-class Rkt:
-    """The ``rkt`` command on one data directory, run as a separate process."""
-
-    def __init__(self, data: Path, *global_flags: str):
-        self.data = data
-        self.global_flags = global_flags
-
-    def argv(self, *args) -> list[str]:
-        return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                *self.global_flags, *map(str, args)]
-
-    def __call__(self, *args, env: dict | None = None, timeout: float = 600,
-                 **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
-                              env=None if env is None else {**os.environ, **env}, **kwargs)
 
 
 def assert_clear_error(result: subprocess.CompletedProcess, *expected: str) -> None:

@@ -75,12 +75,12 @@ def test_hostile_archives_are_refused_and_leave_nothing(rkt, tmp_path, victim, c
         path = tmp_path / "hostile.aci"
         data = compress(archive, compression)
         path.write_bytes(data[:len(data) * 3 // 4] if case == "truncated" and compression else data)
-        before = store_state(rkt.data)
+        before = store_state(rkt.data_dir)
         result = rkt("fetch", path)
         try:
             assert_clear_error(result)
             assert re.search(expected, result.stderr), (expected, result.stderr)
-            assert store_state(rkt.data) == before
+            assert store_state(rkt.data_dir) == before
             assert victim.changes() == {}
         except AssertionError as e:
             failures.append(f"{case}: {e}")
@@ -96,7 +96,7 @@ def test_bombs_stop_early_with_the_default_limits(rkt, tmp_path, compression, fi
     result = rkt("fetch", path)
     figures.add("bombs")
     assert_clear_error(result, "decompression bomb?", "limits.d")
-    assert store_state(rkt.data)["rows"] == [] and store_state(rkt.data)["tmp"] == []
+    assert store_state(rkt.data_dir)["rows"] == [] and store_state(rkt.data_dir)["tmp"] == []
 
 
 def test_bomb_limits_are_configurable(rkt, tmp_path, figures):

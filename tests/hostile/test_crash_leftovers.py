@@ -52,9 +52,9 @@ def test_a_render_in_progress_keeps_its_work_directory(tmp_path):
 def test_gc_removes_the_embryo_of_a_killed_pod_creation(rkt, image, figures):
     killed = rkt("prepare", "--stage1-name=fly", image, env={"RKT_TEST_CRASH_AT": "pod.embryo"})
     assert killed.returncode == KILLED
-    embryos = rkt.data / "pods" / "embryo"
+    embryos = rkt.data_dir / "pods" / "embryo"
     assert len(os.listdir(embryos)) == 1
     gc = rkt("gc", "--grace-period=0s")
     figures.add("crash leftovers")
     assert gc.returncode == 0, gc.stderr
-    assert snapshot(rkt.data / "pods") == {d: "dir" for d in os.listdir(rkt.data / "pods")}
+    assert snapshot(rkt.data_dir / "pods") == {d: "dir" for d in os.listdir(rkt.data_dir / "pods")}

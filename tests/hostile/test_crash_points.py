@@ -5,7 +5,6 @@ left in ``cas/tmp``), and the command works when run again."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -45,20 +44,20 @@ def mounts_under(path) -> list[str]:
 
 
 def check_after_crash(rkt) -> None:
-    assert mounts_under(rkt.data) == []
-    for key in store_state(rkt.data)["rows"]:
+    assert mounts_under(rkt.data_dir) == []
+    for key in store_state(rkt.data_dir)["rows"]:
         verify = rkt("image", "verify", key)
         assert verify.returncode == 0, verify.stderr
     gc = rkt("gc", "--grace-period=0s", "--expire-prepared=0s")
     assert gc.returncode == 0, gc.stderr
-    pods = rkt.data / "pods"
+    pods = rkt.data_dir / "pods"
     assert [p for d in pods.iterdir() for p in d.iterdir()] == [], "a pod is stuck"
     image_gc = rkt("image", "gc", "--grace-period=0s")
     assert image_gc.returncode == 0, image_gc.stderr
-    state = store_state(rkt.data)
+    state = store_state(rkt.data_dir)
     assert state["blob"] == state["imageManifest"] == state["rows"] == []
     assert state["tmp"] == [] and state["trees"] == []
-    assert mounts_under(rkt.data) == []
+    assert mounts_under(rkt.data_dir) == []
 
 
 @pytest.mark.parametrize("point", POINTS)

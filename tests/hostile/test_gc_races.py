@@ -20,11 +20,11 @@ from rkt_core.testing.aci import busybox_aci
 
 @pytest.fixture
 def stored(rkt, tmp_path):
-    """An image fetched into ``rkt.data`` and rendered in its tree store: (key, tree id)."""
+    """An image fetched into ``rkt.data_dir`` and rendered in its tree store: (key, tree id)."""
     aci = busybox_aci(tmp_path / "bb.aci", exec=["/bin/true"])
     fetched = rkt("fetch", aci)
     assert fetched.returncode == 0, fetched.stderr
-    store = ImageStore(str(rkt.data))
+    store = ImageStore(str(rkt.data_dir))
     key = store.list_images()[0].key
     return key, TreeStore(store).render(key)
 
@@ -32,9 +32,9 @@ def stored(rkt, tmp_path):
 @pytest.mark.parametrize("command", [("image", "rm"), ("image", "gc", "--grace-period=0s")])
 def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figures):
     key, tree = stored
-    store = ImageStore(str(rkt.data))
+    store = ImageStore(str(rkt.data_dir))
     trees = TreeStore(store)
-    lock = prepare_lock(str(rkt.data)).shared()  # a pod is being prepared
+    lock = prepare_lock(str(rkt.data_dir)).shared()  # a pod is being prepared
     args = [*command, key] if command[1] == "rm" else command
     remover = subprocess.Popen(rkt.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -51,12 +51,12 @@ def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figur
 
 def test_prepare_names_an_image_removed_under_it(rkt, stored, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data)).exclusive()  # image rm deciding
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
     prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", key),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_blocked(lock.path, prepare)
-        ImageStore(str(rkt.data)).remove(key)
+        ImageStore(str(rkt.data_dir)).remove(key)
     finally:
         lock.close()
     out, err = prepare.communicate(timeout=120)
@@ -64,7 +64,7 @@ def test_prepare_names_an_image_removed_under_it(rkt, stored, figures):
     assert_clear_error(subprocess.CompletedProcess(prepare.args, prepare.returncode, out, err),
                        "was removed from the store while the pod was being prepared")
     gc = rkt("gc", "--grace-period=0s")
-    assert gc.returncode == 0 and os.listdir(rkt.data / "pods" / "garbage") == [], gc.stderr
+    assert gc.returncode == 0 and os.listdir(rkt.data_dir / "pods" / "garbage") == [], gc.stderr
 
 
 def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch):

@@ -69,8 +69,8 @@ BAD_PODS = {
 @pytest.mark.parametrize("case", BAD_PODS)
 def test_one_bad_pod_does_not_hide_the_others(rkt, case, figures):
     spoil, warned = BAD_PODS[case]
-    good, _ = make_pod(rkt.data)
-    bad, bad_path = make_pod(rkt.data)
+    good, _ = make_pod(rkt.data_dir)
+    bad, bad_path = make_pod(rkt.data_dir)
     spoil(bad_path)
     table = rkt("list", "--no-legend", "--full")
     as_json = rkt("list", "--format=json")
@@ -87,8 +87,8 @@ def test_one_bad_pod_does_not_hide_the_others(rkt, case, figures):
 
 
 def test_a_file_where_a_pod_directory_should_be_is_skipped(rkt, figures):
-    good, _ = make_pod(rkt.data)
-    (rkt.data / "pods" / "run" / "not-a-pod").write_text("junk")
+    good, _ = make_pod(rkt.data_dir)
+    (rkt.data_dir / "pods" / "run" / "not-a-pod").write_text("junk")
     result = rkt("list", "--no-legend", "--full")
     figures.add("pod files")
     assert result.returncode == 0 and good in result.stdout, result.stderr
@@ -96,8 +96,8 @@ def test_a_file_where_a_pod_directory_should_be_is_skipped(rkt, figures):
 
 def test_a_pod_without_appsinfo_is_listed_from_its_manifest(rkt, figures):
     # rkt run; rkt gc --mark-only; rm -r pods/exited-garbage/*/appsinfo; rkt list
-    good, _ = make_pod(rkt.data)
-    marked, path = make_pod(rkt.data, state_dir="exited-garbage")
+    good, _ = make_pod(rkt.data_dir)
+    marked, path = make_pod(rkt.data_dir, state_dir="exited-garbage")
     for f in (path / "appsinfo" / "app").iterdir():
         f.unlink()
     (path / "appsinfo" / "app").rmdir()
@@ -113,7 +113,7 @@ def test_a_pod_without_appsinfo_is_listed_from_its_manifest(rkt, figures):
 
 
 def test_status_of_a_pod_with_a_bad_manifest_is_a_clear_error(rkt, figures):
-    bad, path = make_pod(rkt.data)
+    bad, path = make_pod(rkt.data_dir)
     spoil_deep_nesting(path)
     assert rkt("status", bad).returncode == 0  # the state does not need the manifest
     result = rkt("status", "--format=json", bad)

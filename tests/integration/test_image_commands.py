@@ -7,7 +7,6 @@ import re
 import sqlite3
 import stat
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -15,39 +14,19 @@ from pathlib import Path
 import pytest
 
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
-from rkt_core.testing.gpg import GpgSigner
-
-
-class Rkt:
-    """Runs rkt with its own data and config directories."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
-
-    def __call__(self, *args, input=None, check=None):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                f"--local-config={self.local}", f"--system-config={self.system}", *map(str, args)]
-        result = subprocess.run(argv, capture_output=True, text=True, input=input)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
 
 
 @pytest.fixture
-def rkt(tmp_path):
-    return Rkt(tmp_path)
+def rkt(rkt):
+    """The kit's runner, with signature checks on (no --insecure-options)."""
+    rkt.insecure = ""
+    return rkt
 
 
-@pytest.fixture(scope="module")
-def signed(tmp_path_factory):
-    """A busybox ACI signed by a throwaway key: (aci path, key file, signer)."""
-    base = tmp_path_factory.mktemp("signed")
-    aci = busybox_aci(base / "busybox.aci", name="example.com/busybox", version="1.0")
-    with GpgSigner(base / "gnupg") as signer:
-        (base / "key.asc").write_bytes(signer.export_public())
-        signer.sign(aci)
-        yield aci, base / "key.asc", signer
+@pytest.fixture
+def signed(signed_image):
+    """The kit's signed busybox image: (aci path, key file)."""
+    return signed_image.aci, signed_image.key
 
 
 def trust(rkt, key, prefix="example.com/busybox"):
@@ -55,7 +34,7 @@ def trust(rkt, key, prefix="example.com/busybox"):
 
 
 def test_fetch_refuses_unsigned_then_accepts_signed_after_trust(rkt, signed, tmp_path):
-    aci, key, _ = signed
+    aci, key = signed
     unsigned = tmp_path / "unsigned.aci"
     unsigned.write_bytes(aci.read_bytes())
     out = rkt("fetch", unsigned, check=254)
@@ -72,13 +51,13 @@ def test_fetch_refuses_unsigned_then_accepts_signed_after_trust(rkt, signed, tmp
 
 
 def test_trust_for_another_prefix_does_not_apply(rkt, signed):
-    aci, key, _ = signed
+    aci, key = signed
     trust(rkt, key, prefix="example.com/other")
     assert "unknown entity" in rkt("fetch", aci, check=254).stderr
 
 
 def test_unchanged_file_is_not_reimported_but_still_verified(rkt, signed):
-    aci, key, _ = signed
+    aci, key = signed
     trust(rkt, key)
     rkt("fetch", aci, check=0)
     first = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
@@ -86,7 +65,7 @@ def test_unchanged_file_is_not_reimported_but_still_verified(rkt, signed):
     second = json.loads(rkt("image", "list", "--format=json", check=0).stdout)
     assert first == second  # same single entry, same import time
     # Revoking trust makes even the cached file fail verification.
-    for path in (rkt.local / "trustedkeys").rglob("*"):
+    for path in (rkt.local_config / "trustedkeys").rglob("*"):
         if path.is_file():
             path.unlink()
     assert rkt("fetch", aci, check=254).returncode == 254
@@ -121,7 +100,7 @@ def test_hostile_archive_is_refused_and_leaves_nothing(rkt, tmp_path):
     assert "rkt:" in out.stderr
     assert list(victim.iterdir()) == []
     assert rkt("image", "list", "--no-legend", check=0).stdout == ""
-    assert list((rkt.data / "cas" / "tmp").iterdir()) == []
+    assert list((rkt.data_dir / "cas" / "tmp").iterdir()) == []
 
 
 @pytest.fixture
@@ -263,7 +242,7 @@ def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):
 
     _, key = fetched
     assert "not rendered" in rkt("image", "verify", key, check=0).stdout
-    trees = TreeStore(ImageStore(str(rkt.data)))
+    trees = TreeStore(ImageStore(str(rkt.data_dir)))
     tree = trees.render(key)
     assert "successfully verified checksum" in rkt("image", "verify", key, check=0).stdout
     sh = Path(trees.rootfs(tree)) / "bin" / "busybox"
@@ -277,7 +256,7 @@ def test_verify_detects_and_repairs_a_modified_tree(rkt, fetched):
 
 def test_verify_detects_a_corrupted_blob(rkt, fetched):
     _, key = fetched
-    blob = rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key
+    blob = rkt.data_dir / "cas" / "blob" / "sha512" / key[7:9] / key
     data = bytearray(blob.read_bytes())
     data[-2000] ^= 0xFF
     blob.write_bytes(bytes(data))
@@ -303,18 +282,18 @@ def test_image_gc_respects_the_grace_period(rkt, fetched):
 
 def test_image_gc_removes_orphans_left_by_a_crash(rkt, fetched):
     _, key = fetched
-    orphan = rkt.data / "cas" / "blob" / "sha512" / "ab" / ("sha512-ab" + "0" * 62)
+    orphan = rkt.data_dir / "cas" / "blob" / "sha512" / "ab" / ("sha512-ab" + "0" * 62)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"half-imported")
     rkt("image", "gc", check=0)
     assert not orphan.exists()
-    assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+    assert (rkt.data_dir / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
 
 
 def test_image_gc_removes_stale_temporary_files_but_not_fresh_or_locked_ones(rkt, fetched):
     import fcntl
 
-    tmp = rkt.data / "cas" / "tmp"
+    tmp = rkt.data_dir / "cas" / "tmp"
     old = time.time() - 2 * 86400
     stale, fresh, locked = tmp / "import-crashed", tmp / "download-fresh", tmp / "download-busy"
     for path in (stale, fresh, locked):
@@ -334,7 +313,7 @@ def test_version_config_and_unknown_command(rkt):
     assert out.startswith("rkt Version: ") and "appc Version: 0.7.4" in out
     config = json.loads(rkt("config", check=0).stdout)
     paths = [e for e in config["stage0"] if e["rktKind"] == "paths"]
-    assert paths[0]["data"] == str(rkt.data)
+    assert paths[0]["data"] == str(rkt.data_dir)
     assert rkt("no-such-command").returncode == 254
 
 
@@ -355,37 +334,37 @@ def snapshot(top: Path) -> dict[str, tuple]:
 ])
 def test_a_damaged_database_stops_every_command_and_loses_nothing(rkt, fetched, damage, reason):
     aci, key = fetched
-    db = rkt.data / "cas" / "db" / "store.sqlite3"
+    db = rkt.data_dir / "cas" / "db" / "store.sqlite3"
     damage(db)
-    before = snapshot(rkt.data)
+    before = snapshot(rkt.data_dir)
     for args in (["image", "list"], ["image", "gc", "--grace-period=0s"], ["image", "rm", key],
                  ["image", "cat-manifest", key], ["--insecure-options=image", "fetch", aci],
                  ["--insecure-options=image", "run", "--stage1-name=fly", aci]):
         out = rkt(*args, check=254)
         assert f"rkt: the store database {db} is damaged ({reason})" in out.stderr, (args, out.stderr)
         assert '"rkt image rebuild-db"' in out.stderr
-    assert snapshot(rkt.data) == before
+    assert snapshot(rkt.data_dir) == before
 
     out = rkt("image", "rebuild-db", check=0)
     assert f'recovered image "example.com/busybox" ({key})' in out.stdout
     assert "rebuilt with 1 image(s)" in out.stderr
     listed = rkt("image", "list", "--full", "--no-legend", check=0).stdout
     assert listed.startswith(f"{key}\texample.com/busybox:1.0\t")
-    backups = list((rkt.data / "cas" / "db-backups").glob("*"))
+    backups = list((rkt.data_dir / "cas" / "db-backups").glob("*"))
     assert len(backups) == (0 if "missing" in reason else 1)
     rkt("image", "gc", check=0)  # nothing is an orphan any more
-    assert (rkt.data / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
+    assert (rkt.data_dir / "cas" / "blob" / "sha512" / key[7:9] / key).exists()
 
 
 def test_image_gc_removes_no_orphans_when_the_database_records_no_image(rkt, fetched):
     _, key = fetched
-    with sqlite3.connect(rkt.data / "cas" / "db" / "store.sqlite3") as conn:
+    with sqlite3.connect(rkt.data_dir / "cas" / "db" / "store.sqlite3") as conn:
         conn.execute("DELETE FROM aciinfo")
     conn.close()
-    before = snapshot(rkt.data)
+    before = snapshot(rkt.data_dir)
     out = rkt("image", "gc", check=254)
     assert "is damaged (it records no image while the store holds some)" in out.stderr
-    assert snapshot(rkt.data) == before
+    assert snapshot(rkt.data_dir) == before
     rkt("image", "rebuild-db", check=0)
     assert key in rkt("image", "list", "--full", check=0).stdout
 

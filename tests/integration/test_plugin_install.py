@@ -1,15 +1,12 @@
 """A plugin shipped as its own distribution is found once installed; a broken one is reported
 while every command keeps working."""
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-RKT = [sys.executable, "-m", "rkt_core.cli.main"]
 
 
 def make_dist(root: Path, dist: str, package: str, entry: str, module_source: str) -> Path:
@@ -50,13 +47,15 @@ def plugin_path(tmp_path_factory):
     return target
 
 
-def rkt(plugin_path, *args, **kw):
-    env = dict(os.environ, PYTHONPATH=str(plugin_path), XDG_CACHE_HOME=str(plugin_path / ".cache"))
-    return subprocess.run([*RKT, *args], env=env, capture_output=True, text=True, **kw)
+@pytest.fixture
+def rkt(rkt, plugin_path):
+    """The kit's runner, with the plugins of ``plugin_path`` installed."""
+    rkt.add_plugin_path(plugin_path)
+    return rkt
 
 
-def test_installed_plugin_is_found_with_its_version_and_hooks(plugin_path):
-    out = rkt(plugin_path, "plugins", "--no-legend")
+def test_installed_plugin_is_found_with_its_version_and_hooks(rkt):
+    out = rkt("plugins", "--no-legend")
     assert out.returncode == 0, out.stderr
     rows = {line.split("\t")[0]: line for line in out.stdout.splitlines()}
     assert "rkt-stage1-example 1.2.3" in rows["stage1-example"]
@@ -64,17 +63,17 @@ def test_installed_plugin_is_found_with_its_version_and_hooks(plugin_path):
     assert "loaded" in rows["stage1-example"]
 
 
-def test_broken_plugin_is_reported_and_commands_still_work(plugin_path, tmp_path):
-    out = rkt(plugin_path, "plugins", "--no-legend")
+def test_broken_plugin_is_reported_and_commands_still_work(rkt):
+    out = rkt("plugins", "--no-legend")
     broken = [line for line in out.stdout.splitlines() if line.startswith("broken")]
     assert broken and "failed: import failed: ImportError: this plugin is deliberately broken" in broken[0]
-    listing = rkt(plugin_path, "--dir", str(tmp_path), "image", "list")
+    listing = rkt("image", "list")
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.startswith("ID")
 
 
-def test_disabled_plugin_is_not_imported(plugin_path):
-    out = rkt(plugin_path, "--disable-plugin=stage1-example,broken", "plugins", "--no-legend")
+def test_disabled_plugin_is_not_imported(rkt):
+    out = rkt("--disable-plugin=stage1-example,broken", "plugins", "--no-legend")
     rows = {line.split("\t")[0]: line for line in out.stdout.splitlines()}
     assert rows["stage1-example"].endswith("disabled")
     assert rows["broken"].endswith("disabled")

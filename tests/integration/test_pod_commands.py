@@ -2,47 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from rkt_core.testing.aci import busybox_aci
 
 pytestmark = pytest.mark.root
-
-
-class Rkt:
-    def __init__(self, data: Path):
-        self.data = data
-
-    def __call__(self, *args, check=None, **kwargs):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                "--insecure-options=image", *map(str, args)]
-        result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
-
-    def background(self, *args):
-        argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                "--insecure-options=image", *map(str, args)]
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def wait_state(self, uuid, state, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if f"state={state}" in self("status", uuid).stdout:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"pod {uuid} never became {state}")
-
-
-@pytest.fixture
-def rkt(tmp_path):
-    return Rkt(tmp_path / "data")
 
 
 @pytest.fixture(scope="module")
@@ -81,36 +46,26 @@ def test_list_full_and_json(rkt, image):
 
 
 def test_status_wait_returns_when_the_pod_exits(rkt, image, tmp_path):
-    uuid_file, host = tmp_path / "uuid", tmp_path / "host"
-    host.mkdir()
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}",
-                          f"--volume=data,kind=host,source={host}", image,
-                          "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
-                          "while [ ! -e /data/go ]; do sleep 0.05; done; exit 4")
-    deadline = time.monotonic() + 20
-    while not uuid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    impatient = rkt("status", "--wait=0.1s", f"--uuid-file={uuid_file}", check=254)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    pod = rkt.start("--stage1-name=fly", f"--volume=gate,kind=host,source={gate}", image,
+                    "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                    "while [ ! -e /gate/go ]; do sleep 0.05; done; exit 4")
+    impatient = rkt("status", "--wait=0.1s", f"--uuid-file={pod.uuid_file}", check=254)
     assert "timed out waiting" in impatient.stderr
-    (host / "go").write_text("")  # the app exits once told, however slow the machine
-    out = rkt("status", "--wait", f"--uuid-file={uuid_file}", check=0).stdout
+    (gate / "go").write_text("")
+    out = rkt("status", "--wait", f"--uuid-file={pod.uuid_file}", check=0).stdout
     assert "state=exited" in out and "app-busybox=4" in out
-    assert proc.wait(10) == 4
+    assert pod.wait() == 4
 
 
 def test_rm_refuses_a_running_pod_and_removes_others(rkt, image, tmp_path):
-    uuid_file = tmp_path / "uuid"
-    proc = rkt.background("run", "--stage1-name=fly", f"--uuid-file-save={uuid_file}", image,
-                          "--exec", "/bin/sleep", "--", "100")
-    deadline = time.monotonic() + 20
-    while not uuid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    uuid = uuid_file.read_text()
-    rkt.wait_state(uuid, "running")
+    pod = rkt.start("--stage1-name=fly", image, "--exec", "/bin/sleep", "--", "100")
+    uuid = pod.uuid
     refused = rkt("rm", uuid, check=254)
     assert "is running" in refused.stderr
     rkt("stop", "--force", uuid, check=0)
-    proc.wait(10)
+    pod.wait()
     rkt("rm", uuid, check=0)
     assert rkt("list", "--no-legend", check=0).stdout == ""
     prepared = rkt("prepare", "--stage1-name=fly", image, check=0).stdout.strip()
@@ -180,7 +135,7 @@ def test_an_impossible_volume_owner_is_refused_before_anything_is_made(rkt, imag
     assert (f'rkt: volume "v" (--volume "v,kind=empty,uid={uid}"): uid {uid} is out of range'
             in out.stderr), out.stderr
     assert "unexpected error" not in out.stderr
-    assert not (rkt.data / "pods").exists() or not any((rkt.data / "pods").glob("*/*"))
+    assert not (rkt.data_dir / "pods").exists() or not any((rkt.data_dir / "pods").glob("*/*"))
 
 
 def test_bad_pod_manifests_are_named(rkt, image, tmp_path):
@@ -196,16 +151,16 @@ def test_bad_pod_manifests_are_named(rkt, image, tmp_path):
                     + "]" * 50_000 + "}")
     out = rkt("run", "--stage1-name=fly", f"--pod-manifest={path}", check=254)
     assert f"pod manifest {path}: invalid pod manifest: nested deeper than 100 levels" in out.stderr
-    assert not any((rkt.data / "pods").glob("*/*"))
+    assert not any((rkt.data_dir / "pods").glob("*/*"))
 
 
 def test_nothing_rkt_creates_is_writable_by_group_or_others_whatever_the_umask(rkt, image):
     uuid = rkt("prepare", "--stage1-name=fly", image, check=0, preexec_fn=lambda: os.umask(0)).stdout.strip()
     writable = []
-    for dirpath, dirnames, filenames in os.walk(rkt.data):
+    for dirpath, dirnames, filenames in os.walk(rkt.data_dir):
         dirnames[:] = [d for d in dirnames if d not in ("rootfs", "tree")]  # the image's own modes
         for path in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
             if not os.path.islink(path) and os.lstat(path).st_mode & 0o022:
                 writable.append(path)
     assert writable == []
-    assert any(uuid in d for d, _, _ in os.walk(rkt.data / "pods"))
+    assert any(uuid in d for d, _, _ in os.walk(rkt.data_dir / "pods"))

@@ -4,8 +4,6 @@ RKT_STRESS_SECONDS sets how long the run/gc loop lasts (default 120, as issue #3
 """
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,11 +15,6 @@ from rkt_core.testing.aci import busybox_aci
 
 pytestmark = pytest.mark.root
 SECONDS = float(os.environ.get("RKT_STRESS_SECONDS", "120"))
-
-
-def rkt(data: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rkt_core.cli.main", f"--dir={data}",
-                           "--insecure-options=image", *args], capture_output=True, text=True)
 
 
 def mounts_under(path: Path) -> list[str]:
@@ -37,12 +30,12 @@ def image(tmp_path):
     return busybox_aci(tmp_path / "busybox.aci", exec=["/bin/true"])
 
 
-def test_two_gc_at_once_remove_each_pod_once(tmp_path, image):
-    data = tmp_path / "data"
+def test_two_gc_at_once_remove_each_pod_once(rkt, image):
+    data = rkt.data_dir
     for _ in range(12):
-        assert rkt(data, "run", "--stage1-name=fly", str(image)).returncode == 0
+        assert rkt("run", "--stage1-name=fly", image).returncode == 0
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: rkt(data, "gc", "--grace-period=0s"), range(2)))
+        results = list(pool.map(lambda _: rkt("gc", "--grace-period=0s"), range(2)))
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     collected = "".join(r.stdout for r in results).splitlines()
     assert len(collected) == 12 and len(set(collected)) == 12
@@ -50,18 +43,18 @@ def test_two_gc_at_once_remove_each_pod_once(tmp_path, image):
     assert mounts_under(data) == []
 
 
-def test_run_and_gc_loops_on_two_cores(tmp_path, image):
-    data = tmp_path / "data"
+def test_run_and_gc_loops_on_two_cores(rkt, image):
+    data = rkt.data_dir
     deadline = time.monotonic() + SECONDS
 
     def loop(_):
         failures, rounds = [], 0
         while time.monotonic() < deadline:
-            run = rkt(data, "run", "--stage1-name=fly", str(image), "--exec", "/bin/sh", "--",
-                      "-c", "echo ok")
+            run = rkt("run", "--stage1-name=fly", image, "--exec", "/bin/sh", "--", "-c",
+                      "echo ok")
             if run.returncode != 0 or run.stdout != "ok\n":
                 failures.append(("run", run.returncode, run.stderr))
-            gc = rkt(data, "gc", "--grace-period=0s")
+            gc = rkt("gc", "--grace-period=0s")
             if gc.returncode != 0:
                 failures.append(("gc", gc.returncode, gc.stderr))
             rounds += 1
@@ -72,8 +65,8 @@ def test_run_and_gc_loops_on_two_cores(tmp_path, image):
     assert all(rounds > 0 for rounds, _ in results)
     failures = [f for _, failures in results for f in failures]
     assert not failures, "\n".join(map(repr, failures))
-    final = rkt(data, "gc", "--grace-period=0s")
+    final = rkt("gc", "--grace-period=0s")
     assert final.returncode == 0
     assert leftover_pods(data) == []
     assert mounts_under(data) == []
-    assert rkt(data, "list", "--no-legend").stdout == ""
+    assert rkt("list", "--no-legend").stdout == ""

@@ -14,14 +14,15 @@ import os
 import pty
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rkt_core.testing.aci import build_aci, image_manifest, tar_uncompressed_sha512
+from rkt_core.testing.fetcher_contract import FetcherContract, Source, good_aci, hostile_aci
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.httpserver import TestCA, TestServer, listen_in_netns
+from rkt_core.testing.runner import Rkt
 from rkt_core.testing.terminal import drain
 
 pytestmark = pytest.mark.root
@@ -45,7 +46,11 @@ class World:
         # down.example: nothing listens there
         self.hosts.write_text("127.0.0.1 localhost example.com\n127.0.0.2 other.example\n"
                               "127.0.0.3 down.example\n")
-        self.data, self.local, self.system = base / "data", base / "etc", base / "usr-lib"
+        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        self.rkt = Rkt(base, insecure="", env={"REQUESTS_CA_BUNDLE": str(ca.ca_path)},
+                       prefix=["nsenter", f"--net={netns}", "unshare", "--mount", "--propagation",
+                               "private", "sh", "-c", script, str(self.hosts)])
+        self.data, self.local = self.rkt.data_dir, self.rkt.local_config
         self.main = TestServer(ca=ca, names=["example.com"],
                                sock=listen_in_netns(netns, "127.0.0.1", 443))
         self.other = TestServer(ca=ca, names=["other.example"],
@@ -55,31 +60,11 @@ class World:
         self.main.close()
         self.other.close()
 
-    def argv(self, *args) -> list[str]:
-        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
-        return ["nsenter", f"--net={self.netns}", "unshare", "--mount", "--propagation",
-                "private", "sh", "-c", script, str(self.hosts),
-                sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data}",
-                f"--local-config={self.local}", f"--system-config={self.system}",
-                *map(str, args)]
-
-    def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        env["REQUESTS_CA_BUNDLE"] = str(self.ca.ca_path)
-        return env
-
-    def rkt(self, *args, check=None):
-        result = subprocess.run(self.argv(*args), capture_output=True, text=True,
-                                env=self.env(), timeout=120)
-        if check is not None:
-            assert result.returncode == check, (result.stdout, result.stderr)
-        return result
-
     def rkt_on_tty(self, *args, answer: bytes):
         """rkt with stdin and stderr on a pseudo-terminal (stdout a pipe)."""
         master, slave = pty.openpty()
-        proc = subprocess.Popen(self.argv(*args), stdin=slave, stderr=slave,
-                                stdout=subprocess.PIPE, env=self.env())
+        proc = subprocess.Popen(self.rkt.argv(*args), stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE, env=self.rkt.env)
         os.close(slave)
         os.write(master, answer)
         out = proc.stdout.read().decode()
@@ -304,14 +289,6 @@ def test_hostile_discovery_pages_give_a_clear_error(world, route, kwargs):
     assert world.images() == []
 
 
-def test_a_discovered_url_with_wrong_content_leaves_nothing(world, signer):
-    world.main.add(f"/images/{HELLO}-1.0-linux-amd64.aci", b"<html>nope</html>")
-    out = world.rkt("--insecure-options=image", "fetch", f"{HELLO}:1.0", check=254)
-    assert out.stderr.startswith("rkt: ")
-    assert world.images() == []
-    assert os.listdir(world.data / "cas/tmp") == []
-
-
 def test_an_image_with_another_name_than_discovered_is_refused(world, signer, tmp_path):
     other = build_aci(tmp_path / "o.aci", image_manifest("example.com/impostor", "1.0"))
     world.publish(signer, HELLO, "1.0", other)
@@ -342,3 +319,36 @@ def test_a_template_pointing_at_a_local_file_is_refused(world, tmp_path):
     out = world.rkt("--insecure-options=image", "fetch", "example.com/local:1.0", check=254)
     assert "unsupported URL scheme" in out.stderr
     assert world.images() == []
+
+
+# --- the fetcher contract ----------------------------------------------------------------------
+
+
+class AppcSource(Source):
+    """Images named under example.com, found by meta discovery in the world's namespace."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.env, self.prefix = world.rkt.env, world.rkt.prefix
+
+    def _publish(self, name: str, data: bytes) -> str:
+        self.world.main.add(f"/images/{name}-1.0-linux-amd64.aci", data, etag='"v1"')
+        return f"{name}:1.0"
+
+    def image(self) -> str:
+        name = "example.com/contract"
+        return self._publish(name, good_aci(self.world.base, name))
+
+    def hostile(self, kind: str) -> str:
+        name = f"example.com/{kind}"
+        if kind == "missing":
+            return f"{name}:1.0"
+        return self._publish(name, hostile_aci(kind, self.world.base, name))
+
+
+class TestAppcFetcherContract(FetcherContract):
+    fetcher = "appc"
+
+    @pytest.fixture
+    def source(self, world):
+        return AppcSource(world)

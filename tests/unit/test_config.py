@@ -78,3 +78,26 @@ def test_non_json_files_are_ignored_and_broken_json_is_an_error(tmp_path):
     (tmp_path / "paths.d" / "x.json").write_text("{")
     with pytest.raises(ConfigError, match="failed to parse"):
         load_config(str(tmp_path))
+
+
+def test_flavor_settings_layer_per_setting(tmp_path):
+    system, local = tmp_path / "sys", tmp_path / "local"
+    stage1 = {"rktKind": "stage1", "rktVersion": "v1"}
+    write(system, "stage1.d", "a.json", {**stage1, "flavors": {"kvm": {"accel": "kvm",
+                                                                      "cache": "/c"}}})
+    write(local, "stage1.d", "b.json", {**stage1, "flavors": {"kvm": {"accel": "tcg"}}})
+    config = load_config(str(system), str(local))
+    assert config.stage1_flavors == {"kvm": {"accel": "tcg", "cache": "/c"}}
+    assert config.to_json()["stage0"][-1]["flavors"] == {"kvm": {"accel": "tcg", "cache": "/c"}}
+
+
+@pytest.mark.parametrize("second,message", [
+    ({"flavors": {"kvm": {"accel": "tcg"}}}, 'setting "accel" of the kvm flavor is already'),
+    ({"flavors": {"kvm": "tcg"}}, '"flavors" must map flavor names to objects'),
+])
+def test_flavor_settings_given_twice_or_malformed_are_errors(tmp_path, second, message):
+    stage1 = {"rktKind": "stage1", "rktVersion": "v1"}
+    write(tmp_path, "stage1.d", "a.json", {**stage1, "flavors": {"kvm": {"accel": "kvm"}}})
+    write(tmp_path, "stage1.d", "b.json", {**stage1, **second})
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(tmp_path))

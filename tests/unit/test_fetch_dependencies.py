@@ -2,25 +2,7 @@
 ID, absurd depth refused, and a failed fetch leaves the store as it was. (Dependencies fetched
 over the network, and cycles, are in tests/integration/test_remote_fetch.py.)"""
 
-import subprocess
-import sys
-
 from rkt_core.testing.aci import build_aci, image_manifest, tar_uncompressed_sha512
-
-
-def rkt(tmp_path, *args, check=None):
-    argv = [sys.executable, "-m", "rkt_core.cli.main", f"--dir={tmp_path / 'data'}",
-            f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'sys'}",
-            "--insecure-options=image", *map(str, args)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if check is not None:
-        assert result.returncode == check, (result.stdout, result.stderr)
-    return result
-
-
-def images(tmp_path):
-    out = rkt(tmp_path, "image", "list", "--no-legend", "--fields=name", check=0).stdout
-    return sorted(out.split())
 
 
 def dep(name, version=None, image_id=None):
@@ -32,7 +14,7 @@ def dep(name, version=None, image_id=None):
     return d
 
 
-def test_dependencies_in_the_store_are_used_by_name_or_id(tmp_path):
+def test_dependencies_in_the_store_are_used_by_name_or_id(rkt, tmp_path):
     base = build_aci(tmp_path / "base.aci", image_manifest("example.com/base", "1.0"),
                      files={"base": b"1"})
     mid = build_aci(tmp_path / "mid.aci", image_manifest(
@@ -41,33 +23,33 @@ def test_dependencies_in_the_store_are_used_by_name_or_id(tmp_path):
     top = build_aci(tmp_path / "top.aci", image_manifest(
         "example.com/top", "1.0", dependencies=[dep("example.com/mid", "1.0")]),
         files={"top": b"1"})
-    rkt(tmp_path, "fetch", base, check=0)
-    rkt(tmp_path, "fetch", mid, check=0)
-    rkt(tmp_path, "fetch", "--pull-policy=never", top, check=0)
+    rkt("fetch", base, check=0)
+    rkt("fetch", mid, check=0)
+    rkt("fetch", "--pull-policy=never", top, check=0)
     out = tmp_path / "out"
-    rkt(tmp_path, "image", "render", "--rootfs-only", "example.com/top:1.0", out, check=0)
+    rkt("image", "render", "--rootfs-only", "example.com/top:1.0", out, check=0)
     assert (out / "base").exists() and (out / "top").exists()
 
 
-def test_a_missing_dependency_with_pull_policy_never_rolls_the_fetch_back(tmp_path):
+def test_a_missing_dependency_with_pull_policy_never_rolls_the_fetch_back(rkt, tmp_path):
     top = build_aci(tmp_path / "top.aci", image_manifest(
         "example.com/top", "1.0", dependencies=[dep("example.com/nowhere", "1.0")]))
-    out = rkt(tmp_path, "fetch", "--pull-policy=never", top, check=254)
+    out = rkt("fetch", "--pull-policy=never", top, check=254)
     assert ('dependency "example.com/nowhere" of "example.com/top" is not in the store and the '
             'pull policy is "never"') in out.stderr
-    assert images(tmp_path) == []
+    assert rkt.images() == []
 
 
-def test_absurdly_deep_dependency_chains_are_refused(tmp_path):
+def test_absurdly_deep_dependency_chains_are_refused(rkt, tmp_path):
     previous = None
     for i in range(34):
         deps = [dep(f"example.com/l{i - 1}", "1.0")] if previous else []
         previous = build_aci(tmp_path / f"l{i}.aci", image_manifest(f"example.com/l{i}", "1.0",
                                                                      dependencies=deps))
-        result = rkt(tmp_path, "fetch", "--pull-policy=new", previous)
+        result = rkt("fetch", "--pull-policy=new", previous)
         if result.returncode:
             break
     assert result.returncode == 254
     assert "nest deeper than 32 levels" in result.stderr
-    assert f"example.com/l{i}:1.0" not in images(tmp_path)  # rolled back
-    assert len(images(tmp_path)) == i
+    assert f"example.com/l{i}:1.0" not in rkt.images()  # rolled back
+    assert len(rkt.images()) == i

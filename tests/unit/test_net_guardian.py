@@ -14,6 +14,7 @@ from rkt_core.pod.pod import Pod
 from rkt_core import network
 from rkt_core.network.guardian import Guardian
 from rkt_core.testing.plugins import load_plugin
+from rkt_core.testing.wait import wait_for
 from rkt_core.types import NetworkBackend
 
 
@@ -76,13 +77,6 @@ def _teardowns(pod) -> list[str]:
     return open(path).read().split() if os.path.exists(path) else []
 
 
-def _wait(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_finish_tears_down_before_returning(pod):
     ctx = Ctx()
     guardian = Guardian(ctx, pod)
@@ -112,8 +106,8 @@ def test_a_process_still_holding_the_pod_delays_the_teardown(pod):
     finally:
         holder.kill()
         holder.wait()
-    _wait(lambda: _teardowns(pod))
-    _wait(lambda: pod.state == "exited")
+    wait_for(lambda: _teardowns(pod), what="the teardown")
+    wait_for(lambda: pod.state == "exited", what="the pod to exit")
     assert not network.needs_teardown(pod)
 
 
@@ -141,8 +135,9 @@ def test_rkt_run_killed_or_exec_ed(pod, tmp_path):
         assert _teardowns(pod) == []
     finally:
         os.kill(app, signal.SIGKILL)
-    _wait(lambda: _teardowns(pod))
-    _wait(lambda: not os.path.exists(_pod_file(pod, network.BACKEND_FILE)))
+    wait_for(lambda: _teardowns(pod), what="the teardown")
+    wait_for(lambda: not os.path.exists(_pod_file(pod, network.BACKEND_FILE)),
+             what="the records to go")
 
 
 def test_the_guardian_keeps_no_descriptor_but_its_own(pod, tmp_path):
@@ -155,8 +150,9 @@ def test_the_guardian_keeps_no_descriptor_but_its_own(pod, tmp_path):
 
         def targets():
             return sorted(_links(str(holder)))
-        _wait(lambda: os.readlink(f"/proc/{holder}/cwd") == "/")  # (it starts in the background)
-        _wait(lambda: len(targets()) == 5)
+        # (it starts in the background)
+        wait_for(lambda: os.readlink(f"/proc/{holder}/cwd") == "/", what="the holder")
+        wait_for(lambda: len(targets()) == 5, what="five targets")
         targets = targets()
         assert targets[:4] == ["/dev/null"] * 3 + [pod.path]
         assert len(targets) == 5 and targets[4].startswith("socket:")
@@ -164,7 +160,7 @@ def test_the_guardian_keeps_no_descriptor_but_its_own(pod, tmp_path):
         assert open(f"/proc/{holder}/comm").read() == "rkt-net-guard\n"
         assert os.getsid(holder) != os.getsid(0)  # a session of its own: ^C does not reach it
         guardian.finish(ctx, pod)
-        _wait(lambda: not _holders(pod.path))
+        wait_for(lambda: not _holders(pod.path), what="no holders")
     finally:
         os.close(stray)
 

@@ -147,24 +147,25 @@ def _read(path):
 def test_dns_flags_win_over_cni_dns(pod):
     options = network.name_service(pod, _options(dns=("10.1.2.3",), dns_search=("a.example",),
                                                  dns_opt=("rotate",), dns_domain="d.example"),
-                                   CNI_DNS)
+                                   CNI_DNS, "web")
     assert _read(options.resolv_conf) == ("nameserver 10.1.2.3\nsearch a.example\n"
                                           "options rotate\ndomain d.example\n")
 
 
 def test_cni_dns_is_used_without_flags(pod):
-    options = network.name_service(pod, _options(), CNI_DNS)
+    options = network.name_service(pod, _options(), CNI_DNS, "web")
     assert options.resolv_conf == pod.file("resolv.conf")
     assert _read(options.resolv_conf) == "nameserver 10.0.0.53\nsearch cni.example\n"
 
 
 def test_dns_none_ignores_cni_and_keeps_the_image_file(pod):
-    assert network.name_service(pod, _options(dns=("none",)), CNI_DNS).resolv_conf == ""
-    assert network.name_service(pod, _options(), PodNetworks("/x")).resolv_conf == ""
+    assert network.name_service(pod, _options(dns=("none",)), CNI_DNS, "web").resolv_conf == ""
+    assert network.name_service(pod, _options(), PodNetworks("/x"), "web").resolv_conf == ""
 
 
 def test_dns_host_binds_the_hosts_file(pod):
-    options = network.name_service(pod, _options(dns=("host",), hosts_entries=("host",)), CNI_DNS)
+    options = network.name_service(pod, _options(dns=("host",), hosts_entries=("host",)), CNI_DNS,
+                                   "web")
     assert options.resolv_conf == "/etc/resolv.conf" and options.hosts_file == "/etc/hosts"
     assert options.hosts_fallback == ""
 
@@ -172,23 +173,33 @@ def test_dns_host_binds_the_hosts_file(pod):
 def test_hosts_entries_with_a_contained_network(pod):
     options = network.name_service(
         pod, _options(hostname="web", hosts_entries=("10.9.8.7=db,10.9.8.6=cache", "10.9.8.7=sql")),
-        CNI_DNS)
+        CNI_DNS, "web")
     assert options.hosts_file == pod.file("hosts") and options.hosts_fallback == ""
     assert _read(options.hosts_file) == ("127.0.0.1\tlocalhost web\n::1\tlocalhost\n"
                                          "10.9.8.7\tdb sql\n10.9.8.6\tcache\n")
 
 
 def test_fallback_hosts_names_the_pod(pod):
-    options = network.name_service(pod, _options(), CNI_DNS)
+    options = network.name_service(pod, _options(), CNI_DNS, f"rkt-{pod.uuid}")
     assert options.hosts_file == "" and options.hosts_fallback == pod.file("hosts")
     assert _read(options.hosts_fallback) == f"127.0.0.1\tlocalhost rkt-{pod.uuid}\n::1\tlocalhost\n"
 
 
-def test_host_network_leaves_the_image_files_alone(pod):
-    options = network.name_service(pod, _options(), PodNetworks(""))
-    assert (options.resolv_conf, options.hosts_file, options.hosts_fallback) == ("", "", "")
-    options = network.name_service(pod, _options(hosts_entries=("10.0.0.1=a",)), PodNetworks(""))
-    assert _read(options.hosts_file) == "127.0.0.1\tlocalhost\n::1\tlocalhost\n10.0.0.1\ta\n"
+def test_host_network_keeps_the_images_resolv_conf_and_gets_a_fallback_hosts(pod):
+    options = network.name_service(pod, _options(), PodNetworks(""), "host-name")
+    assert (options.resolv_conf, options.hosts_file) == ("", "")
+    assert _read(options.hosts_fallback) == "127.0.0.1\tlocalhost host-name\n::1\tlocalhost\n"
+    options = network.name_service(pod, _options(hosts_entries=("10.0.0.1=a",)), PodNetworks(""),
+                                   "host-name")
+    assert options.hosts_fallback == ""
+    assert _read(options.hosts_file) == ("127.0.0.1\tlocalhost host-name\n::1\tlocalhost\n"
+                                         "10.0.0.1\ta\n")
+
+
+def test_the_pods_hostname_is_its_own_or_the_hosts(pod):
+    assert network.pod_hostname(pod, _options(), True) == f"rkt-{pod.uuid}"
+    assert network.pod_hostname(pod, _options(hostname="web"), True) == "web"
+    assert network.pod_hostname(pod, _options(), False) == os.uname().nodename
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -277,6 +288,11 @@ def test_failed_setup_is_torn_down_and_missing_backend_reported(pod):
     assert network.needs_teardown(pod)  # kept for gc to retry
     assert not network.teardown(ctx, pod)
     assert network.needs_teardown(pod)
+    # undo=False: the caller tears down (rkt run's guardian), so the failure is said once
+    ctx.warnings.clear()
+    with pytest.raises(RktError, match="plugin exploded"):
+        network.setup(ctx, pod, _options(net=("x",)), undo=False)
+    assert ctx.warnings == [] and network.needs_teardown(pod)
 
 
 def test_unexpected_netns_path_is_never_removed(pod, tmp_path):

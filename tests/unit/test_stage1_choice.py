@@ -9,7 +9,7 @@ from rkt_core.builtins import fetch_file, openpgp
 from rkt_core.context import Context
 from rkt_core.errors import NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
 from rkt_core.insecure import Insecure
-from rkt_core.plugin_api import FetchedImage, Fetcher, Stage1Flavor, hookimpl
+from rkt_core.plugin_api import Fetcher, Stage1Flavor, hookimpl
 from rkt_core.plugins import Plugins
 from rkt_core.stage0 import stage1
 from rkt_core.stage0.stage1 import Stage1, Stage1Request, choose, flavor_meant_by, request_from_flags

@@ -16,7 +16,8 @@ NAMESPACES = ns.CLONE_NEWUTS | ns.CLONE_NEWIPC  # besides the mount namespace ev
 class ChrootStage1:
     """Runs the pod's app as a child of ``rkt run``; what it leaves out, rkt refuses."""
 
-    features = Stage1Features()  # one app, host network, no isolators, no --interactive
+    # one app, host network, no isolators, no --interactive; a hostname of its own
+    features = Stage1Features(own_hostname=True)
 
     def run(self, pod, options: RunOptions) -> int:
         """Run the app in the foreground and return its exit status."""
@@ -42,6 +43,6 @@ class ChrootStage1:
 
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor("chroot", ChrootStage1, interface_version=1,
+    return [Stage1Flavor("chroot", ChrootStage1, interface_version=2,
                          description="example: one app chrooted in fresh mount, UTS and IPC "
                                      "namespaces, host network")]

@@ -6,6 +6,13 @@ Each step is recorded in ``<pod>/net/`` before it is taken, so a teardown after 
 point knows what to undo: a copy of each network's configuration, ``<ifname>.json`` with the
 plugins that ran and what they returned (``result`` stays null until ADD succeeded; DEL is run
 anyway, which CNI plugins accept), and ``ports.json`` while port forwarding rules may exist.
+
+A network whose ADD failed also records which plugin failed and the plugin's own error
+(``failed``). Its teardown runs DEL only for the plugins whose ADD was called; if the failed
+plugin refuses DEL with the very error it refused ADD with, it stopped at the same check (its
+configuration or ``CNI_ARGS``) before acting on the pod, and every later DEL would fail alike:
+the refusal is taken as done instead of keeping the pod for a ``rkt gc`` that can never succeed.
+Any other DEL failure keeps the records, for a later teardown to retry.
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ class CniNetworks:
                       "plugins": [{"type": p.type, "argv": list(p.argv)} for p in found],
                       "result": None}
             self._save(state, record)
-            raw = self._add(pod, conf, found, netns, ifname, record["args"], dirs)
+            raw = self._add(pod, conf, found, netns, record, state, dirs)
             record["result"] = raw
             self._save(state, record)
             result = parse(raw)
@@ -93,17 +100,19 @@ class CniNetworks:
         network.write_state(os.path.join(state, f"{record['ifName']}.json"),
                             json.dumps(record).encode())
 
-    @staticmethod
-    def _add(pod, conf, found, netns, ifname, args, dirs) -> dict:
-        env = invoke.environment("ADD", pod.uuid, netns, ifname, args, dirs)
+    @classmethod
+    def _add(cls, pod, conf, found, netns, record: dict, state: str, dirs) -> dict:
+        env = invoke.environment("ADD", pod.uuid, netns, record["ifName"], record["args"], dirs)
         previous = None
-        for plugin_conf, plugin in zip(conf.plugins, found):
+        for index, (plugin_conf, plugin) in enumerate(zip(conf.plugins, found)):
             request = dict(plugin_conf)
             if previous is not None:
                 request["prevResult"] = previous
             try:
                 output = invoke.run(plugin, request, env, _holding(pod))
-            except RktError as e:
+            except invoke.PluginError as e:
+                record["failed"] = {"plugin": index, "code": e.code, "error": e.reason}
+                cls._save(state, record)
                 raise RktError(f'error adding network "{conf.name}": {e}') from None
             previous = output if output is not None else previous
         return previous or {}
@@ -181,7 +190,11 @@ class CniNetworks:
         python_types = invoke.python_types(ctx)
         env = invoke.environment("DEL", pod.uuid, netns, record["ifName"], record["args"], dirs)
         ctx.log(f"networking: deleting network {record['netName']} ({record['ifName']})")
-        for plugin_conf, plugin in reversed(list(zip(conf.plugins, record["plugins"]))):
+        plugins = list(zip(conf.plugins, record["plugins"]))
+        failed = record.get("failed") if record["result"] is None else None
+        if failed:  # the plugins after the one that failed were never called
+            plugins = plugins[:failed["plugin"] + 1]
+        for index, (plugin_conf, plugin) in reversed(list(enumerate(plugins))):
             request = dict(plugin_conf)
             if _version(conf.version) >= (0, 4, 0) and record["result"]:
                 request["prevResult"] = record["result"]
@@ -190,7 +203,13 @@ class CniNetworks:
                 argv = invoke.find(plugin["type"], dirs, python_types).argv
             try:
                 invoke.run(invoke.Plugin(plugin["type"], argv), request, env)
-            except RktError as e:
+            except invoke.PluginError as e:
+                if failed and index == failed["plugin"] and e.reason and \
+                        (e.code, e.reason) == (failed["code"], failed["error"]):
+                    ctx.log(f'networking: network {record["netName"]}: CNI plugin '
+                            f'"{plugin["type"]}" refuses DEL as it refused ADD ({e.reason}); '
+                            "it set nothing up")
+                    continue
                 raise RktError(f'error deleting network "{record["netName"]}": {e}') from None
         os.unlink(os.path.join(state, record_name))
         os.unlink(copy)

@@ -78,11 +78,14 @@ def environment(command: str, container_id: str, netns: str, ifname: str, args: 
 
 
 class PluginError(RktError):
-    """A plugin failed; ``code`` is the CNI error code (0 if it said none)."""
+    """A plugin failed; ``code`` is the CNI error code (0 if it said none), ``reason`` the
+    plugin's own message ("" if the plugin itself said nothing: it timed out or could not
+    start)."""
 
-    def __init__(self, message: str, code: int = 0):
+    def __init__(self, message: str, code: int = 0, reason: str = ""):
         super().__init__(message)
         self.code = code
+        self.reason = reason
 
 
 def run(plugin: Plugin, config: dict, env: dict[str, str],
@@ -100,7 +103,8 @@ def run(plugin: Plugin, config: dict, env: dict[str, str],
         raise PluginError(f"{what} cannot be run: {e.strerror}") from None
     output = done.stdout.strip()
     if done.returncode != 0:
-        raise PluginError(_error_message(what, output, done.stderr), _error_code(output))
+        reason = _error_message(output, done.stderr)
+        raise PluginError(f"{what} failed: {reason}", _error_code(output), reason)
     if not output:
         return None
     try:
@@ -121,7 +125,7 @@ def _error_code(output: bytes) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _error_message(what: str, output: bytes, stderr: bytes) -> str:
+def _error_message(output: bytes, stderr: bytes) -> str:
     try:
         error = json.loads(output)
         message = str(error.get("msg") or "")
@@ -131,4 +135,4 @@ def _error_message(what: str, output: bytes, stderr: bytes) -> str:
         message = ""
     if not message:
         message = (output or stderr).decode(errors="replace").strip()[-500:] or "no message"
-    return f"{what} failed: {message}"
+    return message

@@ -14,6 +14,6 @@ def _factory():
 
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor(name="fly", factory=_factory, interface_version=1,
+    return [Stage1Flavor(name="fly", factory=_factory, interface_version=2,
                          description="one app, chroot in a private mount namespace, host network, "
                                      "no isolation (for privileged host services)")]

@@ -35,7 +35,8 @@ class ImageStage1:
     """The pod's stage1 image does the work; rkt passes on what its contract can carry (apps
     and their isolators in the pod manifest, ``--interactive``) and refuses the rest."""
 
-    features = Stage1Features(isolators=LINUX_ISOLATORS, interactive=True, multi_app=True)
+    features = Stage1Features(isolators=LINUX_ISOLATORS, interactive=True, multi_app=True,
+                              own_hostname=True)  # rkt-<uuid>, or --hostname (version 2+)
 
     def run(self, pod: PodView, options: RunOptions) -> int:
         """Run the ``run`` entrypoint in the foreground; its exit status is the pod's."""

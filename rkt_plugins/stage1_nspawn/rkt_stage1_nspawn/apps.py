@@ -47,12 +47,13 @@ def mount_root(app: AppRuntime, options: RunOptions, shift: int = 0) -> int:
 
 
 def service(root: int, app: AppRuntime, found: list[cgroups.Hierarchy],
-            interactive: bool) -> units.AppService:
-    """The app's service, resolved against its mounted root."""
+            interactive: bool, metadata_url: str = "") -> units.AppService:
+    """The app's service, resolved against its mounted root; ``metadata_url`` becomes
+    ``AC_METADATA_URL`` of its processes."""
     if not app.exec:
         raise RktError(f'app "{app.name}" has nothing to execute')
     account = resolve_account(root, app)
-    env = process_environment(app, account, interactive=interactive)
+    env = process_environment(app, account, metadata_url, interactive)
     cwd = resolve_directory(root, app, app.working_directory)
     search = env.get("PATH", DEFAULT_PATH)
 

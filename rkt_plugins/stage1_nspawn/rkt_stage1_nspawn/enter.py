@@ -1,10 +1,13 @@
 """``rkt enter``: a command inside a running app, confined exactly like the app.
 
 rkt's nspawn flavor entered only the pod's namespaces: the command had every capability, no
-cgroup and no no_new_privs (CVE-2019-10144, -10145, -10147). Here the command joins the app's
-cgroups (every hierarchy), the namespaces of one of the app's processes (user, mount, UTS,
-IPC, network, cgroup, PID) and its root; it gets the app's capability bounding set (no ambient
-or inheritable capabilities), its user and groups, its environment, and no_new_privs.
+seccomp filter, no cgroup and no no_new_privs (CVE-2019-10144, -10145, -10147). Here the
+command joins the app's cgroups (every hierarchy), the namespaces of one of the app's
+processes (user, mount, UTS, IPC, network, cgroup, PID) and its root; it gets the app's
+capability bounding set (no ambient or inheritable capabilities), its user and supplementary
+groups (the list its unit gives it), its environment, the seccomp filters of that process
+(:mod:`.seccomp`) and no_new_privs (which the app itself does not have: it is never needed to
+run what the app can run, and keeps the command from gaining privileges through a setuid file).
 
 All that is read before anything is joined, through an fd of ``/proc/<app pid>`` that pins the
 process; the process setting itself up is not dumpable, and execs as soon as it is inside.
@@ -23,7 +26,7 @@ from rkt_core.plugin_api.stage1 import (CAPABILITIES, DEFAULT_PATH, AppRuntime, 
                                         process_environment, resolve_account,
                                         resolve_directory, resolve_executable)
 
-from . import cgroups, units
+from . import cgroups, seccomp, units
 
 DEFAULT_COMMAND = ["/bin/sh"]  # rkt used /bin/bash; busybox images have only sh
 APP_WAIT_SECONDS = 20
@@ -93,9 +96,16 @@ def app_process(pod, found: list[cgroups.Hierarchy], unit: str) -> tuple[int, in
 def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[str]) -> int:
     """Run ``argv`` (default ``/bin/sh``) inside the running app; return its exit status."""
     unit = units.service_file(app.name)
-    _, proc_fd = app_process(pod, found, unit)
+    pid, proc_fd = app_process(pod, found, unit)
     fds = [proc_fd]
     try:
+        try:
+            filters = seccomp.read_filters(pid, proc_fd)
+        except (FileNotFoundError, ProcessLookupError):
+            raise RktError(f'app "{app.name}" exited') from None
+        except OSError as e:
+            raise RktError(f'cannot read the seccomp filters of app "{app.name}": '
+                           f"{describe(e)}") from None
         try:
             root = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
             fds.append(root)
@@ -115,7 +125,7 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
         keep = {CAPABILITIES[c] for c in app_limits(app.name, app.isolators, "nspawn").capabilities}
         cgroup_dirs = _process_cgroups(proc_fd, found, pod.uuid)
         with proc.blocked_signals(proc.FORWARDED):
-            return _run(lambda: _exec(root, cwd, path, command, env, account, keep),
+            return _run(lambda: _exec(root, cwd, path, command, env, account, keep, filters),
                         cgroup_dirs, joins)
     finally:
         for fd in fds:
@@ -142,16 +152,18 @@ def _process_cgroups(proc_fd: int, found: list[cgroups.Hierarchy], uuid: str) ->
     return result
 
 
-def _exec(root: int, cwd: str, path: str, argv: list[str], env: dict, account, keep) -> None:
+def _exec(root: int, cwd: str, path: str, argv: list[str], env: dict, account, keep,
+          filters: list[bytes]) -> None:
     """In the process inside every namespace: the app's root, identity and confinement; exec."""
     os.fchdir(root)
     os.chroot(".")
     os.chdir(cwd)
-    os.setgroups(list(dict.fromkeys((account.gid, *account.groups))))
+    os.setgroups(units.supplementary_groups(account.gid, account.groups))
     os.setresgid(account.gid, account.gid, account.gid)
     confine_capabilities(keep)
     os.setresuid(account.uid, account.uid, account.uid)
     proc.restore_default_signals()
+    seccomp.install_filters(filters)  # last: the filters may refuse what comes before
     os.execve(path, argv, env)
 
 

@@ -14,6 +14,6 @@ def _factory():
 
 @hookimpl
 def rkt_stage1_flavors():
-    return [Stage1Flavor(name="nspawn", factory=_factory, interface_version=1,
+    return [Stage1Flavor(name="nspawn", factory=_factory, interface_version=2,
                          description="systemd-nspawn with systemd as the pod's PID 1, one service "
                                      "per app, isolators, contained networking (the default)")]

@@ -37,7 +37,9 @@ def journal_dir(pod) -> str:
 
 
 def _write(path: str, text: str, mode: int = 0o644) -> None:
-    with open(path, "w") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode & 0o600)
+    with open(fd, "w") as f:
+        os.fchmod(fd, mode & 0o600)  # an existing file keeps its mode: no reader gets in now
         f.write(text)
     os.chmod(path, mode)
 
@@ -128,7 +130,9 @@ def write_units(pod, services: list[units.AppService], interactive: bool) -> Non
     for name in os.listdir(unit_dir):
         os.unlink(os.path.join(unit_dir, name))
     for svc in services:
-        _write(os.path.join(unit_dir, f"{svc.unit}.service"), units.app_service(svc, interactive))
+        # 0600: the environment may hold the pod's metadata token (AC_METADATA_URL)
+        _write(os.path.join(unit_dir, f"{svc.unit}.service"), units.app_service(svc, interactive),
+               0o600)
         for success in (True, False):
             _write(os.path.join(unit_dir, units.reaper_file(svc.app, success)),
                    units.reaper_service(svc.app))

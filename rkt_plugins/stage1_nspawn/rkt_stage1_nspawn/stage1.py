@@ -1,11 +1,12 @@
 """The nspawn flavor: systemd-nspawn boots the pod's stage1 root with the host's systemd as
 PID 1, which runs one service per app.
 
-``rkt run`` prepares the stage1 root and the units (:mod:`.rootfs`, :mod:`.units`), forks a
-process that takes a private mount namespace, mounts the apps' roots, volumes and the pod's
-cgroup view (:mod:`.apps`, :mod:`.cgroups`) and execs systemd-nspawn. While the pod runs, ``rkt
-run`` relays the apps' output (:mod:`.relay`) and passes SIGTERM/SIGINT/SIGHUP on to nspawn
-(which shuts the pod down); when nspawn exits it returns the exit status of the first app that
+``rkt run`` prepares the stage1 root and the units (:mod:`.rootfs`, :mod:`.units`) and forks
+the pod's keeper (:mod:`.keeper`), which forks a process that takes a private mount
+namespace, mounts the apps' roots, volumes and the pod's cgroup view (:mod:`.apps`,
+:mod:`.cgroups`) and execs systemd-nspawn. While the pod runs, ``rkt run`` relays the apps'
+output (:mod:`.relay`) and passes SIGTERM/SIGINT/SIGHUP on to the keeper (which shuts the pod
+down); when the keeper exits (nspawn is gone) it returns the exit status of the first app that
 failed, and removes the pod's cgroups.
 """
 
@@ -24,7 +25,8 @@ from rkt_core.plugin_api.stage1 import (CAPABILITIES, LINUX_ISOLATORS, AppRuntim
                                         app_runtimes)
 
 from . import apps as app_roots
-from . import cgroups, nspawn, rootfs, units, userns
+from . import cgroups, keeper, nspawn, rootfs, units, userns
+from .keeper import pod_init
 from .relay import Relay
 
 CGROUPS_FILE = "cgroups.json"  # the pod's cgroup hierarchies (for enter and gc)
@@ -32,15 +34,40 @@ SUBCGROUP_FILE = "subcgroup"  # the pod's cgroup, relative to the systemd hierar
 PRIVATE_USERS_FILE = "private-users"  # shift:count of a pod run with --private-users
 CGROUP_VIEW = "cgroup"  # mount point of the pod's /sys/fs/cgroup in the pod directory
 NSPAWN_RUNTIME = "/run/systemd/nspawn"
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOPPED = 128 + signal.SIGTERM  # the exit status of an app the pod's shutdown stopped
+
+
+class _Forwarder:
+    """``rkt run``'s handler of SIGTERM, SIGINT and SIGHUP: each asks the pod's keeper to shut
+    the pod down; one that comes while the pod is being set up is passed on once it runs."""
+
+    def __init__(self) -> None:
+        self.pidfd: int | None = None
+        self.asked = False
+
+    def __call__(self, _signum, _frame) -> None:
+        self.asked = True
+        self._send()
+
+    def attach(self, pidfd: int | None) -> None:
+        """Pass requests on to the keeper ``pidfd`` (None: to nobody), the earlier one too."""
+        self.pidfd = pidfd
+        if self.asked:
+            self._send()
+
+    def _send(self) -> None:
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
 
 class NspawnStage1:
     """Pods of any number of apps, each a systemd service inside the pod."""
 
     features = Stage1Features(isolators=LINUX_ISOLATORS, contained_network=True, interactive=True,
-                              private_users=True, multi_app=True)
+                              private_users=True, multi_app=True, own_hostname=True)
 
     # --- run ----------------------------------------------------------------------------------
 
@@ -68,13 +95,19 @@ class NspawnStage1:
         fifos = {} if options.interactive else rootfs.make_fifos(
             pod, [units.unit_name(a.name) for a in apps])
         relay = Relay(fifos, {units.unit_name(a.name): a.name for a in apps},
-                      lambda: pod_init(pid) if pid > 0 else None)
-        pid = -1
+                      lambda: pod_init(nspawn_pid) if nspawn_pid > 0 else None)
+        nspawn_pid = -1
+        forwarder = _Forwarder()  # from before the pod reads as running (its pid is written)
+        old = {sig: signal.signal(sig, forwarder) for sig in keeper.FORWARDED}
         try:
-            pid, _ = spawn.spawn(lambda _channel: _start(pod, apps, options, found, shift))
-            write_atomic(pod.file("pid"), str(pid).encode())
-            status = self._supervise(pid, relay)
+            pid, _ = spawn.spawn(lambda channel: keeper.keep(
+                lambda: _start(pod, apps, options, found, shift), channel, options.lock_fd,
+                pod.file("pid")))
+            nspawn_pid = pod.pid or -1
+            status = self._supervise(pid, relay, forwarder)
         finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             relay.close()
             cgroups.remove(found, pod.uuid)
         return self._exit_status(pod, apps, proc.exit_code(status))
@@ -90,24 +123,16 @@ class NspawnStage1:
         return value
 
     @staticmethod
-    def _supervise(pid: int, relay: Relay) -> int:
-        """Relay output until nspawn exits, passing on the signals rkt run gets; return its
-        wait status."""
+    def _supervise(pid: int, relay: Relay, forwarder: _Forwarder) -> int:
+        """Relay output until the keeper (``pid``) exits, passing on the signals rkt run gets;
+        return its wait status (nspawn's)."""
         pidfd = os.pidfd_open(pid)
-
-        def forward(signum, _frame):
-            try:
-                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-        old = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+        forwarder.attach(pidfd)
         try:
             relay.pump(pidfd)
             _, status = os.waitpid(pid, 0)
         finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+            forwarder.attach(None)
             os.close(pidfd)
         return status
 
@@ -147,29 +172,33 @@ class NspawnStage1:
         return enter_app(pod, runtime, _recorded_hierarchies(pod), argv)
 
     def stop(self, pod, force: bool) -> None:
-        """SIGTERM nspawn, which shuts the pod down (``force``: SIGKILL nspawn, then the pod's
-        PID 1, which killing nspawn alone would leave running)."""
+        """SIGTERM the pod's keeper, which shuts the pod down (nspawn itself for a pod without
+        one); ``force``: SIGKILL nspawn, then the pod's PID 1, which killing nspawn alone
+        would leave running."""
         pidfd = nspawn_process(pod)
         if pidfd is None:
             return
-        init_fd = None
+        fds = [pidfd]
         try:
             if force:
                 init = pod_init(pod.pid)
                 try:
-                    init_fd = os.pidfd_open(init) if init is not None else None
+                    if init is not None:
+                        fds.append(os.pidfd_open(init))
                 except ProcessLookupError:
                     pass
-            for fd in (pidfd, init_fd):
-                if fd is not None:
-                    try:
-                        signal.pidfd_send_signal(fd, signal.SIGKILL if force else signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+            else:
+                keeper_fd = keeper.keeper_of(pod.pid)
+                if keeper_fd is not None:  # it passes the request on until the pod takes it
+                    fds.insert(0, keeper_fd)
+            for fd in fds if force else fds[:1]:
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL if force else signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         finally:
-            os.close(pidfd)
-            if init_fd is not None:
-                os.close(init_fd)
+            for fd in fds:
+                os.close(fd)
 
     def logs(self, pod, app: str, lines: int, follow: bool, since: float | None,
              until: float | None):
@@ -226,20 +255,6 @@ def nspawn_process(pod, wait: float = 0) -> int | None:
     return pidfd
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def pod_init(nspawn_pid: int) -> int | None:
-    """The pid of the pod's PID 1 (systemd), nspawn's child."""
-    children = _children(nspawn_pid)
-    return children[0] if children else None
-
-
 # --- the process that becomes nspawn -----------------------------------------------------------
 
 
@@ -258,7 +273,8 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     for app in apps:
         root = app_roots.mount_root(app, options, shift_by)
         try:
-            services.append(app_roots.service(root, app, found, options.interactive))
+            services.append(app_roots.service(root, app, found, options.interactive,
+                                              options.metadata_url))
         finally:
             os.close(root)
     rootfs.write_units(pod, services, options.interactive)

@@ -63,6 +63,13 @@ class AppService:
         return unit_name(self.app)
 
 
+def supplementary_groups(gid: int, groups: tuple[int, ...]) -> list[int]:
+    """An app's supplementary groups: its group, then the image's ``supplementaryGIDs``. Its
+    unit names them all (systemd adds the group itself only when it is not 0), and ``rkt
+    enter`` sets the same list."""
+    return list(dict.fromkeys((gid, *groups)))
+
+
 def unit_name(app: str) -> str:
     """A unit name for an app: characters systemd does not allow are hex-escaped (``\\xNN``)."""
     return "".join(c if _UNIT_SAFE.fullmatch(c) else f"\\x{ord(c):02x}" for c in app)
@@ -142,8 +149,8 @@ def app_service(svc: AppService, interactive: bool) -> str:
         f"SyslogIdentifier={_plain(svc.app)}",
         f"TimeoutStopSec={STOP_TIMEOUT_SECONDS}",
     ]
-    if svc.groups:
-        lines.append("SupplementaryGroups=" + " ".join(str(g) for g in svc.groups))
+    lines.append("SupplementaryGroups=" + " ".join(
+        str(g) for g in supplementary_groups(svc.gid, svc.groups)))
     lines.append("CapabilityBoundingSet=" + " ".join(svc.limits.capabilities))
     if svc.limits.memory_bytes is not None:
         lines.append(f"{'MemoryMax' if svc.unified else 'MemoryLimit'}={svc.limits.memory_bytes}")

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.wait import WAIT_TIMEOUT
 
 HERE = Path(__file__).parent
 PROTO_DIR = HERE.parents[2] / "rkt_plugins" / "api_service" / "rkt_api_service"
@@ -67,7 +68,7 @@ class Service:
         """Start the service on ``rkt``'s data directory; its client once it listens."""
         log = self.tmp_path / f"api-service-{len(self.processes)}.log"
         with open(log, "w") as out:
-            process = subprocess.Popen([*argv, *rkt.command("api-service", listen)],
+            process = subprocess.Popen([*argv, *rkt.argv("api-service", listen)],
                                        stdout=out, stderr=subprocess.STDOUT)
         self.processes.append(process)
         deadline = time.monotonic() + WAIT_TIMEOUT

@@ -14,8 +14,9 @@ import time
 import pytest
 
 from apitest import Api, ApiError, read_response
-from rkt_core.testing.aci import busybox_aci
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
+from rkt_core.testing.aci import app_image, busybox_aci
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.wait import WAIT_TIMEOUT
 
 pytestmark = pytest.mark.root
 
@@ -24,7 +25,7 @@ WAIT_FOR_GATE = "while [ ! -e /gate/go ]; do sleep 0.1; done"
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+    return str(app_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
 
 
 @pytest.fixture
@@ -47,14 +48,14 @@ def ids(response: dict, kind: str = "pods") -> set[str]:
 
 @pytest.fixture
 def nspawn(tmp_path):
-    rkt = Rkt(tmp_path / "data", "nspawn")
+    rkt = Rkt(tmp_path, flavor="nspawn")
     yield rkt
     rkt.cleanup()
 
 
 @pytest.fixture
 def fly(tmp_path):
-    rkt = Rkt(tmp_path / "data", "fly")
+    rkt = Rkt(tmp_path, flavor="fly")
     yield rkt
     rkt.cleanup()
 
@@ -64,7 +65,8 @@ def test_pods_of_every_state_with_each_filter(nspawn, service, image, gate, tmp_
     assert nspawn.run("--net=default", f"--uuid-file-save={exited_file}", image,
                       "--exec", "/bin/sh", "--", "-c", "exit 3").returncode == 3
     exited = exited_file.read_text().strip()
-    process, running = nspawn.start("--net=default", image, *gated(gate, WAIT_FOR_GATE))
+    started = nspawn.start("--net=default", image, *gated(gate, WAIT_FOR_GATE))
+    running = started.uuid
     prepared = nspawn("prepare", "--stage1-name=nspawn", image).stdout.strip()
     api = service.start(nspawn)
 
@@ -120,7 +122,7 @@ def test_pods_of_every_state_with_each_filter(nspawn, service, image, gate, tmp_
     assert empty.value.code == "INVALID_ARGUMENT"
 
     (gate / "go").touch()
-    assert nspawn.wait_exited(process) == 0
+    assert started.wait() == 0
     assert ids(api("ListPods", {"filters": [{"states": ["POD_STATE_EXITED"]}]})) == {
         running, exited}
 
@@ -216,10 +218,11 @@ def test_events_of_pods_run_by_other_processes(fly, service, image, gate, tmp_pa
         assert started - 1 <= int(exited["time"]) <= time.time()
 
         # rkt run killed: nobody but the service sees the pod exit
-        process, second = fly.start(image, *gated(gate, WAIT_FOR_GATE))
+        pod = fly.start(image, *gated(gate, WAIT_FOR_GATE))
+        second = pod.uuid
         _events(listener, lambda found: "POD_STARTED" in _kinds(found, second))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        pod.process.send_signal(signal.SIGKILL)
+        pod.process.wait()
         assert fly.status(second)["state"] == "running"
         (gate / "go").touch()
         events = _events(listener, lambda found: "POD_EXITED" in _kinds(found, second))
@@ -261,8 +264,8 @@ def test_events_of_pods_run_by_other_processes(fly, service, image, gate, tmp_pa
 
 
 def test_get_logs_follows_a_running_app(nspawn, service, image, gate):
-    process, uuid = nspawn.start(image, *gated(gate, "echo first", WAIT_FOR_GATE,
-                                               "echo second"))
+    pod = nspawn.start(image, *gated(gate, "echo first", WAIT_FOR_GATE, "echo second"))
+    uuid = pod.uuid
     api = service.start(nspawn)
     follower = api.stream("GetLogs", {"pod_id": uuid, "app_name": "busybox", "follow": True})
     try:
@@ -272,7 +275,7 @@ def test_get_logs_follows_a_running_app(nspawn, service, image, gate):
         (gate / "go").touch()
         while not any(line.endswith("busybox: second") for line in lines):
             lines += read_response(follower)["lines"]
-        assert nspawn.wait_exited(process) == 0
+        assert pod.wait() == 0
         assert follower.wait(timeout=WAIT_TIMEOUT) == 0  # the pod exited: the stream ends
     finally:
         follower.kill()
@@ -313,7 +316,7 @@ def test_socket_activated_service(fly, service, generated, image, tmp_path):
     fly("fetch", image)
     port = _free_port()
     activator = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
-                                  *fly.command("api-service")],
+                                  *fly.argv("api-service")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     service.processes.append(activator)
     api = Api(generated, f"127.0.0.1:{port}")
@@ -333,7 +336,7 @@ def test_socket_activated_service(fly, service, generated, image, tmp_path):
     listening.listen()
     os.set_inheritable(listening.fileno(), True)
     refused = subprocess.run(
-        fly.command("api-service", "--listen=127.0.0.1:0"), capture_output=True, text=True,
+        fly.argv("api-service", "--listen=127.0.0.1:0"), capture_output=True, text=True,
         env={**os.environ, "LISTEN_FDS": "1"}, timeout=WAIT_TIMEOUT, pass_fds=(3,),
         preexec_fn=lambda: os.dup2(listening.fileno(), 3))
     listening.close()

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from rkt_core.testing.registry import Registry, build_test_image, local_env
-
-RKT_TIMEOUT = 120
+from rkt_core.testing import runner
+from rkt_core.testing.registry import Registry, build_test_image
 
 
 @pytest.fixture(scope="session")
@@ -49,35 +46,15 @@ def start_registry(images):
         registry.close()
 
 
-class Rkt:
-    """``rkt`` with a data directory and configuration directories of its own (the host's
-    ``/etc/rkt`` and ``/usr/lib/rkt`` are never read)."""
+class Rkt(runner.Rkt):
+    """The kit's runner with plain http allowed, and what the docker tests ask of it."""
 
     def __init__(self, base: Path):
-        self.data_dir = base / "data"
-        self.config_dir = base / "config"
-        self.system_config = base / "system-config"
-        self.user_config = base / "user-config"
-
-    def __call__(self, *args: str, insecure: str = "image,http",
-                 timeout: float = RKT_TIMEOUT) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(*args, insecure=insecure), capture_output=True,
-                              text=True, timeout=timeout, env=self.env)
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment to run it in: no proxies, so traffic to 127.0.0.1 stays local."""
-        return local_env()
-
-    def command(self, *args: str, insecure: str = "image,http") -> list[str]:
-        """The argv of ``rkt ARGS``."""
-        return [sys.executable, "-m", "rkt_core.cli.main", f"--dir={self.data_dir}",
-                f"--system-config={self.system_config}", f"--local-config={self.config_dir}",
-                f"--user-config={self.user_config}", f"--insecure-options={insecure}", *args]
+        super().__init__(base, insecure="image,http")
 
     def docker_auth(self, registry: str, user: str, password: str) -> None:
         """Write a dockerAuth file with these credentials for ``registry``."""
-        auth_d = self.config_dir / "auth.d"
+        auth_d = self.local_config / "auth.d"
         auth_d.mkdir(parents=True, exist_ok=True)
         (auth_d / "docker.json").write_text(json.dumps({
             "rktKind": "dockerAuth", "rktVersion": "v1", "registries": [registry],
@@ -85,26 +62,15 @@ class Rkt:
 
     def fetch(self, ref: str, *args: str, **kwargs) -> str:
         """``rkt fetch --full REF``; the image key (asserts success)."""
-        result = self("fetch", "--full", *args, ref, **kwargs)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
-
-    def image_keys(self) -> list[str]:
-        """The keys of the images in the store."""
-        result = self("image", "list", "--no-legend", "--full", "--fields=id")
-        assert result.returncode == 0, result.stderr
-        return result.stdout.split()
+        return self("fetch", "--full", *args, ref, check=0, **kwargs).stdout.strip()
 
     def manifest(self, image: str) -> dict:
         """``rkt image cat-manifest`` as a dict."""
-        result = self("image", "cat-manifest", image)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
+        return json.loads(self("image", "cat-manifest", image, check=0).stdout)
 
     def extract(self, key: str, dest: Path) -> Path:
         """``rkt image extract --rootfs-only``."""
-        result = self("image", "extract", "--rootfs-only", key, str(dest))
-        assert result.returncode == 0, result.stderr
+        self("image", "extract", "--rootfs-only", key, str(dest), check=0)
         return dest
 
     @property
@@ -113,11 +79,8 @@ class Rkt:
 
     def tmp_leftovers(self) -> list[str]:
         """What ``cas/tmp`` holds besides the blob cache's complete blobs."""
-        tmp = self.data_dir / "cas/tmp"
-        found = [p.name for p in tmp.iterdir() if p.name != "docker-blobs"] if tmp.exists() else []
-        if self.blob_cache.exists():
-            found += [p.name for p in self.blob_cache.iterdir() if p.name.endswith(".partial")]
-        return found
+        return [name for name in super().tmp_leftovers()
+                if not name.startswith("docker-blobs/") or name.endswith(".partial")]
 
 
 @pytest.fixture(scope="session")
@@ -130,4 +93,6 @@ def rkt_in():
 @pytest.fixture
 def rkt(tmp_path) -> Rkt:
     """``rkt`` on a fresh data directory."""
-    return Rkt(tmp_path)
+    rkt = Rkt(tmp_path)
+    yield rkt
+    rkt.cleanup()

@@ -10,6 +10,7 @@ import pytest
 
 from rkt_core.errors import ImageError
 from rkt_core.remote.httpclient import HttpError
+from rkt_core.testing.wait import wait_for
 from rkt_fetch_docker.blobcache import PARTIAL, BlobCache
 
 BLOB = b"layer bytes " * 1000
@@ -103,12 +104,11 @@ def test_a_partial_blob_the_registry_does_not_continue_is_downloaded_whole(tmp_p
 
 def wait_for_blocked_flock(inode: int) -> None:
     """Until a flock on ``inode`` waits (``/proc/locks`` lists it with ``->``)."""
-    for _ in range(3000):
+    def blocked() -> bool:
         with open("/proc/locks") as f:
-            if any("->" in line and line.split()[-3].endswith(f":{inode}") for line in f):
-                return
-        threading.Event().wait(0.01)
-    pytest.fail("the second fetch never waited for the lock")
+            return any("->" in line and line.split()[-3].endswith(f":{inode}") for line in f)
+
+    wait_for(blocked, what="the second fetch to wait for the lock")
 
 
 def test_the_loser_of_a_race_uses_the_winners_blob_and_leaves_no_partial_file(tmp_path):

@@ -204,7 +204,7 @@ def test_certificates_are_checked_against_the_ca_bundle_of_every_fetch(rkt, star
     env = {k: v for k, v in rkt.env.items()
            if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     env[variable] = str(registry.base / "cert.pem")
-    result = subprocess.run(rkt.command("fetch", ref_of(registry), insecure="image"), env=env,
+    result = subprocess.run(rkt.argv("fetch", ref_of(registry), insecure="image"), env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
@@ -277,7 +277,7 @@ def test_the_blob_cache_is_bounded(rkt, images, tmp_path):
 def test_concurrent_fetches_of_the_same_image(rkt, images):
     import subprocess
 
-    processes = [subprocess.Popen(rkt.command("fetch", "--full", ref_of(images, tag)),
+    processes = [subprocess.Popen(rkt.argv("fetch", "--full", ref_of(images, tag)),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=rkt.env)
                  for tag in ("latest", "latest", "v2s2")]

@@ -26,7 +26,8 @@ NAME = "nettest"
 
 
 class NetTestStage1:
-    features = Stage1Features(contained_network=True, multi_app=True)
+    # own_hostname: stands in for a flavor that sets the pod's hostname (it sets none itself)
+    features = Stage1Features(contained_network=True, multi_app=True, own_hostname=True)
 
     def run(self, pod, options) -> int:
         write_atomic(pod.file("nettest-options.json"),
@@ -72,7 +73,7 @@ class NetTestStage1:
 
 
 class NetTestExecStage1(NetTestStage1):
-    features = Stage1Features(contained_network=True)
+    features = Stage1Features(contained_network=True, own_hostname=True)
 
     def run(self, pod, options) -> int:
         (app,) = app_runtimes(pod.data_dir, pod.path, pod.manifest())

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from netcheck import contained_flavors, wait_until
-from rkt_core.testing.stage1_contract import contract_image
+from netcheck import contained_flavors
+from rkt_core.testing.aci import app_image
+from rkt_core.testing.wait import wait_for
 from rkt_net_cni import portfwd
 
 pytestmark = pytest.mark.root
@@ -35,12 +36,12 @@ SERVE = ["--exec", "/bin/busybox", "--", "sh", "-c", "cd /bin && exec httpd -f -
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """busybox, declaring port ``http`` (80/tcp)."""
-    return contract_image(tmp_path_factory.mktemp("img") / "bb.aci",
+    return app_image(tmp_path_factory.mktemp("img") / "bb.aci",
                           ports=[{"name": "http", "protocol": "tcp", "port": 80}])
 
 
 def _networks(rkt, uuid) -> str:
-    return wait_until(lambda: rkt.status(uuid).get("networks"), what="the pod's networks")
+    return wait_for(lambda: rkt.status(uuid).get("networks"), what="the pod's networks")
 
 
 def _ip(networks: str, name: str = "default") -> str:
@@ -84,13 +85,13 @@ def _run_output(rkt, *args) -> str:
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_two_pods_on_the_default_network_reach_each_other(rkt, image, flavor):
-    server = rkt.start("run", f"--stage1-name={flavor}", image, *SERVE)
-    uuid = rkt.only_pod()
+    server = rkt.start(f"--stage1-name={flavor}", image, *SERVE)
+    uuid = server.uuid
     ip = _ip(_networks(rkt, uuid))
     assert ip.startswith("172.16.28.")
     listing = rkt("list", "--no-legend", check=0).stdout
     assert f"default:ip4={ip}" in listing
-    assert wait_until(_fetch(f"http://{ip}/busybox"), what="the server pod")  # from the host
+    assert wait_for(_fetch(f"http://{ip}/busybox"), what="the server pod")  # from the host
     client = rkt("run", f"--stage1-name={flavor}", image, "--exec", "/bin/busybox", "--", "sh",
                  "-c", f"wget -q -O /dev/null http://{ip}/busybox && echo reached")
     assert client.returncode == 0 and "reached" in client.stdout, client.stderr
@@ -105,10 +106,10 @@ def test_two_pods_on_the_default_network_reach_each_other(rkt, image, flavor):
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_forwarded_port_is_reached_from_the_hosts_loopback(rkt, image, flavor):
     port = _free_port()
-    server = rkt.start("run", f"--stage1-name={flavor}", f"--port=http:{port}", image, *SERVE)
-    uuid = rkt.only_pod()
+    server = rkt.start(f"--stage1-name={flavor}", f"--port=http:{port}", image, *SERVE)
+    uuid = server.uuid
     _networks(rkt, uuid)
-    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
+    assert wait_for(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert portfwd.chains(uuid)[0] in nat and f"--dport {port}" in nat
     # From the outside: another pod plays the other host and connects to the host's address
@@ -122,11 +123,11 @@ def test_forwarded_port_is_reached_from_the_hosts_loopback(rkt, image, flavor):
 
 def test_forwarded_port_on_one_host_address(rkt, image):
     port = _free_port()
-    server = rkt.start("run", "--stage1-name=nettest", f"--port=http:127.0.0.1:{port}", image,
+    server = rkt.start("--stage1-name=nettest", f"--port=http:127.0.0.1:{port}", image,
                        *SERVE)
-    uuid = rkt.only_pod()
+    uuid = server.uuid
     _networks(rkt, uuid)
-    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
+    assert wait_for(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the forwarded port")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert f"-d 127.0.0.1/32 -p tcp -m tcp --dport {port}" in nat
     _stop(rkt, server, uuid)
@@ -134,13 +135,13 @@ def test_forwarded_port_on_one_host_address(rkt, image):
 
 def test_a_host_port_is_forwarded_to_one_pod_only(rkt, image):
     port = _free_port()
-    server = rkt.start("run", "--stage1-name=nettest", f"--port=http:{port}", image, *SERVE)
-    uuid = rkt.only_pod()
+    server = rkt.start("--stage1-name=nettest", f"--port=http:{port}", image, *SERVE)
+    uuid = server.uuid
     _networks(rkt, uuid)
     done = rkt("run", "--stage1-name=nettest", f"--port=http:{port}", image)
     assert done.returncode == 254
     assert f"host port tcp/{port} is already forwarded to another pod" in done.stderr
-    assert wait_until(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the first pod")
+    assert wait_for(_fetch(f"http://127.0.0.1:{port}/busybox"), what="the first pod")
     _stop(rkt, server, uuid)
 
 
@@ -178,7 +179,7 @@ def test_cni_args_dns_and_interfaces_in_order(rkt, image, tmp_path):
     status = rkt.status(uuid)
     assert "first:ip4=10.99.7." in status["networks"]
     assert f"default:ip4={ip}" in status["networks"]
-    pod = rkt.data / "pods" / "run" / uuid
+    pod = rkt.data_dir / "pods" / "run" / uuid
     info = json.loads((pod / "net-info.json").read_text())
     assert [(n["netName"], n["ifName"], n["args"]) for n in info] == [
         ("first", "eth0", ""), ("default", "eth1", f"IP={ip}")]
@@ -203,7 +204,7 @@ def test_net_all_is_every_user_network_and_default(rkt, image, tmp_path):
             "cniVersion": version, "name": name, "type": "ptp",
             "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(leases)}}))
     rkt("run", "--stage1-name=nettest", "--net=all", image, check=0)
-    info = json.loads((rkt.data / "pods" / "run" / rkt.note_pods()[0] / "net-info.json")
+    info = json.loads((rkt.data_dir / "pods" / "run" / rkt.note_pods()[0] / "net-info.json")
                       .read_text())
     # file name order (50-alpha, 50-zeta), rkt's built-in default last
     assert [(n["netName"], n["ifName"], n["ip"].rsplit(".", 1)[0]) for n in info] == [
@@ -220,7 +221,7 @@ def test_dns_flags_and_hosts_entries(rkt, image):
     out = _run_output(rkt, "--stage1-name=nettest", "--dns=10.1.2.3", "--dns-search=example.com",
                       "--hosts-entry=10.9.8.7=db", "--hostname=web", image)
     uuid = rkt.note_pods()[0]
-    pod = rkt.data / "pods" / "run" / uuid
+    pod = rkt.data_dir / "pods" / "run" / uuid
     assert (pod / "resolv.conf").read_text() == "nameserver 10.1.2.3\nsearch example.com\n"
     assert (pod / "hosts").read_text() == ("127.0.0.1\tlocalhost web\n::1\tlocalhost\n"
                                            "10.9.8.7\tdb\n")
@@ -235,7 +236,7 @@ def test_name_service_files_reach_the_apps(rkt, image, flavor):
                       "--hosts-entry=10.9.8.7=db", image, "--exec", "/bin/busybox", "--", "sh",
                       "-c", "cat /etc/resolv.conf /etc/hosts")
     if flavor == "nettest":  # apps see the host's files: check what the flavor was given
-        pod = rkt.data / "pods" / "run" / rkt.note_pods()[0]
+        pod = rkt.data_dir / "pods" / "run" / rkt.note_pods()[0]
         options = json.loads((pod / "nettest-options.json").read_text())
         out = "".join(open(options[k]).read() for k in ("resolv_conf", "hosts_file"))
     assert "nameserver 10.1.2.3\noptions ndots:2\n" in out
@@ -285,22 +286,116 @@ def test_failing_plugin_leaves_nothing(rkt, image, tmp_path):
     assert (leases / "full" / "10.98.0.1").read_text() == "someone-else"
 
 
+# A CNI plugin for the tests below: logs each command it gets in <itself>.log; refuses
+# REFUSE=yes in CNI_ARGS (at ADD and DEL alike, as plugins refuse arguments they do not know);
+# fails every DEL with another error while <itself>.busy exists.
+CHECKING_PLUGIN = """#!/bin/sh
+cat > /dev/null
+echo "$CNI_COMMAND" >> "$0.log"
+if [ "$CNI_COMMAND" = DEL ] && [ -e "$0.busy" ]; then
+    echo '{"code": 11, "msg": "busy"}'; exit 1
+fi
+case ";$CNI_ARGS;" in *";REFUSE=yes;"*)
+    echo '{"code": 999, "msg": "ARGS: unknown args [\\"REFUSE=yes\\"]"}'; exit 1 ;;
+esac
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion": "0.4.0"}'
+exit 0
+"""
+
+
+def _chain(rkt, leases, *types) -> dict[str, Path]:
+    """The network ``chain``: ptp (addresses leased in ``leases``), then plugins of
+    :data:`CHECKING_PLUGIN` named ``types``; returns their logs by name."""
+    rkt.lease_dirs.append(leases)
+    net_d = rkt.local_config / "net.d"
+    for name in types:
+        (net_d / name).write_text(CHECKING_PLUGIN)
+        (net_d / name).chmod(0o755)
+    (net_d / "10-chain.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "chain", "plugins": [
+            {"type": "ptp", "ipMasq": True,
+             "ipam": {"type": "host-local", "subnet": "10.96.41.0/24", "dataDir": str(leases)}},
+            *({"type": name} for name in types)]}))
+    return {name: net_d / f"{name}.log" for name in types}
+
+
+def _pods_gone(rkt) -> bool:
+    return not list((rkt.data / "pods").glob("*/*"))
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_network_refusing_its_arguments_leaves_nothing(rkt, image, tmp_path, flavor):
+    """ptp refuses an argument it does not know, at ADD and at DEL alike: the pod is undone
+    at once, the error said once, and gc removes the pod (rkt kept it forever)."""
+    leases = tmp_path / "leases"
+    rkt.lease_dirs.append(leases)
+    (rkt.local_config / "net.d" / "10-mynet.conf").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "mynet", "type": "ptp",
+        "ipam": {"type": "host-local", "subnet": "10.96.40.0/24", "dataDir": str(leases)}}))
+    done = rkt("run", f"--stage1-name={flavor}", "--net=mynet:FOO=bar", image)
+    assert done.returncode == 254
+    assert done.stderr.splitlines()[-1] == ('rkt: error adding network "mynet": CNI plugin '
+                                            '"ptp" (ADD) failed: ARGS: unknown args ["FOO=bar"]')
+    assert "networking" not in done.stderr and done.stderr.count("FOO=bar") == 1
+    (uuid,) = rkt.note_pods()
+    pod = rkt.data / "pods" / "run" / uuid
+    assert not (pod / "netns").exists() and not (pod / "net-backend").exists()
+    assert not list((pod / "net").iterdir())
+    assert f"rkt-{uuid}" not in os.listdir("/run/netns")
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 0, gc.stderr
+    assert _pods_gone(rkt)
+
+
+def test_a_plugin_failing_in_a_chain_is_undone_with_those_before_it(rkt, image, tmp_path):
+    """ptp's ADD succeeded, the next plugin refused its arguments: ptp's address is released
+    at once, and the plugin after the one that failed, never added, is not deleted either."""
+    logs = _chain(rkt, tmp_path / "leases", "refuser", "witness")
+    done = rkt("run", "--stage1-name=nettest", "--net=chain:IgnoreUnknown=1;REFUSE=yes", image)
+    assert done.returncode == 254
+    assert 'error adding network "chain": CNI plugin "refuser" (ADD) failed' in done.stderr
+    assert "networking" not in done.stderr
+    assert logs["refuser"].read_text() == "ADD\nDEL\n" and not logs["witness"].exists()
+    assert rkt.leaks() == {"netns": [], "links": [], "iptables": [], "leases": []}
+    assert rkt("gc", "--grace-period=0s").returncode == 0 and _pods_gone(rkt)
+
+
+def test_a_del_failing_otherwise_keeps_the_pod_for_gc(rkt, image, tmp_path):
+    """A DEL that fails with another error than the plugin's ADD may succeed later: the
+    records (and the pod) stay, the failure said once; a gc after the cause is gone cleans."""
+    logs = _chain(rkt, tmp_path / "leases", "refuser")
+    busy = logs["refuser"].with_suffix("").with_name("refuser.busy")
+    busy.write_text("")
+    done = rkt("run", "--stage1-name=nettest", "--net=chain:IgnoreUnknown=1;REFUSE=yes", image)
+    assert done.returncode == 254
+    assert done.stderr.count('CNI plugin "refuser" (DEL) failed: busy') == 1
+    (uuid,) = rkt.note_pods()
+    assert f"rkt-{uuid}" in os.listdir("/run/netns")
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 254 and "kept for the next gc" in gc.stderr
+    assert not _pods_gone(rkt)
+    busy.unlink()
+    gc = rkt("gc", "--grace-period=0s")
+    assert gc.returncode == 0, gc.stderr
+    assert _pods_gone(rkt) and f"rkt-{uuid}" not in os.listdir("/run/netns")
+
+
 def test_killed_rkt_run_is_cleaned_up_when_the_pod_ends(rkt, image):
     """rkt leaked a killed pod's networks until gc; here they go when its last process does."""
-    started = rkt.start("run", "--stage1-name=nettest", image, "--exec", "/bin/busybox", "--",
+    started = rkt.start("--stage1-name=nettest", image, "--exec", "/bin/busybox", "--",
                         "sleep", "1000")
-    uuid = rkt.only_pod()
+    uuid = started.uuid
     _networks(rkt, uuid)
     started.process.kill()
-    assert started.wait()[0] == -signal.SIGKILL
-    pod = rkt.data / "pods" / "run" / uuid
+    assert started.wait() == -signal.SIGKILL
+    pod = rkt.data_dir / "pods" / "run" / uuid
     assert (pod / "netns").exists()  # the app still runs, and so does the pod
     assert rkt.status(uuid)["state"] == "running"
     app = int((pod / "pid").read_text())  # the app: a session of its own, out of rkt's group
     os.killpg(app, signal.SIGKILL)
-    wait_until(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
+    wait_for(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
                what="the guardian's teardown")
-    assert wait_until(lambda: rkt.status(uuid)["state"] == "exited", what="the pod to exit")
+    assert wait_for(lambda: rkt.status(uuid)["state"] == "exited", what="the pod to exit")
     assert f"rkt-{uuid}" not in os.listdir("/run/netns")
 
 
@@ -311,8 +406,8 @@ def test_flavor_that_execs_is_torn_down_when_the_app_exits(rkt, image):
                       "ip", "-o", "-4", "addr")
     assert "eth0    inet 172.16.28." in out
     uuid = rkt.note_pods()[0]
-    pod = rkt.data / "pods" / "run" / uuid
-    wait_until(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
+    pod = rkt.data_dir / "pods" / "run" / uuid
+    wait_for(lambda: not (pod / "netns").exists() and not (pod / "net-backend").exists(),
                what="the guardian's teardown")
     assert not list((pod / "net").iterdir())
 
@@ -324,10 +419,10 @@ def test_daemonized_app_keeps_the_network_until_it_exits(rkt, image):
                "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!", check=0)
     uuid = rkt.note_pods()[0]
     daemon = int(done.stdout.split()[-1])
-    pod = rkt.data / "pods" / "run" / uuid
+    pod = rkt.data_dir / "pods" / "run" / uuid
     assert rkt.status(uuid)["state"] == "running" and (pod / "netns").exists()
     os.kill(daemon, signal.SIGKILL)
-    wait_until(lambda: not (pod / "netns").exists(), what="the guardian's teardown")
+    wait_for(lambda: not (pod / "netns").exists(), what="the guardian's teardown")
 
 
 def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
@@ -345,7 +440,7 @@ def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
               "pod.to_run()\n"
               "network.setup(ctx, pod, RunOptions(lock_fd=-1, net=('default',)))\n"
               "print(pod.uuid)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(rkt.data), str(rkt.local_config)],
+    done = subprocess.run([sys.executable, "-c", script, str(rkt.data_dir), str(rkt.local_config)],
                           capture_output=True, text=True, check=True)
     uuid = done.stdout.strip()
     rkt.seen.add(uuid)
@@ -354,4 +449,4 @@ def test_gc_mark_releases_a_leaked_pod(rkt, image, tmp_path):
     out = rkt("gc", "--mark-only", check=0)
     assert f'moving pod "{uuid}" to garbage' in out.stderr
     assert rkt.leaks() == {"netns": [], "links": [], "iptables": [], "leases": []}
-    assert (rkt.data / "pods" / "exited-garbage" / uuid / "net-info.json").exists()
+    assert (rkt.data_dir / "pods" / "exited-garbage" / uuid / "net-info.json").exists()

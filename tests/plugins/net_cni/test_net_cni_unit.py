@@ -200,11 +200,13 @@ def test_run_reports_the_plugins_error(recorder, monkeypatch):
     with pytest.raises(invoke.PluginError, match="no address left; subnet full") as error:
         run(1, json.dumps({"cniVersion": "1.0.0", "code": 11, "msg": "no address left",
                            "details": "subnet full"}))
-    assert error.value.code == 11
-    with pytest.raises(invoke.PluginError, match="panic: something"):
+    assert error.value.code == 11 and error.value.reason == "no address left; subnet full"
+    with pytest.raises(invoke.PluginError, match="panic: something") as error:
         run(1, "panic: something")
-    with pytest.raises(invoke.PluginError, match="not JSON"):
+    assert (error.value.code, error.value.reason) == (0, "panic: something")
+    with pytest.raises(invoke.PluginError, match="not JSON") as error:
         run(0, "not json")
+    assert error.value.reason == ""  # the plugin said no error: nothing of its own to compare
     assert run(0, "") is None
 
 

@@ -11,15 +11,15 @@ import subprocess
 
 import pytest
 
-from netcheck import wait_until
-from rkt_core.testing.stage1_contract import contract_image
+from rkt_core.testing.aci import app_image
+from rkt_core.testing.wait import wait_for
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    return contract_image(tmp_path_factory.mktemp("img") / "bb.aci")
+    return app_image(tmp_path_factory.mktemp("img") / "bb.aci")
 
 
 def _in_pod(uuid: str, *argv: str) -> str:
@@ -40,11 +40,11 @@ def test_pod_on_a_flannel_network(rkt, image, tmp_path, flannel_masquerades):
     (rkt.local_config / "net.d" / "10-flannel.conf").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "flan", "type": "flannel", "subnetFile": str(subnet_env),
         "dataDir": str(data), "delegate": {"bridge": bridge}}))
-    started = rkt.start("run", "--stage1-name=nettest", "--net=flan", image, "--exec",
+    started = rkt.start("--stage1-name=nettest", "--net=flan", image, "--exec",
                         "/bin/busybox", "--", "sleep", "1000")
-    uuid = rkt.only_pod()
-    networks = wait_until(lambda: rkt.status(uuid).get("networks"), what="the pod's networks")
-    pod = rkt.data / "pods" / "run" / uuid
+    uuid = started.uuid
+    networks = wait_for(lambda: rkt.status(uuid).get("networks"), what="the pod's networks")
+    pod = rkt.data_dir / "pods" / "run" / uuid
     info = json.loads((pod / "net-info.json").read_text())
     assert networks == f"flan:ip4={info[0]['ip']}" and info[0]["ip"].startswith("10.223.5.")
     assert info[0]["pluginPath"].endswith("-m rkt_net_flannel.cni")
@@ -60,5 +60,5 @@ def test_pod_on_a_flannel_network(rkt, image, tmp_path, flannel_masquerades):
     rkt("stop", uuid, check=0)
     started.wait()
     # released at exit, with the delegate's kept configuration
-    wait_until(lambda: not (pod / "netns").exists(), what="teardown")
+    wait_for(lambda: not (pod / "netns").exists(), what="teardown")
     assert list(data.iterdir()) == []

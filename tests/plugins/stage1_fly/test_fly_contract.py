@@ -4,19 +4,12 @@ redirect rkt's mounts or working directory)."""
 
 import os
 import signal
-import time
 
 import pytest
 
 from rkt_core.sys import mount
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Stage1Contract, contract_image
-
-
-def _wait_for(predicate, timeout=WAIT_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from rkt_core.testing.aci import app_image
+from rkt_core.testing.stage1_contract import Stage1Contract
 
 
 class TestFlyContract(Stage1Contract):
@@ -29,55 +22,54 @@ class TestFlyContract(Stage1Contract):
         return path
 
     def test_pod_mounts_stay_out_of_the_hosts_mount_table(self, rkt, image, host_dir):
-        process, uuid = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
-                                  "--mount=volume=data,target=/data", "--exec", "/bin/sleep", "--",
-                                  "1000")
-        pid = rkt.status(uuid)["pid"]
+        pod = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
+                        "--mount=volume=data,target=/data", "--exec", "/bin/sleep", "--", "1000")
+        pid = rkt.status(pod.uuid)["pid"]
         in_pod = {m.mount_point for m in mount.mounts(f"/proc/{pid}/mountinfo")}
         assert {"/data", "/proc", "/tmp"} <= in_pod
         assert mount.mounts_under(str(rkt.data_dir)) == []
-        rkt("stop", uuid)
-        rkt.wait_exited(process)
+        rkt("stop", pod.uuid)
+        pod.wait()
 
     def test_app_holds_only_stdio_and_the_pod_lock(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
-        pid = rkt.status(uuid)["pid"]
+        pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        pid = rkt.status(pod.uuid)["pid"]
         fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
         assert fds[:3] == [0, 1, 2] and len(fds) == 4
-        assert os.readlink(f"/proc/{pid}/fd/{fds[3]}") == str(rkt.data_dir / "pods/run" / uuid)
-        rkt("stop", uuid)
-        rkt.wait_exited(process)
+        assert os.readlink(f"/proc/{pid}/fd/{fds[3]}") == str(rkt.data_dir / "pods/run" / pod.uuid)
+        rkt("stop", pod.uuid)
+        pod.wait()
 
     def test_the_app_is_a_direct_child_of_rkt_run(self, rkt, image):
-        process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
-        with open(f"/proc/{rkt.status(uuid)['pid']}/stat") as f:
-            assert int(f.read().rsplit(")", 1)[1].split()[1]) == process.pid
-        rkt("stop", uuid)
-        rkt.wait_exited(process)
+        pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+        with open(f"/proc/{rkt.status(pod.uuid)['pid']}/stat") as f:
+            assert int(f.read().rsplit(")", 1)[1].split()[1]) == pod.process.pid
+        rkt("stop", pod.uuid)
+        pod.wait()
 
     def test_killed_rkt_run_leaves_the_pod_running_until_the_app_exits(self, rkt, image,
-                                                                       host_dir):
-        process, uuid = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
-                                  "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--",
-                                  "-c", "while [ ! -e /data/go ]; do sleep 0.05; done")
-        process.kill()
-        rkt.wait_exited(process)
-        assert rkt.status(uuid)["state"] == "running"
+                                                                       host_dir, wait_for):
+        pod = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
+                        "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--",
+                        "-c", "while [ ! -e /data/go ]; do sleep 0.05; done")
+        pod.process.kill()
+        pod.wait()
+        assert rkt.status(pod.uuid)["state"] == "running"
         (host_dir / "go").write_text("")
-        _wait_for(lambda: rkt.status(uuid)["state"] == "exited")
+        wait_for(lambda: rkt.status(pod.uuid)["state"] == "exited", what="the pod to exit")
 
     def test_signals_to_rkt_run_reach_the_app(self, rkt, image, host_dir):
-        process, uuid = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
-                                  "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--",
-                                  "-c", "trap 'echo term > /data/got; exit 9' TERM; "
-                                        "while true; do sleep 0.05; done")
-        process.send_signal(signal.SIGTERM)
-        assert rkt.wait_exited(process) == 9
+        pod = rkt.start(f"--volume=data,kind=host,source={host_dir}", image,
+                        "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--",
+                        "-c", "trap 'echo term > /data/got; exit 9' TERM; "
+                              "while true; do sleep 0.05; done")
+        pod.process.send_signal(signal.SIGTERM)
+        assert pod.wait() == 9
         assert (host_dir / "got").read_text() == "term\n"
-        assert rkt.status(uuid)["app-busybox"] == "9"
+        assert rkt.status(pod.uuid)["app-busybox"] == "9"
 
     def test_isolators_of_the_image_are_ignored_with_a_warning(self, rkt, tmp_path):
-        image = contract_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
+        image = app_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
             {"name": "resource/memory", "value": {"limit": "64M"}},
             {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_ADMIN"]}}])
         result = rkt.run(str(image))
@@ -90,7 +82,7 @@ class TestFlyContract(Stage1Contract):
                                       "--caps-remove=CAP_CHOWN"])
     def test_isolators_asked_for_on_the_command_line_are_refused(self, rkt, image, tmp_path,
                                                                  flag):
-        limited = contract_image(tmp_path / "limited.aci", name="example.com/limited",
+        limited = app_image(tmp_path / "limited.aci", name="example.com/limited",
                                  isolators=[{"name": "resource/memory", "value": {"limit": "1G"}}])
         for img in (image, str(limited)):
             result = rkt.run(img, flag)
@@ -119,7 +111,7 @@ class TestFlyContract(Stage1Contract):
         assert (result.returncode, result.stdout) == (0, "typed\n"), result.stderr
 
     def test_failing_pre_start_stops_the_start(self, rkt, tmp_path):
-        image = contract_image(tmp_path / "bad.aci", name="example.com/bad",
+        image = app_image(tmp_path / "bad.aci", name="example.com/bad",
                                eventHandlers=[{"name": "pre-start", "exec": ["/bin/false"]}])
         result = rkt.run(str(image))
         assert result.returncode == 254
@@ -130,7 +122,8 @@ class TestFlyContract(Stage1Contract):
         result = rkt.run("--dns=10.1.2.3", "--dns-search=example.com",
                          "--hosts-entry=10.9.8.7=db", image, "--exec", "/bin/cat", "--",
                          "/etc/resolv.conf", "/etc/hosts")
-        assert result.stdout == ("nameserver 10.1.2.3\nsearch example.com\n127.0.0.1\tlocalhost\n"
+        assert result.stdout == ("nameserver 10.1.2.3\nsearch example.com\n"
+                                 f"127.0.0.1\tlocalhost {os.uname().nodename}\n"  # the host's
                                  "::1\tlocalhost\n10.9.8.7\tdb\n"), result.stderr
 
     def test_unsupported_options_are_refused(self, rkt, image):

@@ -16,7 +16,7 @@ def test_plugin_declares_the_fly_flavor():
     plugins, info = load_plugin(plugin, "stage1-fly")
     assert info.errors == []
     flavor = plugins.stage1_flavor("fly")
-    assert flavor.interface_version == 1
+    assert flavor.interface_version == 2
     features = flavor.factory().features
     assert (features.interactive, features.contained_network, features.private_users,
             features.multi_app, features.isolators) == (True, False, False, False, frozenset())

@@ -5,7 +5,8 @@ entrypoints; it acts by the name it was started as. Like rkt's fly, it runs the 
 chrooted in a private mount namespace:
 
 - ``run [--debug] --net=... [--interactive] [--local-config=DIR] [--hostname=H] ... UUID``
-  (working directory: the pod): binds /dev, /proc, /sys and the volumes into the app's root, runs
+  (working directory: the pod): binds /dev, /proc, /sys, the volumes and, where the app has
+  no /etc/hosts, rkt's default one (localhost, the host's name) into the app's root, runs
   the pre-start handler, starts the app as its user with its environment, writes its pid to
   ``pid`` once it has exec'd, waits for it, writes its exit status to
   ``stage1/rootfs/rkt/status/<app>``, runs post-stop and exits with the app's status. The lock
@@ -119,6 +120,11 @@ def run(args):
         source = (volume["source"] if volume["kind"] == "host"
                   else os.path.abspath(f"sharedVolumes/{volume['name']}"))
         bind_into(root, source, m["path"], volume.get("readOnly") or m["volume"] in read_only_points)
+    if not os.path.lexists(root + "/etc/hosts"):  # rkt's default hosts file, as its stage1s
+        os.makedirs("stage1/rootfs/etc", exist_ok=True)
+        with open("stage1/rootfs/etc/hosts-fallback", "w") as f:
+            f.write(f"127.0.0.1\tlocalhost {os.uname().nodename}\n::1\tlocalhost\n")
+        bind_into(root, os.path.abspath("stage1/rootfs/etc/hosts-fallback"), "/etc/hosts", True)
     uid, gid, env = account(root, app)
     cwd = app["app"].get("workingDirectory") or "/"
     handlers = {h["name"]: h["exec"] for h in app["app"].get("eventHandlers", [])}

@@ -4,7 +4,6 @@ busybox app whose exit status ``rkt run`` returns; each entrypoint gets the argu
 version; gc calls the image's gc; hostile images are refused and leave nothing behind."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

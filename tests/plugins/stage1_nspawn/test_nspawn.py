@@ -7,6 +7,7 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import pytest
 from rkt_core.pod.limits import DEFAULT_CAPABILITIES
 from rkt_core.pod.limits import AppLimits as Limits
 from rkt_core.sys import mount
-from rkt_core.testing.stage1_contract import WAIT_TIMEOUT, Rkt, contract_image
+from rkt_core.testing.aci import app_image
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.wait import WAIT_TIMEOUT, wait_for
 from rkt_stage1_nspawn import cgroups
 
 pytestmark = pytest.mark.root
@@ -25,7 +28,7 @@ V1 = not cgroups.unified(cgroups.hierarchies())
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    return str(contract_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
+    return str(app_image(tmp_path_factory.mktemp("images") / "busybox.aci"))
 
 
 def _pod_cgroups(uuid: str) -> list[str]:
@@ -38,12 +41,10 @@ def _pod_cgroups(uuid: str) -> list[str]:
 
 @pytest.fixture
 def rkt(tmp_path):
-    rkt = Rkt(tmp_path / "data", "nspawn")
+    rkt = Rkt(tmp_path, flavor="nspawn")
     yield rkt
     rkt.cleanup()
-    uuids = [p.name for p in (tmp_path / "data" / "pods").glob("*/*")] \
-        if (tmp_path / "data" / "pods").exists() else []
-    for uuid in uuids:  # every pod's cgroups are gone once rkt run returned
+    for uuid in rkt.pods():  # every pod's cgroups are gone once rkt run returned
         assert _pod_cgroups(uuid) == []
     assert mount.mounts_under(str(tmp_path)) == []
 
@@ -75,7 +76,7 @@ def test_memory_and_cpu_limits_seen_by_the_app_v1(rkt, image):
 
 
 def test_image_isolators_and_their_override(rkt, tmp_path):
-    limited = contract_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
+    limited = app_image(tmp_path / "limited.aci", name="example.com/limited", isolators=[
         {"name": "resource/memory", "value": {"request": "32Mi", "limit": "32Mi"}},
         {"name": "resource/cpu", "value": {"request": "250m", "limit": "250m"}}])
     show = ["--exec", "/bin/sh", "--", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
@@ -102,7 +103,7 @@ def test_capabilities_retain_and_remove(rkt, image, tmp_path):
     assert _status_mask(result.stdout, "CapBnd") == \
         Limits(tuple(c for c in DEFAULT_CAPABILITIES if c != "CAP_CHOWN")).capability_mask
     assert result.returncode != 0  # chown without CAP_CHOWN
-    retained = contract_image(tmp_path / "caps.aci", name="example.com/caps", isolators=[
+    retained = app_image(tmp_path / "caps.aci", name="example.com/caps", isolators=[
         {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_SYS_ADMIN"]}}])
     result = rkt.run(str(retained), "--exec", "/bin/cat", "--", "/proc/self/status")
     assert _status_mask(result.stdout, "CapBnd") == 1 << 21, result.stderr
@@ -129,19 +130,17 @@ def test_two_apps_the_failing_ones_status_wins(rkt, image, tmp_path):
 def test_first_failure_in_time_decides(rkt, image, tmp_path):
     host = tmp_path / "host"
     host.mkdir()
-    process, uuid = rkt.start(
+    pod = rkt.start(
         f"--volume=data,kind=host,source={host}", image, "--name=late",
         "--mount=volume=data,target=/data", "--exec", "/bin/sh", "--", "-c",
         "while [ ! -e /data/go ]; do sleep 0.05; done; exit 7",
         "---", image, "--name=early", "--exec", "/bin/sh", "--", "-c", "exit 6")
+    uuid = pod.uuid
     # "late" fails only once the pod has recorded "early" as its first failure
     first = next((rkt.data_dir / "pods").glob(f"*/{uuid}")) / "stage1/rootfs/rkt/first-failure"
-    deadline = time.monotonic() + WAIT_TIMEOUT
-    while not first.is_symlink():
-        assert time.monotonic() < deadline, "the early app's failure was never recorded"
-        time.sleep(0.05)
+    wait_for(first.is_symlink, what="the early app's failure to be recorded")
     (host / "go").write_text("")
-    assert rkt.wait_exited(process) == 6
+    assert pod.wait() == 6
     status = rkt.status(uuid)
     assert (status["app-late"], status["app-early"]) == ("7", "6")
 
@@ -156,9 +155,9 @@ def test_missing_executable_is_an_error_of_rkt(rkt, image):
 
 
 def test_enter_is_confined_like_the_app(rkt, image, tmp_path):
-    process, uuid = rkt.start("--set-env=FOO=bar", image,
-                              "--caps-retain=CAP_NET_BIND_SERVICE,CAP_KILL", "--memory=32Mi",
-                              "--exec", "/bin/sleep", "--", "1000")
+    pod = rkt.start("--set-env=FOO=bar", image, "--caps-retain=CAP_NET_BIND_SERVICE,CAP_KILL",
+                    "--memory=32Mi", "--exec", "/bin/sleep", "--", "1000")
+    uuid = pod.uuid
     app_pid = _app_pid(uuid, comm="busybox")  # systemd calls it "(busybox)" until exec
     with open(f"/proc/{app_pid}/status") as f:
         app_status = f.read()
@@ -186,30 +185,85 @@ def test_enter_is_confined_like_the_app(rkt, image, tmp_path):
     assert "memory:/system.slice/busybox.service" in cgroup
     assert rest.split() == ["bar", str(32 << 20)]
     rkt("stop", uuid)
-    rkt.wait_exited(process)
+    pod.wait()
 
 
 def test_enter_as_the_apps_user(rkt, image):
-    process, uuid = rkt.start(image, "--user=user", "--group=users", "--exec", "/bin/sleep", "--",
-                              "1000")
+    pod = rkt.start(image, "--user=user", "--group=users", "--exec", "/bin/sleep", "--", "1000")
+    uuid = pod.uuid
     result = rkt("enter", uuid, "/bin/sh", "-c", "id -u; id -g; grep CapEff /proc/self/status")
     assert result.stdout.split() == ["1000", "1000", "CapEff:", "0000000000000000"], result.stderr
     rkt("stop", uuid)
-    rkt.wait_exited(process)
+    pod.wait()
+
+
+def _status_fields(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":", 1) for line in f.read().splitlines())
+
+
+def _pid_of(argv: list[str]) -> int | None:
+    wanted = "".join(a + "\0" for a in argv).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == wanted:
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _filters(seccomp, pid: int) -> list[bytes]:
+    proc_fd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return seccomp.read_filters(pid, proc_fd)
+    finally:
+        os.close(proc_fd)
+
+
+@pytest.mark.parametrize("identity", [["--user=user", "--group=0", "--supplementary-gids=2000"],
+                                      ["--user=user", "--group=users"], []])
+def test_enter_gets_the_apps_seccomp_filters_and_groups(rkt, image, identity):
+    from rkt_stage1_nspawn import seccomp
+
+    pod = rkt.start(image, *identity, "--exec", "/bin/sleep", "--", "1000")
+    app_pid = _app_pid(pod.uuid, comm="busybox")
+    command = ["/bin/sleep", f"{os.getpid()}.5"]  # found by its unique argument
+    entered = subprocess.Popen(rkt.argv("enter", pod.uuid, *command), env=rkt.env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        def started() -> int | None:
+            assert entered.poll() is None, entered.stderr.read()
+            return _pid_of(command)
+
+        pid = wait_for(started, what="the entered command")
+        app, inside = _status_fields(app_pid), _status_fields(pid)
+        for field in ("Seccomp", "Seccomp_filters", "Groups", "Uid", "Gid", "CapBnd", "CapEff"):
+            assert inside[field] == app[field], field
+        assert app["Seccomp"].strip() == "2"  # systemd-nspawn's filter, inherited from PID 1
+        filters = [_filters(seccomp, p) for p in (app_pid, pid)]
+        assert len(filters[0]) == int(app["Seccomp_filters"]) > 0
+        assert filters[1] == filters[0]
+    finally:
+        entered.terminate()
+        entered.wait(WAIT_TIMEOUT)
+    rkt("stop", pod.uuid)
+    pod.wait()
 
 
 def _app_pid(uuid: str, comm: str | None = None) -> int:
     """The pid of the pod's busybox app; with ``comm``, once it has exec'd that program (before
     that it is systemd's child still setting the app's credentials up)."""
-    deadline = time.monotonic() + WAIT_TIMEOUT
-    while time.monotonic() < deadline:
+    def pid() -> int | None:
         for path in _pod_cgroups(uuid):
             procs = Path(path, cgroups.PAYLOAD, "system.slice", "busybox.service", "cgroup.procs")
             pids = procs.read_text().split() if procs.exists() else []
             if pids and (comm is None or _comm(pids[0]) == comm):
                 return int(pids[0])
-        time.sleep(0.05)
-    raise AssertionError("the app did not start")
+        return None
+
+    return wait_for(pid, what="the app to start")
 
 
 def _comm(pid: str) -> str | None:
@@ -250,17 +304,16 @@ def test_logs_of_an_exited_pod(rkt, image, tmp_path):
 def test_following_the_logs_of_a_running_pod(rkt, image, tmp_path):
     gate = tmp_path / "gate"
     gate.mkdir()
-    process, uuid = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
-                              "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
-                              "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; "
-                              "echo second")
-    follower = subprocess.Popen(rkt.command("logs", "-f", "-o", "cat", uuid),
-                                stdout=subprocess.PIPE, text=True)
+    pod = rkt.start(image, f"--volume=gate,kind=host,source={gate}",
+                    "--mount=volume=gate,target=/gate", "--exec", "/bin/sh", "--", "-c",
+                    "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; echo second")
+    follower = subprocess.Popen(rkt.argv("logs", "-f", "-o", "cat", pod.uuid),
+                                stdout=subprocess.PIPE, text=True, env=rkt.env)
     try:
         assert follower.stdout.readline() == "first\n"
         (gate / "go").touch()
         assert follower.stdout.readline() == "second\n"
-        assert rkt.wait_exited(process) == 0
+        assert pod.wait() == 0
         assert follower.wait(timeout=WAIT_TIMEOUT) == 0  # ends once the pod has exited
         assert follower.stdout.read() == ""
     finally:
@@ -274,8 +327,8 @@ def test_following_the_logs_of_a_running_pod(rkt, image, tmp_path):
 def test_interactive_gets_a_real_terminal(rkt, image):
     pid, fd = pty.fork()
     if pid == 0:
-        os.execv(rkt.command()[0], rkt.command("run", "--stage1-name=nspawn", "--interactive",
-                                               image, "--exec", "/bin/sh"))
+        argv = rkt.argv("run", "--stage1-name=nspawn", "--interactive", image, "--exec", "/bin/sh")
+        os.execve(argv[0], argv, rkt.env)
     output = b""
     try:
         deadline = time.monotonic() + WAIT_TIMEOUT
@@ -335,7 +388,7 @@ def test_default_hostname_is_the_machine_name(rkt, image, tmp_path):
 
 
 def test_failing_pre_start_fails_the_app(rkt, tmp_path):
-    image = contract_image(tmp_path / "bad.aci", name="example.com/bad",
+    image = app_image(tmp_path / "bad.aci", name="example.com/bad",
                            eventHandlers=[{"name": "pre-start", "exec": ["/bin/sh", "-c",
                                                                          "exit 9"]}])
     result = rkt.run(str(image))
@@ -347,29 +400,80 @@ def test_failing_pre_start_fails_the_app(rkt, tmp_path):
 
 
 def test_sigterm_to_rkt_run_stops_the_pod(rkt, image):
-    process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
-    process.send_signal(signal.SIGTERM)
-    assert rkt.wait_exited(process) == 128 + signal.SIGTERM
+    """SIGTERM as soon as the pod reads as running: rkt run passes it on even if the pod's
+    systemd is still starting (rkt lost such a request: the pod ran on)."""
+    pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+    uuid = pod.uuid
+    pod.process.send_signal(signal.SIGTERM)
+    assert pod.wait() == 128 + signal.SIGTERM
     assert rkt.status(uuid)["app-busybox"] == str(128 + signal.SIGTERM)
 
 
 def test_force_stop_leaves_no_process(rkt, image):
-    process, uuid = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
-                              "trap '' TERM; while true; do sleep 1; done")
+    pod = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                    "trap '' TERM; while true; do sleep 1; done")
+    uuid = pod.uuid
     assert rkt("stop", "--force", uuid).returncode == 0
-    assert rkt.wait_exited(process) == 128 + 9
+    assert pod.wait() == 128 + 9
     assert _pod_cgroups(uuid) == []
 
 
+# Runs the command given as arguments under a parent that reaps none of its orphans (as a
+# supervisor might, or an init that reaps late), and prints its pid; stops when stdin closes.
+NON_REAPING_PARENT = """
+import ctypes, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans are ours
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _started_at(pid: int) -> str | None:
+    """The start time of process ``pid`` (None if there is none, not even a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def test_nspawn_is_reaped_before_the_pod_of_a_killed_rkt_run_reads_exited(rkt, image, tmp_path):
+    """rkt run killed: its systemd-nspawn is not left as a zombie to whoever inherits it (rkt
+    let the pod read exited while it was one): the pod's keeper reaps it, then lets go of the
+    pod's lock."""
+    uuid_file = tmp_path / "uuid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", NON_REAPING_PARENT,
+         *rkt.argv("run", "--stage1-name=nspawn", f"--uuid-file-save={uuid_file}", image,
+                   "--exec", "/bin/sleep", "--", "1000")],
+        env=rkt.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    uuid = ""
+    try:
+        rkt_run = int(parent.stdout.readline())
+        uuid = wait_for(lambda: uuid_file.exists() and uuid_file.read_text().strip(),
+                        what="the pod's uuid")
+        nspawn = int(wait_for(lambda: rkt.status(uuid).get("pid"), what="the pod's pid"))
+        started = _started_at(nspawn)
+        assert started is not None
+        os.kill(rkt_run, signal.SIGKILL)
+        wait_for(lambda: rkt.status(uuid).get("state") == "exited", what="the pod to exit")
+        assert _started_at(nspawn) != started  # gone, zombie included
+        assert rkt("gc", "--grace-period=0s").returncode == 0  # what the killed rkt run left
+    finally:
+        if uuid and rkt.status(uuid).get("state") == "running":
+            rkt("stop", "--force", uuid)
+        parent.stdin.close()
+        parent.wait(WAIT_TIMEOUT)
+
+
 def test_gc_removes_cgroups_left_by_a_killed_rkt_run(rkt, image):
-    process, uuid = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+    pod = rkt.start(image, "--exec", "/bin/sleep", "--", "1000")
+    uuid = pod.uuid
     assert _pod_cgroups(uuid)
-    process.kill()  # rkt run dies: nspawn gets SIGTERM, the pod shuts down, nobody cleans up
-    rkt.wait_exited(process)
-    deadline = time.monotonic() + WAIT_TIMEOUT
-    while rkt.status(uuid).get("state") != "exited":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    pod.process.kill()  # rkt run dies: the keeper shuts the pod down, nobody removes its cgroups
+    pod.wait()
+    wait_for(lambda: rkt.status(uuid).get("state") == "exited", what="the pod to exit")
     result = rkt("gc", "--grace-period=0s")
     assert result.returncode == 0, result.stderr
     assert _pod_cgroups(uuid) == []

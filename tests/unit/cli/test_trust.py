@@ -1,24 +1,21 @@
 """``rkt trust``: rkt's output and exit codes, the fingerprint review, and where keys are written.
 
-Every run passes --system-config and --local-config, so /etc/rkt is never touched.
+Every run has configuration directories of its own (the kit's runner), so /etc/rkt is never
+touched.
 """
 
-import io
 import os
 import pty
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from rkt_core.cli.main import main
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.terminal import drain
 from rkt_core.trust.pubkeys import fingerprint_text
 
-RKT = str(Path(sys.executable).with_name("rkt"))
 PREFIX = "example.com/hello"
 
 
@@ -36,19 +33,24 @@ def key(tmp_path, signer):
 
 
 @pytest.fixture
-def dirs(tmp_path):
-    return ["--system-config", str(tmp_path / "system"), "--local-config", str(tmp_path / "local")]
+def runner(rkt):
+    """The kit's runner, without --insecure-options."""
+    rkt.insecure = ""
+    return rkt
 
 
 @pytest.fixture
-def rkt(capsys, monkeypatch, dirs):
-    """Run ``rkt trust ...`` in-process with stdin that is not a terminal."""
+def local(runner) -> Path:
+    """The local configuration directory, where keys are written."""
+    return runner.local_config
+
+
+@pytest.fixture
+def trust(runner):
+    """``rkt trust ARGS`` with stdin that is not a terminal: (exit status, stdout, stderr)."""
     def run(*args, stdin=""):
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        with pytest.raises(SystemExit) as exit:
-            main(["trust", *dirs, *args])
-        out, err = capsys.readouterr()
-        return exit.value.code, out, err
+        result = runner("trust", *args, input=stdin)
+        return result.returncode, result.stdout, result.stderr
     return run
 
 
@@ -61,10 +63,10 @@ def test_fingerprint_is_shown_in_rkt_groups():
             == "8B86 DE38 890D DB72 9186  7B02 5210 BD88 8818 2190")
 
 
-def test_skip_review_adds_prefix_key_with_rkt_output(tmp_path, rkt, key, signer):
-    code, out, err = rkt("--prefix", PREFIX, "--skip-fingerprint-review", key)
+def test_skip_review_adds_prefix_key_with_rkt_output(local, runner, trust, key, signer):
+    code, out, err = trust("--prefix", PREFIX, "--skip-fingerprint-review", key)
     fingerprint = signer.fingerprint.lower()
-    path = tmp_path / "local/trustedkeys/prefix.d/example.com/hello" / fingerprint
+    path = local / "trustedkeys/prefix.d/example.com/hello" / fingerprint
     assert code == 0, err
     assert out == (f"gpg key fingerprint is: {fingerprint_text(fingerprint)}\n"
                    "\tSigner <signer@example.com>\n"
@@ -74,23 +76,26 @@ def test_skip_review_adds_prefix_key_with_rkt_output(tmp_path, rkt, key, signer)
     assert path.read_bytes() == signer.export_public()
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755
-    assert not (tmp_path / "system").exists()
+    assert not runner.system_config.exists()
 
 
-def test_root_key_from_a_file_url(tmp_path, rkt, key, signer):
-    code, out, err = rkt("--root", "--skip-fingerprint-review", f"file://{key}")
-    path = tmp_path / "local/trustedkeys/root.d" / signer.fingerprint.lower()
+def test_root_key_from_a_file_url(local, trust, key, signer):
+    code, out, err = trust("--root", "--skip-fingerprint-review", f"file://{key}")
+    path = local / "trustedkeys/root.d" / signer.fingerprint.lower()
     assert code == 0, err
     assert f'Trusting "file://{key}" for prefix "" without fingerprint review.\n' in out
     assert out.endswith(f'Added root key at "{path}"\n')
     assert path.is_file()
 
 
-def test_global_flags_also_work_before_the_command(tmp_path, capsys, key, dirs, signer):
-    with pytest.raises(SystemExit) as exit:
-        main([*dirs, "trust", "--prefix", PREFIX, "--skip-fingerprint-review", key])
-    assert exit.value.code == 0
-    assert _files(tmp_path / "local") == [
+def test_global_flags_also_work_after_the_command(runner, local, key, signer):
+    argv = runner.argv()
+    command = argv.index("-m") + 2  # python -m rkt_core.cli.main FLAGS...
+    argv = [*argv[:command], "trust", *argv[command:], "--prefix", PREFIX,
+            "--skip-fingerprint-review", key]
+    result = subprocess.run(argv, capture_output=True, text=True, env=runner.env)
+    assert result.returncode == 0, result.stderr
+    assert _files(local) == [
         f"trustedkeys/prefix.d/example.com/hello/{signer.fingerprint.lower()}"]
 
 
@@ -109,42 +114,43 @@ def test_global_flags_also_work_before_the_command(tmp_path, capsys, key, dirs, 
     (["--prefix", PREFIX, "https://127.0.0.1:1/key.asc"], "error adding keys: key: "),
     (["--prefix", PREFIX, "ftp://example.com/key.asc"], "only local files"),
 ])
-def test_errors_exit_254_and_write_nothing(tmp_path, rkt, key, args, message):
-    code, out, err = rkt(*[key if a == "KEY" else a for a in args])
+def test_errors_exit_254_and_write_nothing(local, trust, key, args, message):
+    code, out, err = trust(*[key if a == "KEY" else a for a in args])
     assert code == 254
     assert err.startswith("rkt: ")
     assert message in err
-    assert not (tmp_path / "local").exists()
+    assert not (local).exists()
 
 
-def test_unbounded_trust_explains_both_ways(rkt, key):
-    _, _, err = rkt(key)
+def test_unbounded_trust_explains_both_ways(trust, key):
+    _, _, err = trust(key)
     assert 'rkt trust --prefix "example.com/foo" [PUBKEY]' in err
     assert "rkt trust --root PUBKEY" in err
 
 
-def test_secret_key_is_refused(tmp_path, rkt, signer):
+def test_secret_key_is_refused(tmp_path, local, trust, signer):
     secret = tmp_path / "secret.asc"
     secret.write_bytes(signer.export_secret())
-    code, _, err = rkt("--prefix", PREFIX, "--skip-fingerprint-review", str(secret))
+    code, _, err = trust("--prefix", PREFIX, "--skip-fingerprint-review", str(secret))
     assert code == 254 and "secret key" in err
-    assert not (tmp_path / "local").exists()
+    assert not (local).exists()
 
 
-def test_review_needs_a_terminal(tmp_path, rkt, key, signer):
-    code, out, err = rkt("--prefix", PREFIX, key, stdin="yes\n")
+def test_review_needs_a_terminal(local, trust, key, signer):
+    code, out, err = trust("--prefix", PREFIX, key, stdin="yes\n")
     assert code == 254
     assert "gpg key fingerprint is:" in out  # shown before refusing
     assert ("rkt: error adding keys: error reviewing key: unable to ask user to review "
             "fingerprint due to lack of tty") in err
     assert "--skip-fingerprint-review" in err
-    assert not (tmp_path / "local").exists()
+    assert not (local).exists()
 
 
-def _run_on_tty(args, answer: bytes):
+def _run_on_tty(runner, args, answer: bytes):
     """Run the real ``rkt`` with stdin and stderr on a pseudo-terminal; stdout is a pipe."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([RKT, *args], stdin=slave, stderr=slave, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(runner.argv(*args), stdin=slave, stderr=slave,
+                            stdout=subprocess.PIPE, env=runner.env)
     os.close(slave)
     os.write(master, answer)
     out = proc.stdout.read().decode()
@@ -153,9 +159,9 @@ def _run_on_tty(args, answer: bytes):
     return code, out, terminal.decode().replace("\r\n", "\n")
 
 
-def test_yes_on_the_terminal_trusts_the_key(tmp_path, key, dirs, signer):
-    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"yes\n")
-    path = tmp_path / "local/trustedkeys/prefix.d/example.com/hello" / signer.fingerprint.lower()
+def test_yes_on_the_terminal_trusts_the_key(local, runner, key, signer):
+    code, out, terminal = _run_on_tty(runner, ["trust", "--prefix", PREFIX, key], b"yes\n")
+    path = local / "trustedkeys/prefix.d/example.com/hello" / signer.fingerprint.lower()
     assert code == 0, terminal
     assert out.endswith("Are you sure you want to trust this key (yes/no)?\n"
                         f'Trusting "{key}" for prefix "{PREFIX}" after fingerprint review.\n'
@@ -164,20 +170,20 @@ def test_yes_on_the_terminal_trusts_the_key(tmp_path, key, dirs, signer):
     assert path.is_file()
 
 
-def test_no_on_the_terminal_does_not_trust(tmp_path, key, dirs):
-    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"no\n")
+def test_no_on_the_terminal_does_not_trust(local, runner, key):
+    code, out, terminal = _run_on_tty(runner, ["trust", "--prefix", PREFIX, key], b"no\n")
     assert code == 0
     assert out.endswith("Are you sure you want to trust this key (yes/no)?\n")
     assert f'pubkey: not trusting "{key}"' in terminal
-    assert not (tmp_path / "local").exists()
+    assert not (local).exists()
 
 
-def test_other_answers_are_asked_again_and_eof_is_an_error(tmp_path, key, dirs):
-    code, out, _ = _run_on_tty(["trust", *dirs, "--root", key], b"y\nmaybe\nyes\n")
+def test_other_answers_are_asked_again_and_eof_is_an_error(local, runner, key):
+    code, out, _ = _run_on_tty(runner, ["trust", "--root", key], b"y\nmaybe\nyes\n")
     assert code == 0
     assert out.count("Please enter 'yes' or 'no'\n") == 2
     assert 'Added root key at "' in out
 
-    code, out, terminal = _run_on_tty(["trust", *dirs, "--prefix", PREFIX, key], b"\x04")
+    code, out, terminal = _run_on_tty(runner, ["trust", "--prefix", PREFIX, key], b"\x04")
     assert code == 254
     assert "error reviewing key: error reading input: EOF" in terminal

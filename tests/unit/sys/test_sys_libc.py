@@ -9,19 +9,19 @@ from rkt_core.sys import fs
 from rkt_core.sys import libc as seam
 
 
-def test_a_failing_call_raises_oserror_with_errno_and_what_failed(libc):
-    libc.fail["umount2"] = errno.EBUSY
+def test_a_failing_call_raises_oserror_with_errno_and_what_failed(fake_libc):
+    fake_libc.fail["umount2"] = errno.EBUSY
     with pytest.raises(OSError, match=r"^\[Errno 16\] cannot unmount /x: Device or resource "
                                       r"busy$") as failure:
         seam.call("umount2", b"/x", 0, what="cannot unmount /x")
     assert failure.value.errno == errno.EBUSY
-    assert libc.calls == [("umount2", b"/x", 0)]
+    assert fake_libc.calls == [("umount2", b"/x", 0)]
 
 
-def test_syncfs_goes_through_the_seam(libc, tmp_path):
+def test_syncfs_goes_through_the_seam(fake_libc, tmp_path):
     fs.syncfs(str(tmp_path))
-    assert [c[0] for c in libc.calls] == ["syncfs"]
-    libc.fail["syncfs"] = errno.EIO
+    assert [c[0] for c in fake_libc.calls] == ["syncfs"]
+    fake_libc.fail["syncfs"] = errno.EIO
     with pytest.raises(OSError, match=f"cannot sync the filesystem of {tmp_path}: "
                                       "Input/output error"):
         fs.syncfs(str(tmp_path))

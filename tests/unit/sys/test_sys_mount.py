@@ -14,18 +14,18 @@ from rkt_core.sys.mount import MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_RE
 # --- the calls --------------------------------------------------------------------------------
 
 
-def test_mount_passes_bytes_and_flags(libc):
+def test_mount_passes_bytes_and_flags(fake_libc):
     mount.mount("src dir", "/tgt", "ext4", MS_RDONLY, "a=b")
-    assert libc.calls == [("mount", b"src dir", b"/tgt", b"ext4", MS_RDONLY, b"a=b")]
+    assert fake_libc.calls == [("mount", b"src dir", b"/tgt", b"ext4", MS_RDONLY, b"a=b")]
 
 
-def test_mount_none_arguments_are_null(libc):
+def test_mount_none_arguments_are_null(fake_libc):
     mount.mount(None, "/tgt")
-    assert libc.calls == [("mount", None, b"/tgt", None, 0, None)]
+    assert fake_libc.calls == [("mount", None, b"/tgt", None, 0, None)]
 
 
-def test_mount_error_has_errno_and_a_clear_message(libc):
-    libc.fail["mount"] = errno.EPERM
+def test_mount_error_has_errno_and_a_clear_message(fake_libc):
+    fake_libc.fail["mount"] = errno.EPERM
     with pytest.raises(PermissionError) as info:
         mount.mount("/a", "/b", "none", MS_BIND)
     assert info.value.errno == errno.EPERM
@@ -33,30 +33,30 @@ def test_mount_error_has_errno_and_a_clear_message(libc):
                                    "Operation not permitted")
 
 
-def test_umount_error(libc):
-    libc.fail["umount2"] = errno.EINVAL
+def test_umount_error(fake_libc):
+    fake_libc.fail["umount2"] = errno.EINVAL
     with pytest.raises(OSError, match="cannot unmount /x: Invalid argument"):
         mount.umount("/x", MNT_DETACH)
-    assert libc.calls == [("umount2", b"/x", MNT_DETACH)]
+    assert fake_libc.calls == [("umount2", b"/x", MNT_DETACH)]
 
 
 @pytest.mark.parametrize("recursive,flags", [(False, MS_BIND), (True, MS_BIND | MS_REC)])
-def test_bind(libc, recursive, flags):
+def test_bind(fake_libc, recursive, flags):
     mount.bind("/a", "/b", recursive=recursive)
-    assert libc.calls == [("mount", b"/a", b"/b", None, flags, None)]
+    assert fake_libc.calls == [("mount", b"/a", b"/b", None, flags, None)]
 
 
 @pytest.mark.parametrize("call,flag", [(mount.make_private, MS_PRIVATE),
                                        (mount.make_slave, MS_SLAVE),
                                        (mount.make_shared, MS_SHARED)])
-def test_propagation(libc, call, flag):
+def test_propagation(fake_libc, call, flag):
     call("/p")
     call("/q", recursive=False)
-    assert libc.calls == [("mount", None, b"/p", None, flag | MS_REC, None),
+    assert fake_libc.calls == [("mount", None, b"/p", None, flag | MS_REC, None),
                           ("mount", None, b"/q", None, flag, None)]
 
 
-def test_remount_read_only_keeps_the_mounts_restrictions(libc, monkeypatch):
+def test_remount_read_only_keeps_the_mounts_restrictions(fake_libc, monkeypatch):
     class Statvfs:
         f_flag = os.ST_NOSUID | os.ST_NODEV | os.ST_RELATIME
 
@@ -64,12 +64,12 @@ def test_remount_read_only_keeps_the_mounts_restrictions(libc, monkeypatch):
     mount.remount_read_only("/v")
     expected = (MS_REMOUNT | MS_BIND | MS_RDONLY | mount.MS_NOSUID | mount.MS_NODEV
                 | mount.MS_RELATIME)
-    assert libc.calls == [("mount", None, b"/v", None, expected, None)]
+    assert fake_libc.calls == [("mount", None, b"/v", None, expected, None)]
 
 
-def test_overlay_options_are_escaped(libc):
+def test_overlay_options_are_escaped(fake_libc):
     mount.overlay("/t", ["/l1", "/we,ird:dir\\x"], "/u", "/w")
-    assert libc.calls == [("mount", b"overlay", b"/t", b"overlay", 0,
+    assert fake_libc.calls == [("mount", b"overlay", b"/t", b"overlay", 0,
                            b"lowerdir=/l1:/we\\,ird\\:dir\\\\x,upperdir=/u,workdir=/w")]
 
 
@@ -146,10 +146,10 @@ class MountTable:
     """A fake kernel mount table: umount2 removes the top mount at a point from the mountinfo
     file; ``busy`` points fail with EBUSY unless detached; a covered point fails with EINVAL."""
 
-    def __init__(self, libc, path, points, busy=()):
+    def __init__(self, fake_libc, path, points, busy=()):
         self.path, self.points, self.busy = path, list(points), set(busy)
         self._write()
-        libc.umount2 = self.umount2
+        fake_libc.umount2 = self.umount2
 
     def _write(self):
         self.path.write_text("".join(f"{i + 40} 1 0:{i} / {p} rw - tmpfs tmpfs rw\n"
@@ -172,29 +172,29 @@ class MountTable:
         return 0
 
 
-def test_unmount_all_under_removes_everything_detaching_busy_mounts(mountinfo, libc):
-    table = MountTable(libc, mountinfo, ["/", "/pod", "/pod/a", "/pod/a/b", "/pod/a", "/other"],
+def test_unmount_all_under_removes_everything_detaching_busy_mounts(mountinfo, fake_libc):
+    table = MountTable(fake_libc, mountinfo, ["/", "/pod", "/pod/a", "/pod/a/b", "/pod/a", "/other"],
                        busy={"/pod/a/b"})
     mount.unmount_all_under("/pod")
     assert table.points == ["/", "/other"]
 
 
-def test_unmount_all_under_retries_mounts_covered_by_later_ones(mountinfo, libc):
-    table = MountTable(libc, mountinfo, ["/", "/pod/a/deep", "/pod"])
+def test_unmount_all_under_retries_mounts_covered_by_later_ones(mountinfo, fake_libc):
+    table = MountTable(fake_libc, mountinfo, ["/", "/pod/a/deep", "/pod"])
     mount.unmount_all_under("/pod")
     assert table.points == ["/"]
 
 
-def test_unmount_all_under_reports_what_it_cannot_remove(mountinfo, libc):
+def test_unmount_all_under_reports_what_it_cannot_remove(mountinfo, fake_libc):
     mountinfo.write_text("40 1 0:1 / /pod rw - tmpfs tmpfs rw\n")
-    libc.fail["umount2"] = errno.EINVAL
+    fake_libc.fail["umount2"] = errno.EINVAL
     with pytest.raises(OSError, match="cannot unmount /pod"):
         mount.unmount_all_under("/pod")
 
 
-def test_unmount_all_under_passes_other_errors_on(mountinfo, libc):
+def test_unmount_all_under_passes_other_errors_on(mountinfo, fake_libc):
     mountinfo.write_text("40 1 0:1 / /pod rw - tmpfs tmpfs rw\n")
-    libc.fail["umount2"] = errno.EPERM
+    fake_libc.fail["umount2"] = errno.EPERM
     with pytest.raises(PermissionError):
         mount.unmount_all_under("/pod")
 

@@ -8,26 +8,26 @@ import pytest
 from rkt_core.sys import ns
 
 
-def test_unshare_passes_flags(libc):
+def test_unshare_passes_flags(fake_libc):
     ns.unshare(ns.CLONE_NEWNS | ns.CLONE_NEWUTS)
-    assert libc.calls == [("unshare", ns.CLONE_NEWNS | ns.CLONE_NEWUTS)]
+    assert fake_libc.calls == [("unshare", ns.CLONE_NEWNS | ns.CLONE_NEWUTS)]
 
 
-def test_unshare_error(libc):
-    libc.fail["unshare"] = errno.EPERM
+def test_unshare_error(fake_libc):
+    fake_libc.fail["unshare"] = errno.EPERM
     with pytest.raises(PermissionError, match="cannot unshare namespaces .flags 0x20000.: "
                                               "Operation not permitted"):
         ns.unshare(ns.CLONE_NEWNS)
 
 
-def test_setns_checks_the_kind(libc):
+def test_setns_checks_the_kind(fake_libc):
     ns.setns(7, "mnt")
     ns.setns(8)
-    assert libc.calls == [("setns", 7, ns.CLONE_NEWNS), ("setns", 8, 0)]
+    assert fake_libc.calls == [("setns", 7, ns.CLONE_NEWNS), ("setns", 8, 0)]
 
 
-def test_setns_error(libc):
-    libc.fail["setns"] = errno.EINVAL
+def test_setns_error(fake_libc):
+    fake_libc.fail["setns"] = errno.EINVAL
     with pytest.raises(OSError, match="cannot join net namespace: Invalid argument"):
         ns.setns(3, "net")
 

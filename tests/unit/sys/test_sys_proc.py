@@ -9,16 +9,16 @@ import pytest
 from rkt_core.sys import proc
 
 
-def test_prctl_calls(libc):
+def test_prctl_calls(fake_libc):
     proc.set_dumpable(False)
     proc.set_parent_death_signal(signal.SIGKILL)
-    assert libc.calls == [("prctl", 4, 0, 0, 0, 0), ("prctl", 1, signal.SIGKILL, 0, 0, 0)]
+    assert fake_libc.calls == [("prctl", 4, 0, 0, 0, 0), ("prctl", 1, signal.SIGKILL, 0, 0, 0)]
 
 
-def test_prctl_error(libc):
+def test_prctl_error(fake_libc):
     import errno
 
-    libc.fail["prctl"] = errno.EINVAL
+    fake_libc.fail["prctl"] = errno.EINVAL
     with pytest.raises(OSError, match="cannot set the parent death signal: Invalid argument"):
         proc.set_parent_death_signal(99)
 

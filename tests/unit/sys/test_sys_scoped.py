@@ -182,66 +182,66 @@ def test_no_descriptor_leaks(root, root_fd):
 # --- mounting onto resolved targets (fake libc) -----------------------------------------------
 
 
-def _mounted_on(libc):
+def _mounted_on(fake_libc):
     """Record, during each mount call, which inode its target path names."""
     seen = []
-    libc.hooks["mount"] = lambda source, target, *rest: seen.append(
+    fake_libc.hooks["mount"] = lambda source, target, *rest: seen.append(
         (source, os.stat(target).st_ino if target.startswith(b"/proc/self/fd/") else target))
     return seen
 
 
-def test_bind_into_mounts_on_the_resolved_node_through_its_fd(root, root_fd, tmp_path, libc):
+def test_bind_into_mounts_on_the_resolved_node_through_its_fd(root, root_fd, tmp_path, fake_libc):
     (tmp_path / "vol").mkdir()
     (root / "data").symlink_to("/srv/data")
-    seen = _mounted_on(libc)
+    seen = _mounted_on(fake_libc)
     scoped.bind_into(root_fd, str(tmp_path / "vol"), "/data", recursive=True)
     target = root / "srv/data"
     assert target.is_dir() and stat.S_IMODE(target.stat().st_mode) == 0o755
-    assert seen == [(b"/proc/self/fd/" + libc.calls[0][1].split(b"/")[-1],
+    assert seen == [(b"/proc/self/fd/" + fake_libc.calls[0][1].split(b"/")[-1],
                      target.stat().st_ino)]
-    assert libc.calls[0][4] == mount.MS_BIND | mount.MS_REC
+    assert fake_libc.calls[0][4] == mount.MS_BIND | mount.MS_REC
 
 
-def test_bind_into_a_file_source_creates_an_empty_file(root, root_fd, tmp_path, libc):
+def test_bind_into_a_file_source_creates_an_empty_file(root, root_fd, tmp_path, fake_libc):
     (tmp_path / "conf").write_text("x")
     scoped.bind_into(root_fd, str(tmp_path / "conf"), "/etc/app/conf")
-    assert (root / "etc/app/conf").is_file() and libc.calls[0][4] == mount.MS_BIND
+    assert (root / "etc/app/conf").is_file() and fake_libc.calls[0][4] == mount.MS_BIND
 
 
 @pytest.mark.parametrize("source_is_dir", [True, False])
-def test_bind_into_refuses_mismatched_kinds(root, root_fd, tmp_path, libc, source_is_dir):
+def test_bind_into_refuses_mismatched_kinds(root, root_fd, tmp_path, fake_libc, source_is_dir):
     source = tmp_path / "src"
     source.mkdir() if source_is_dir else source.write_text("")
     with pytest.raises(OSError, match="the mount source is"):
         scoped.bind_into(root_fd, str(source), "/etc/passwd" if source_is_dir else "/etc")
-    assert libc.calls == []
+    assert fake_libc.calls == []
 
 
-def test_bind_into_read_only_checks_the_new_mount_is_there(root, root_fd, tmp_path, libc):
+def test_bind_into_read_only_checks_the_new_mount_is_there(root, root_fd, tmp_path, fake_libc):
     (tmp_path / "vol").mkdir()
     with pytest.raises(OSError, match="not at its target"):  # the fake mounted nothing
         scoped.bind_into(root_fd, str(tmp_path / "vol"), "/data", read_only=True)
-    assert [c[0] for c in libc.calls] == ["mount"]
+    assert [c[0] for c in fake_libc.calls] == ["mount"]
 
 
-def test_bind_into_read_only_remounts_the_new_mount(root, root_fd, tmp_path, libc, monkeypatch):
+def test_bind_into_read_only_remounts_the_new_mount(root, root_fd, tmp_path, fake_libc, monkeypatch):
     (tmp_path / "vol").mkdir()
     ids = iter([1, 2])
     monkeypatch.setattr(mount, "mount_id", lambda fd: next(ids))
     scoped.bind_into(root_fd, str(tmp_path / "vol"), "/data", read_only=True)
-    assert libc.calls[1][4] & (mount.MS_REMOUNT | mount.MS_BIND | mount.MS_RDONLY) == \
+    assert fake_libc.calls[1][4] & (mount.MS_REMOUNT | mount.MS_BIND | mount.MS_RDONLY) == \
         mount.MS_REMOUNT | mount.MS_BIND | mount.MS_RDONLY
 
 
-def test_mount_into_refuses_symlinks_when_asked(root, root_fd, libc):
+def test_mount_into_refuses_symlinks_when_asked(root, root_fd, fake_libc):
     (root / "proc").symlink_to("/etc")
     with pytest.raises(OSError, match='"proc" is a symbolic link'):
         scoped.mount_into(root_fd, "/proc", "proc", "proc", follow=False)
-    assert libc.calls == []
+    assert fake_libc.calls == []
 
 
-def test_mount_errors_name_the_reason_not_fd_paths(root, root_fd, libc):
-    libc.fail["mount"] = errno.EPERM
+def test_mount_errors_name_the_reason_not_fd_paths(root, root_fd, fake_libc):
+    fake_libc.fail["mount"] = errno.EPERM
     with pytest.raises(PermissionError) as info:
         scoped.mount_into(root_fd, "/tmp", "tmpfs", "tmpfs")
     assert info.value.strerror == "Operation not permitted"
