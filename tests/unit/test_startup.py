@@ -34,6 +34,7 @@ def test_rkt_version_imports_no_heavy_library():
     result, packages = imported_packages("version")
     assert "rkt Version:" in result.stdout
     assert packages.isdisjoint(HEAVY)
+    assert "typing" not in packages  # with re and enum, 8% of the command
 
 
 @pytest.mark.parametrize("args", [
