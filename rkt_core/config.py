@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import urlparse
 
 from .errors import RktError
 from .records import dataclass, field
@@ -245,6 +244,8 @@ def _parse_stage1(config: Config, doc: dict) -> None:
         if config.stage1_location:
             raise ConfigError("location of a default stage1 image is already specified")
         if not os.path.isabs(location):
+            from urllib.parse import urlparse
+
             scheme = urlparse(location).scheme
             if not scheme:
                 raise ConfigError("default stage1 image location is either a relative path "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid as uuidlib
 from typing import Iterator
 
 from ..crashpoints import crash_point
@@ -80,9 +79,11 @@ class Pod:
     def create(cls, data_dir: str) -> "Pod":
         """A new pod in state *preparing*: a fresh uuid, made in ``embryo/``, exclusively locked,
         then renamed into ``prepare/``."""
+        import uuid  # here: it imports platform, whose regexes list and status need not pay
+
         init_pods_dirs(data_dir)
         while True:
-            pod_uuid = str(uuidlib.uuid4())
+            pod_uuid = str(uuid.uuid4())
             embryo = os.path.join(pods_dir(data_dir, EMBRYO), pod_uuid)
             os.mkdir(embryo, 0o750)
             try:
