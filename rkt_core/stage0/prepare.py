@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import subprocess
 
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
@@ -349,6 +347,9 @@ def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
 
 def _copy_tree(source: str, target: str) -> None:
     """Copy a rendered tree keeping owners, modes, times, xattrs, hard links and devices."""
+    import shutil  # here: only pods without overlay copy trees
+    import subprocess
+
     result = subprocess.run(["cp", "-a", "--reflink=auto", source, target],
                             capture_output=True, text=True)
     if result.returncode != 0:
