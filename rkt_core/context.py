@@ -18,8 +18,19 @@ if TYPE_CHECKING:
     from .store.imagestore import ImageStore
 
 
+_current: Context | None = None
+
+
+def current() -> Context:
+    """The context of the running command (the one built last); RuntimeError outside one."""
+    if _current is None:
+        raise RuntimeError("no rkt command is running")
+    return _current
+
+
 class Context:
-    """Global options of a command and the services built from them."""
+    """Global options of a command and the services built from them; the newest one is
+    :func:`current`."""
 
     def __init__(self, *, dir: str | None = None, system_config: str = DEFAULT_SYSTEM_CONFIG,
                  local_config: str = DEFAULT_LOCAL_CONFIG, user_config: str = "",
@@ -34,6 +45,8 @@ class Context:
         self.trust_keys_from_https = trust_keys_from_https
         self.disabled_plugins = disabled_plugins
         self._warned: set[str] = set()
+        global _current
+        _current = self
 
     @cached_property
     def config(self) -> Config:

@@ -47,13 +47,13 @@ def flavor_settings(flavor: str) -> dict:
     """The settings of ``flavor`` in the running command's ``stage1`` configuration
     (``stage1.d/*.json``: ``{"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm":
     {"accel": "tcg"}}}``, system < local < user per setting); {} outside a command."""
-    from ..cli.main import get_context
+    from ..context import current
 
     try:
-        ctx = get_context()
+        config = current().config
     except RuntimeError:
         return {}
-    return dict(ctx.config.stage1_flavors.get(flavor, {}))
+    return dict(config.stage1_flavors.get(flavor, {}))
 
 
 __all__ = [

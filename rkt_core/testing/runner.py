@@ -80,13 +80,15 @@ class Started:
 class Rkt:
     """The ``rkt`` command on its own directories under ``base`` (see the module docstring).
 
-    ``flavor`` is the ``--stage1-name`` of :meth:`run` and :meth:`start`; ``insecure`` the
+    ``flavor`` is the ``--stage1-name`` of :meth:`run` and :meth:`start` (``stage1``, e.g.
+    ``--stage1-path=IMAGE``, chooses the stage1 another way instead); ``insecure`` the
     ``--insecure-options`` ("" for none); ``env`` is added to the environment; ``prefix`` goes
     before the command (e.g. ``nsenter --net=...``); ``python`` is the interpreter whose rkt
     runs (another virtual environment's); ``timeout`` is how long one command may take.
     """
 
-    def __init__(self, base: str | Path, *, flavor: str = "", insecure: str = "image",
+    def __init__(self, base: str | Path, *, flavor: str = "", stage1: str = "",
+                 insecure: str = "image",
                  env: dict[str, str] | None = None, prefix: tuple[str, ...] | list[str] = (),
                  python: str = sys.executable, timeout: float = RKT_TIMEOUT):
         self.base = Path(base)
@@ -95,6 +97,7 @@ class Rkt:
         self.system_config = self.base / "usr-lib"
         self.user_config = self.base / "user-config"
         self.flavor = flavor
+        self.stage1 = stage1
         self.insecure = insecure
         self.env = {**local_env(), **(env or {})}
         self.prefix = list(prefix)
@@ -135,19 +138,22 @@ class Rkt:
                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
         return result
 
-    def _flavor_flag(self) -> list[str]:
+    def stage1_flags(self) -> list[str]:
+        """The flag choosing the pods' stage1: ``stage1``, else ``--stage1-name=FLAVOR``."""
+        if self.stage1:
+            return [self.stage1]
         return [f"--stage1-name={self.flavor}"] if self.flavor else []
 
     def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
         """``rkt run [--stage1-name=FLAVOR] ARGS`` (keywords as for calling the runner)."""
-        return self("run", *self._flavor_flag(), *args, **kwargs)
+        return self("run", *self.stage1_flags(), *args, **kwargs)
 
     def start(self, *args, running: bool = True) -> Started:
         """``rkt run [--stage1-name=FLAVOR] ARGS`` in the background; unless not ``running``,
         returns once the pod runs with its pid recorded (AssertionError if ``rkt run`` ends
         first)."""
         directory = self.base / f"started-{len(self.started)}"
-        started = Started(self.argv("run", *self._flavor_flag(),
+        started = Started(self.argv("run", *self.stage1_flags(),
                                     f"--uuid-file-save={directory / 'uuid'}", *args),
                           directory, self.env)
         self.started.append(started)

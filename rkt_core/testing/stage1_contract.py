@@ -133,7 +133,7 @@ class Stage1Contract:
         assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
 
     def test_only_the_apps_write_to_stdout(self, rkt, image):
-        result = rkt("--debug", "run", f"--stage1-name={self.flavor}", image,
+        result = rkt("--debug", "run", *rkt.stage1_flags(), image,
                      "--exec", "/bin/sh", "--", "-c", "printf 'exactly this'")
         assert (result.returncode, result.stdout) == (0, "exactly this"), result.stderr
 
@@ -176,7 +176,8 @@ class Stage1Contract:
     def test_an_app_without_etc_hosts_gets_the_default_in_every_network(self, rkt, image,
                                                                         tmp_path):
         features = flavor_features(rkt, self.flavor)
-        networks = ["host", "none", "default"] if features.contained_network else ["host"]
+        networks = (["host"] if features.host_network else []) + (
+            ["none", "default"] if features.contained_network else [])
         own = app_image(tmp_path / "hosts.aci", name="example.com/own-hosts",
                         files={"/etc/hosts": "10.1.1.1\tmine\n"})
         for net in networks:
@@ -266,7 +267,7 @@ class Stage1Contract:
     # --- pod states -----------------------------------------------------------------------
 
     def test_prepare_then_run_prepared(self, rkt, image):
-        prepared = rkt("prepare", f"--stage1-name={self.flavor}", image, "--exec", "/bin/sh",
+        prepared = rkt("prepare", *rkt.stage1_flags(), image, "--exec", "/bin/sh",
                        "--", "-c", "echo ran; exit 6")
         assert prepared.returncode == 0, prepared.stderr
         uuid = prepared.stdout.strip()

@@ -14,6 +14,9 @@ REPOSITORY = CORE.parent
 CLI = "rkt_core.cli"
 ALLOWED = {"rkt_core/plugin_api/cli.py"}
 LIBC_SEAM = "rkt_core/sys/libc.py"
+# Programs that run where rkt_core is not installed reach libc themselves: the kvm guest's
+# PID 1 runs on the guest's minimal Python, inside the VM.
+OUTSIDE_RKT = {"rkt_plugins/stage1_kvm/rkt_stage1_kvm/guest.py"}
 _LOADERS = {"CDLL", "cdll", "PyDLL", "pydll", "LibraryLoader"}
 
 
@@ -95,7 +98,7 @@ def test_only_the_libc_seam_loads_the_c_library():
              *REPOSITORY.glob("examples/*/rkt_*/**/*.py")]
     found = [f"{path.relative_to(REPOSITORY)}:{line}" for path in sorted(files)
              for line in loads_a_library(path.read_text(encoding="utf-8"))
-             if path.relative_to(REPOSITORY).as_posix() != LIBC_SEAM]
+             if path.relative_to(REPOSITORY).as_posix() not in {LIBC_SEAM, *OUTSIDE_RKT}]
     assert found == []
     assert loads_a_library((REPOSITORY / LIBC_SEAM).read_text()) != []
 

@@ -320,7 +320,7 @@ def _chain(rkt, leases, *types) -> dict[str, Path]:
 
 
 def _pods_gone(rkt) -> bool:
-    return not list((rkt.data / "pods").glob("*/*"))
+    return not list((rkt.data_dir / "pods").glob("*/*"))
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
@@ -338,7 +338,7 @@ def test_a_network_refusing_its_arguments_leaves_nothing(rkt, image, tmp_path, f
                                             '"ptp" (ADD) failed: ARGS: unknown args ["FOO=bar"]')
     assert "networking" not in done.stderr and done.stderr.count("FOO=bar") == 1
     (uuid,) = rkt.note_pods()
-    pod = rkt.data / "pods" / "run" / uuid
+    pod = rkt.data_dir / "pods" / "run" / uuid
     assert not (pod / "netns").exists() and not (pod / "net-backend").exists()
     assert not list((pod / "net").iterdir())
     assert f"rkt-{uuid}" not in os.listdir("/run/netns")

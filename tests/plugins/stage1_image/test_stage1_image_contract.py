@@ -3,19 +3,8 @@
 import pytest
 from teststage1 import stage1_aci
 
-from rkt_core.testing.stage1_contract import Rkt, Stage1Contract
-
-
-class ImageRkt(Rkt):
-    """``rkt`` that runs pods with a stage1 image where the contract names the flavor."""
-
-    def __init__(self, data_dir, stage1):
-        super().__init__(data_dir, "image")
-        self.stage1 = stage1
-
-    def command(self, *args):
-        return super().command(*(f"--stage1-path={self.stage1}" if a == "--stage1-name=image"
-                                 else a for a in args))
+from rkt_core.testing.runner import Rkt
+from rkt_core.testing.stage1_contract import Stage1Contract
 
 
 class TestStage1ImageContract(Stage1Contract):
@@ -28,6 +17,8 @@ class TestStage1ImageContract(Stage1Contract):
 
     @pytest.fixture
     def rkt(self, tmp_path, stage1):
-        rkt = ImageRkt(tmp_path / "data", stage1)
+        """``rkt`` choosing the test stage1 image by path wherever the contract names the
+        flavor."""
+        rkt = Rkt(tmp_path, flavor=self.flavor, stage1=f"--stage1-path={stage1}")
         yield rkt
         rkt.cleanup()
