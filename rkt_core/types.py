@@ -40,6 +40,20 @@ class Stage1Features:
 
 
 @dataclass(frozen=True)
+class ActivatedSocket:
+    """A listening socket ``rkt run`` got by systemd socket activation, for the app whose port
+    (marked ``socketActivated`` in its image) it is: ``port`` is that port's name, ``protocol``
+    ``tcp`` or ``udp``, ``address`` where it listens as systemd's ``ListenStream=`` writes it
+    (``127.0.0.1:8080``, ``[::1]:8080``), ``fd`` rkt's descriptor of it (close-on-exec)."""
+
+    fd: int
+    app: str
+    port: str
+    protocol: str
+    address: str
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """What ``rkt run`` and ``rkt run-prepared`` hand a flavor besides the pod itself.
 
@@ -81,6 +95,12 @@ class RunOptions:
     # registered the pod under (``rkt_register_pod``); the flavor sets it as ``AC_METADATA_URL``
     # for every app process, event handlers included. It holds the pod's secret token.
     metadata_url: str = _since(2, "--mds-register", default="")
+    # Filled in by stage0 when ``rkt run`` was started by socket activation (interface 2): each
+    # socket passed, with the app that gets it. The flavor passes an app its sockets as systemd
+    # does (sd_listen_fds(3)): on descriptors 3, 4, ... in socket order, with ``LISTEN_FDS``,
+    # ``LISTEN_PID`` (the app's own pid) and ``LISTEN_FDNAMES`` (the ports' names).
+    sockets: tuple[ActivatedSocket, ...] = _since(2, "socket activation (LISTEN_FDS)",
+                                                  default=())
 
 
 LOG_KEEPALIVE_SECONDS = 1.0  # a following Stage1Logs.logs yields None at least this often

@@ -75,7 +75,8 @@ def _post_stop(app: AppRuntime, ns_fd: int, root: int, options: RunOptions) -> N
 
 def enter_app(pod, app: AppRuntime, argv: list[str]) -> int:
     """Run ``argv`` (default ``/bin/sh``) in the app's namespaces and root, as its user and with
-    its environment; return its exit status."""
+    its environment (``AC_METADATA_URL`` of a registered pod included); return its exit
+    status."""
     proc_fd = app_process(pod)
     if proc_fd is None:
         raise RktError(f'pod "{pod.uuid}" is not running')
@@ -88,7 +89,8 @@ def enter_app(pod, app: AppRuntime, argv: list[str]) -> int:
             raise RktError(f'pod "{pod.uuid}" exited') from None
         fds.extend(joined)
         root = fds[1]
-        p = stage2.process(root, app, list(argv) or DEFAULT_ENTER_COMMAND, "/", os.isatty(0))
+        p = stage2.process(root, app, list(argv) or DEFAULT_ENTER_COMMAND, "/", os.isatty(0),
+                           pod.metadata_url)
         with proc.blocked_signals(proc.FORWARDED):
             pid, _ = spawn(lambda channel: stage2.exec_in(root, p, keep=(channel.fileno(),),
                                                           namespaces=joined))

@@ -1,15 +1,19 @@
 """What pods on disk still use: tree store ids and image keys.
 
 ``image gc`` and ``image rm`` must not delete what a pod needs. Pods record the trees they were
-built from in ``stage1TreeStoreID`` and ``appsinfo/<app>/treeStoreID``, and their images in the
-pod manifest.
+built from in ``stage1TreeStoreID`` and ``appsinfo/<app>/treeStoreID``, their apps' images in
+the pod manifest and their stage1 image, if they have one, in ``stage1ID`` (rkt's name).
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from ..sys.lock import is_locked
+
+STAGE1_ID = "stage1ID"  # the key of the pod's stage1 image (pods of stage1 images only)
+_IMAGE_KEY = re.compile(r"^sha512-[0-9a-f]{64}$")
 
 # Pod states whose trees are still needed (all but embryo and garbage).
 TREE_USING_STATES = ("prepare", "prepared", "run", "exited-garbage")
@@ -82,14 +86,17 @@ def _read_at(dir_fd: int, path: str) -> str | None:
 
 
 def running_image_keys(data_dir: str) -> set[str]:
-    """Image keys of the apps of running pods (in ``run/`` and locked); a pod whose manifest
-    cannot be read is skipped (its trees are kept all the same)."""
+    """Image keys of running pods (in ``run/`` and locked): their apps' and their stage1's; a
+    pod whose manifest cannot be read is skipped (its trees are kept all the same)."""
     from ..appc import AppcError, PodManifest
 
     keys: set[str] = set()
     for _state, pod in _pod_dirs(data_dir, ("run",)):
         if not is_locked(pod):
             continue
+        stage1 = _read(os.path.join(pod, STAGE1_ID))
+        if stage1 and _IMAGE_KEY.match(stage1):
+            keys.add(stage1)
         manifest = _read(os.path.join(pod, "pod"))
         try:
             apps = PodManifest.from_json(manifest).apps if manifest else []

@@ -15,7 +15,7 @@ import socket
 from typing import NoReturn
 
 from ..errors import RktError
-from ..sys import mount, ns, proc, scoped
+from ..sys import activation, mount, ns, proc, scoped
 from ..sys.spawn import Channel, spawn
 from ..types import RunOptions
 from . import approot
@@ -44,7 +44,8 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
     """Run in the child of ``rkt run`` (pid ``parent``): set the app's root up in a new mount
     namespace (and the other ``namespaces``, ``CLONE_NEW*`` flags; ``hostname`` is set in a new
     UTS namespace), run its pre-start handler, send the app's namespace fds and root fd to the
-    parent, and exec the app, keeping the pod's lock fd open in it."""
+    parent, and exec the app, keeping the pod's lock fd open in it and passing it its sockets
+    (``options.sockets``) as systemd would."""
     proc.set_parent_death_signal(signal.SIGKILL)  # until exec: rkt dying aborts the start
     _check_parent(parent)
     proc.set_dumpable(False)
@@ -58,11 +59,15 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
                             options.metadata_url))
     main = process(root, app, app.exec, app.working_directory, options.interactive,
                    options.metadata_url)
+    keep = (options.lock_fd, channel.fileno())
+    sockets = [s for s in options.sockets if s.app == app.name]
+    keep += activation.pass_sockets([s.fd for s in sockets], [s.port for s in sockets], main.env,
+                                    keep)
     channel.send_fds([ns.open_ns("mnt"), root])
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(0)  # from now on the app outlives rkt, as the pod lock does
     _check_parent(parent)
-    exec_in(root, main, keep=(options.lock_fd, channel.fileno()))
+    exec_in(root, main, keep=keep)
 
 
 def _check_parent(parent: int) -> None:

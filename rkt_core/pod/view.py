@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# The pod's metadata service URL (``--mds-register``), for ``rkt enter``: it holds the pod's
+# secret token, so only root reads it.
+METADATA_URL_FILE = "metadata-url"
+
 
 class PodView:
     """A read-only view of a pod (``rkt_core.pod.pod.Pod``)."""
@@ -103,6 +107,12 @@ class PodView:
     def gc_marked_at(self) -> float | None:
         """When gc marked it as garbage (moved it to ``exited-garbage/`` or ``garbage/``)."""
         return self._pod.gc_marked_at
+
+    @property
+    def metadata_url(self) -> str:
+        """The URL the pod was registered under with a metadata service, which its apps get as
+        ``AC_METADATA_URL`` ("" if it was not registered)."""
+        return self._pod.read_text(METADATA_URL_FILE) or ""
 
     def cgroup(self) -> str:
         """The cgroup of a running pod ("" otherwise): the ``subcgroup`` its flavor recorded,

@@ -19,7 +19,7 @@ from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError, UsageError
 from ..insecure import Insecure
 from ..pod.pod import Pod
-from ..pod.references import prepare_lock
+from ..pod.references import STAGE1_ID, prepare_lock
 from ..pod.view import PodView
 from ..pod.runtime import STAGE2, shared_volume
 from ..sys.fs import overlay_unsupported_reason, write_atomic
@@ -327,7 +327,8 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
 
 def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
     """The stage1 image's tree rendered (and checked), its manifest in ``stage1/manifest``, its
-    tree id in ``stage1TreeStoreID``; without overlay, the tree copied into ``stage1/rootfs``
+    key in ``stage1ID`` (as rkt: ``image gc`` keeps it while the pod runs), its tree id in
+    ``stage1TreeStoreID``; without overlay, the tree copied into ``stage1/rootfs``
     (beside the apps' roots), else the overlay's directories (see :func:`.stage1.mounted`)."""
     from ..store.treestore import TreeStore
 
@@ -336,6 +337,7 @@ def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
     rootfs = pod.file("stage1", "rootfs")
     os.makedirs(rootfs, mode=0o755, exist_ok=True)
     write_atomic(pod.file("stage1", "manifest"), ctx.store.manifest_json(key), mode=0o640)
+    write_atomic(pod.file(STAGE1_ID), key.encode(), mode=0o640)
     if use_overlay:
         os.mkdir(pod.file(*WORK_DIR), 0o700)
         os.chmod(rootfs, os.stat(trees.rootfs(tree)).st_mode & 0o7777)

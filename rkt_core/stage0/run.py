@@ -3,9 +3,10 @@
 Stage0 refuses flavors of a stage1 interface version it does not drive, and options the flavor
 does not support (from its ``Stage1Features`` and its interface version) instead of dropping
 them; it moves the pod to ``run/`` under its exclusive lock, and passes the lock's descriptor to
-the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life. Flavors get a
-read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image has it
-mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
+the flavor (also as ``RKT_LOCK_FD``), which keeps it open for the pod's life, and the sockets
+``rkt run`` got by socket activation, each with the app it is for (:mod:`.activation`). Flavors
+get a read-only :class:`~rkt_core.pod.view.PodView` of the pod. A pod whose stage1 is an image
+has it mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage1`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from .. import network
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
 from ..pod.pod import Pod
-from ..pod.view import PodView
+from ..pod.view import METADATA_URL_FILE, PodView
+from ..sys.fs import write_atomic
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import stage1 as stage1_image
 from ..records import fields, replace
+from .activation import claim_sockets, passed_sockets
 
 
 def pod_flavor(pod: Pod) -> str:
@@ -96,10 +99,11 @@ def check_options(stage1: Stage1, flavor: str, manifest, options: RunOptions,
 
 def options_checker(ctx, options: RunOptions, net_given: bool):
     """A ``validate`` for :func:`prepare_pod`: refuse, before the pod exists, what its flavor
-    cannot run."""
+    cannot run (sockets passed by socket activation that no app claims included)."""
     def validate(flavor: str, manifest) -> None:
         record = flavor_record(ctx, flavor)
-        check_interface(record, options)
+        check_interface(record, replace(options, sockets=claim_sockets(manifest,
+                                                                       passed_sockets())))
         stage1 = record.factory()
         network.backend_for(ctx, check_options(stage1, flavor, manifest, options, net_given).net)
     return validate
@@ -109,6 +113,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     """Run a preparing or prepared pod in the foreground and return its exit status."""
     flavor = pod_flavor(pod)
     record = flavor_record(ctx, flavor)
+    options = replace(options, sockets=claim_sockets(pod.manifest(), passed_sockets()))
     check_interface(record, options)
     stage1 = record.factory()
     options = check_options(stage1, flavor, pod.manifest(), options, net_given)
@@ -132,6 +137,7 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         view = PodView(pod)
         if options.mds_register:
             options = replace(options, metadata_url=register_pod(ctx, view, options))
+            write_atomic(pod.file(METADATA_URL_FILE), options.metadata_url.encode(), mode=0o600)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor, options=options)
         with stage1_image.mounted(ctx, pod, apps=True):
             code = stage1.run(view, options)

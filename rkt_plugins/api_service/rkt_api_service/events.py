@@ -11,9 +11,15 @@ Two sources, because neither alone sees everything:
   (rkt's own rule), so the service lists the pod directories every :data:`POLL_SECONDS` and
   derives the events of every change it sees.
 
-Each pod goes through each event once at most, so pod events are kept once per (type, pod):
-whichever source reports one first wins; the journal is read first, so its richer version wins
-whenever it was written before the change could be seen. Probing a pod's lock never disturbs
+App events come from both sources too, where they can be known: an app exited once its flavor
+recorded its exit status (``stage1/rootfs/rkt/status/<app>``, while the pod runs or when it
+exits); an app started when its pod did, for pods of one app (no flavor records when each app of
+several starts). Their ``id`` is the pod's uuid, their ``from`` the app's name.
+
+Each pod goes through each event once at most (each app of a pod once through each app event),
+so those events are kept once per (type, pod, app): whichever source reports one first wins;
+the journal is read first, so its richer version wins whenever it was written before the change
+could be seen. Probing a pod's lock never disturbs
 rkt: only pods in ``prepare/`` and ``run/`` are probed (where the lock decides the state), and
 once unlocked there they never lock again, so they are not probed any more.
 """
@@ -24,6 +30,7 @@ import collections
 import threading
 import time
 
+from rkt_core.plugin_api import RktError
 from rkt_core.plugin_api import images as store_images
 from rkt_core.plugin_api import pods as store_pods
 
@@ -36,6 +43,7 @@ FINAL_STATES = {"aborted prepare", "exited"}
 EXITED_STATES = {"exited", "exited garbage", "exited deleting"}
 POD_EVENTS = {"POD_PREPARED", "POD_PREPARE_ABORTED", "POD_STARTED", "POD_EXITED",
               "POD_GARBAGE_COLLECTED"}
+APP_EVENTS = {"APP_STARTED", "APP_EXITED"}
 
 
 def derived_events(old: str | None, new: str | None) -> list[str]:
@@ -57,6 +65,17 @@ def derived_events(old: str | None, new: str | None) -> list[str]:
     return []
 
 
+def app_events(uuid: str, apps: list[str], exit_codes: dict[str, int],
+               when: float) -> list[Event]:
+    """The app events known of a pod that started: ``APP_STARTED`` of its only app (of a pod
+    of several, when each app started is not known) and ``APP_EXITED`` of every app with an exit
+    status in ``exit_codes``."""
+    found = [Event("APP_STARTED", uuid, apps[0], when)] if len(apps) == 1 else []
+    found += [Event("APP_EXITED", uuid, app, when, (("exit-code", str(exit_codes[app])),))
+              for app in apps if app in exit_codes]
+    return found
+
+
 class EventLog:
     """Every event since the service started (and the journal's history), in order, each with
     a sequence number; listeners wait for new ones."""
@@ -67,10 +86,11 @@ class EventLog:
         self.started_at = time.time()
         self._events: collections.deque[tuple[int, Event]] = collections.deque(maxlen=KEPT)
         self._next = 0
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
         self._changed = threading.Condition()
         self._journal = Reader(ctx.data_dir)
         self._states: dict[str, tuple[str, str]] = {}  # uuid -> (state dir, state)
+        self._apps: dict[str, list[str]] = {}  # uuid -> its apps' names, once looked at
         self._image_names = {i.key: i.name for i in store_images.list_images(ctx)}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
@@ -79,6 +99,9 @@ class EventLog:
         """Read the journal's history and the pods' current states, then follow both."""
         self._add(self._journal.history())
         self._states = self._pod_states()
+        for uuid, (_, state) in self._states.items():  # what happened before is not news
+            if state == "running":
+                self._seen.update(_once(e) for e in self._app_events(uuid, 0.0))
         self._thread.start()
 
     def stop(self) -> None:
@@ -116,10 +139,27 @@ class EventLog:
         for uuid in sorted(set(self._states) | set(states)):
             old = self._states.get(uuid, (None, None))[1]
             new = states.get(uuid, (None, None))[1]
-            for kind in derived_events(old, new):
-                derived.append(Event(kind, uuid, uuid, now))
+            kinds = derived_events(old, new)
+            pod_events = [Event(kind, uuid, uuid, now) for kind in kinds]
+            if new == "running" or "POD_EXITED" in kinds:  # apps may have started or exited
+                exited = pod_events[-1:] if "POD_EXITED" in kinds else []
+                pod_events = pod_events[:len(pod_events) - len(exited)]
+                pod_events += self._app_events(uuid, now) + exited
+            derived += pod_events
+        self._apps = {uuid: apps for uuid, apps in self._apps.items() if uuid in states}
         self._states = states
         self._add(derived)
+
+    def _app_events(self, uuid: str, now: float) -> list[Event]:
+        """The app events a started pod's directory shows (none if it is gone)."""
+        try:
+            with store_pods.open_pod(self.ctx, uuid) as pod:
+                if uuid not in self._apps:
+                    self._apps[uuid] = [app.name for app in pod.manifest().apps]
+                codes = pod.app_exit_codes()
+        except RktError:  # gone, or no valid pod manifest to name its apps
+            return []
+        return app_events(uuid, self._apps[uuid], codes, now)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -144,8 +184,8 @@ class EventLog:
     def _add(self, events: list[Event]) -> None:
         fresh = []
         for event in events:
-            if event.type in POD_EVENTS:
-                key = (event.type, event.id)
+            key = _once(event)
+            if key:
                 if key in self._seen:
                     continue
                 self._seen.add(key)
@@ -162,6 +202,15 @@ class EventLog:
                 self._events.append((self._next, event))
                 self._next += 1
             self._changed.notify_all()
+
+
+def _once(event: Event) -> tuple[str, str, str] | None:
+    """What makes an event that happens once at most unique (None for other events)."""
+    if event.type in POD_EVENTS:
+        return event.type, event.id, ""
+    if event.type in APP_EVENTS:
+        return event.type, event.id, event.name
+    return None
 
 
 def matches(event: Event, types: set[str], ids: set[str], names: set[str], since: int,

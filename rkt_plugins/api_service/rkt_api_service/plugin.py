@@ -1,8 +1,8 @@
 """Entry point of rkt-api-service: the ``rkt api-service`` command, and observers that record
-the pod and image events of every ``rkt`` process in the event journal the service reads.
+the pod, app and image events of every ``rkt`` process in the event journal the service reads.
 
-Cheap to import: gRPC is imported only when the command runs, and the observers only write one
-line each.
+Cheap to import: gRPC is imported only when the command runs, and the observers only write a
+line per event.
 """
 
 from rkt_core.plugin_api import hookimpl
@@ -25,12 +25,18 @@ def rkt_pod_prepared(pod):
 @hookimpl
 def rkt_before_stage1(pod, flavor):
     _record(pod.data_dir, "POD_STARTED", pod.uuid, pod.uuid, {"flavor": flavor})
+    apps = pod.manifest().apps
+    if len(apps) == 1:  # its app starts with it; when each app of several starts is not known
+        _record(pod.data_dir, "APP_STARTED", pod.uuid, apps[0].name)
 
 
 @hookimpl
 def rkt_pod_exited(pod, exit_code):
+    codes = pod.app_exit_codes()
+    for app, code in codes.items():
+        _record(pod.data_dir, "APP_EXITED", pod.uuid, app, {"exit-code": str(code)})
     data = {"exit-code": str(exit_code)}
-    data.update((f"app-{app}", str(code)) for app, code in pod.app_exit_codes().items())
+    data.update((f"app-{app}", str(code)) for app, code in codes.items())
     _record(pod.data_dir, "POD_EXITED", pod.uuid, pod.uuid, data)
 
 

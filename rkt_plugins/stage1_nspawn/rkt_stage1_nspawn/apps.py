@@ -47,13 +47,14 @@ def mount_root(app: AppRuntime, options: RunOptions, shift: int = 0) -> int:
 
 
 def service(root: int, app: AppRuntime, found: list[cgroups.Hierarchy],
-            interactive: bool, metadata_url: str = "") -> units.AppService:
-    """The app's service, resolved against its mounted root; ``metadata_url`` becomes
-    ``AC_METADATA_URL`` of its processes."""
+            options: RunOptions) -> units.AppService:
+    """The app's service, resolved against its mounted root: ``options.metadata_url`` becomes
+    ``AC_METADATA_URL`` of its processes, and it gets its sockets of ``options.sockets``."""
+    interactive = options.interactive
     if not app.exec:
         raise RktError(f'app "{app.name}" has nothing to execute')
     account = resolve_account(root, app)
-    env = process_environment(app, account, metadata_url, interactive)
+    env = process_environment(app, account, options.metadata_url, interactive)
     cwd = resolve_directory(root, app, app.working_directory)
     search = env.get("PATH", DEFAULT_PATH)
 
@@ -68,4 +69,14 @@ def service(root: int, app: AppRuntime, found: list[cgroups.Hierarchy],
         uid=account.uid, gid=account.gid, groups=account.groups, environment=env,
         limits=app_limits(app.name, app.isolators, "nspawn"), pre_start=command(app.pre_start),
         post_stop=command(app.post_stop), cgroup_views=cgroups.app_views(found, unit),
-        unified=cgroups.unified(found))
+        unified=cgroups.unified(found), sockets=_sockets(app.name, options))
+
+
+def _sockets(app: str, options: RunOptions) -> list[units.PortSockets]:
+    """The app's sockets of ``options.sockets``, by port, in the order they were passed."""
+    ports: dict[str, list] = {}
+    for s in options.sockets:
+        if s.app == app:
+            ports.setdefault(s.port, []).append(s)
+    return [units.PortSockets(port, found[0].protocol, tuple(s.address for s in found))
+            for port, found in ports.items()]

@@ -10,7 +10,7 @@ groups (the list its unit gives it), its environment, the seccomp filters of tha
 run what the app can run, and keeps the command from gaining privileges through a setuid file).
 
 All that is read before anything is joined, through an fd of ``/proc/<app pid>`` that pins the
-process; the process setting itself up is not dumpable, and execs as soon as it is inside.
+process, once that process has exec'd the app (:func:`runs_the_app`).
 """
 
 from __future__ import annotations
@@ -85,16 +85,39 @@ def app_process(pod, found: list[cgroups.Hierarchy], unit: str) -> tuple[int, in
                 continue
             for pid in pids:
                 try:
-                    return pid, proc.open_process(pid)
+                    proc_fd = proc.open_process(pid)
                 except ProcessLookupError:
                     continue
+                if runs_the_app(proc_fd):
+                    return pid, proc_fd
+                os.close(proc_fd)
         if not pod.is_locked() or time.monotonic() > deadline:
             raise RktError(f'app "{unit}" of pod "{pod.uuid}" is not running')
         time.sleep(0.05)
 
 
+def runs_the_app(proc_fd: int) -> bool:
+    """Whether the process of ``proc_fd`` has exec'd: its executable is no longer its
+    parent's. systemd's child sets the app up (root, user, seccomp filters) before it execs,
+    so a process still running systemd's code has neither the app's root nor its confinement.
+    The app's own forks that have not exec'd are left out too; the app itself qualifies."""
+    try:
+        stat_fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+        try:
+            stat = os.read(stat_fd, 4096).decode(errors="replace")
+        finally:
+            os.close(stat_fd)
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        own = os.stat("exe", dir_fd=proc_fd)
+        parent = os.stat(f"/proc/{ppid}/exe")
+    except (OSError, ValueError, IndexError):
+        return False  # gone, or a kernel thread; the caller looks again
+    return (own.st_dev, own.st_ino) != (parent.st_dev, parent.st_ino)
+
+
 def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[str]) -> int:
-    """Run ``argv`` (default ``/bin/sh``) inside the running app; return its exit status."""
+    """Run ``argv`` (default ``/bin/sh``) inside the running app, with its environment
+    (``AC_METADATA_URL`` of a registered pod included); return its exit status."""
     unit = units.service_file(app.name)
     pid, proc_fd = app_process(pod, found, unit)
     fds = [proc_fd]
@@ -118,7 +141,7 @@ def enter_app(pod, app: AppRuntime, found: list[cgroups.Hierarchy], argv: list[s
         except (FileNotFoundError, ProcessLookupError):
             raise RktError(f'app "{app.name}" exited') from None
         account = resolve_account(root, app)
-        env = process_environment(app, account, interactive=os.isatty(0))
+        env = process_environment(app, account, pod.metadata_url, interactive=os.isatty(0))
         cwd = resolve_directory(root, app, app.working_directory)
         command = list(argv) or DEFAULT_COMMAND
         path = resolve_executable(root, app, command[0], env.get("PATH", DEFAULT_PATH), cwd)

@@ -69,8 +69,9 @@ def argv(uuid: str, directory: str, *, hostname: str, register: bool, interactiv
 
 
 def environment() -> dict[str, str]:
-    """nspawn's environment: rkt's, without a notify socket that is not the pod's."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS",
-                                                             "LISTEN_PID", "RKT_LOCK_FD")}
+    """nspawn's environment: rkt's, without a notify socket or sockets that are not the
+    pod's."""
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "RKT_LOCK_FD")}
     env["SYSTEMD_NSPAWN_CONTAINER_SERVICE"] = "rkt"
     return env

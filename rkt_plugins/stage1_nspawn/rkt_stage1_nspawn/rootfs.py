@@ -128,7 +128,11 @@ def write_units(pod, services: list[units.AppService], interactive: bool) -> Non
     """Write the pod's units into ``etc/systemd/system``."""
     unit_dir = os.path.join(rootfs(pod), "etc", "systemd", "system")
     for name in os.listdir(unit_dir):
-        os.unlink(os.path.join(unit_dir, name))
+        path = os.path.join(unit_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     for svc in services:
         # 0600: the environment may hold the pod's metadata token (AC_METADATA_URL)
         _write(os.path.join(unit_dir, f"{svc.unit}.service"), units.app_service(svc, interactive),
@@ -136,5 +140,13 @@ def write_units(pod, services: list[units.AppService], interactive: bool) -> Non
         for success in (True, False):
             _write(os.path.join(unit_dir, units.reaper_file(svc.app, success)),
                    units.reaper_service(svc.app))
+        for sockets in svc.sockets:
+            _write(os.path.join(unit_dir, units.socket_file(svc.app, sockets.port)),
+                   units.socket_unit(svc.app, sockets))
     _write(os.path.join(unit_dir, "default.target"),
            units.default_target([s.app for s in services], journal=not interactive))
+    sockets = [units.socket_file(svc.app, s.port) for svc in services for s in svc.sockets]
+    if sockets:
+        os.mkdir(os.path.join(unit_dir, units.SOCKETS_DROP_IN_DIR), 0o755)
+        _write(os.path.join(unit_dir, units.SOCKETS_DROP_IN_DIR, units.SOCKETS_DROP_IN),
+               units.sockets_drop_in(sockets))

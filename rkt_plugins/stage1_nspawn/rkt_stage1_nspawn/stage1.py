@@ -20,7 +20,7 @@ import time
 
 from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
 from rkt_core.plugin_api.fs import write_atomic
-from rkt_core.plugin_api.linux import mount, ns, proc, spawn
+from rkt_core.plugin_api.linux import activation, mount, ns, proc, spawn
 from rkt_core.plugin_api.stage1 import (CAPABILITIES, LINUX_ISOLATORS, AppRuntime, app_limits,
                                         app_runtimes)
 
@@ -273,8 +273,7 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     for app in apps:
         root = app_roots.mount_root(app, options, shift_by)
         try:
-            services.append(app_roots.service(root, app, found, options.interactive,
-                                              options.metadata_url))
+            services.append(app_roots.service(root, app, found, options))
         finally:
             os.close(root)
     rootfs.write_units(pod, services, options.interactive)
@@ -299,7 +298,11 @@ def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups
     if not options.interactive:  # the apps' output is relayed; the console (systemd's own
         os.dup2(2, 1)            # messages under --debug) must not reach rkt's stdout
     os.set_inheritable(options.lock_fd, True)
+    env = nspawn.environment()
+    # nspawn hands these on to the pod's systemd, whose socket units adopt them (see units)
+    activation.pass_sockets([s.fd for s in options.sockets], [s.port for s in options.sockets],
+                            env, keep=(options.lock_fd,))
     proc.set_parent_death_signal(signal.SIGTERM)  # rkt run killed: the pod shuts down
     if os.getppid() != parent:
         raise RktError("rkt exited while the pod was starting")
-    os.execve(argv[0], argv, nspawn.environment())
+    os.execve(argv[0], argv, env)

@@ -6,7 +6,11 @@
   go to FIFOs that ``rkt run`` relays to its own terminal and to the pod's journal;
 - ``reaper-<app>.service`` (the app's ``OnSuccess=``/``OnFailure=``) records the app's exit
   status in ``/rkt/status/<app>`` and, once every app has one, ends the pod with the exit
-  status of the first app that failed (``systemctl exit``).
+  status of the first app that failed (``systemctl exit``);
+- ``<app>.<port>.socket`` for each port of the app that gets sockets ``rkt run`` was passed by
+  socket activation: it lists their exact addresses, so that systemd in the pod adopts the
+  descriptors nspawn hands it (instead of opening sockets of its own) and passes them to the
+  app's service, named after the port (``FileDescriptorName=``).
 
 Everything is text; values are quoted and escaped for systemd's unit file syntax.
 """
@@ -37,6 +41,16 @@ class Command:
     argv: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PortSockets:
+    """The sockets an app gets for one of its ports: the port's name, its protocol (``tcp`` or
+    ``udp``) and the addresses they listen on (``127.0.0.1:8080``)."""
+
+    port: str
+    protocol: str
+    addresses: tuple[str, ...]
+
+
 @dataclass
 class AppService:
     """Everything one app's service needs."""
@@ -56,6 +70,7 @@ class AppService:
     # where the hierarchies are (/sys/fs/cgroup/<controller>).
     cgroup_views: list[tuple[str, str]] = field(default_factory=list)
     unified: bool = False  # cgroup v2 host: MemoryMax=/CPUQuota= on the unified hierarchy
+    sockets: list[PortSockets] = field(default_factory=list)  # passed by socket activation
 
     @property
     def unit(self) -> str:
@@ -78,6 +93,11 @@ def unit_name(app: str) -> str:
 def service_file(app: str) -> str:
     """The file name of an app's service."""
     return unit_name(app) + ".service"
+
+
+def socket_file(app: str, port: str) -> str:
+    """The file name of the socket unit of an app's port."""
+    return f"{unit_name(app)}.{unit_name(port)}.socket"
 
 
 def _escape(value: str) -> str:
@@ -136,6 +156,9 @@ def app_service(svc: AppService, interactive: bool) -> str:
     ]
     if not interactive:
         lines.append("After=systemd-journald.socket")
+    sockets = " ".join(socket_file(svc.app, s.port) for s in svc.sockets)
+    if sockets:
+        lines += [f"Requires={sockets}", f"After={sockets}"]
     lines += [
         "",
         "[Service]",
@@ -149,6 +172,8 @@ def app_service(svc: AppService, interactive: bool) -> str:
         f"SyslogIdentifier={_plain(svc.app)}",
         f"TimeoutStopSec={STOP_TIMEOUT_SECONDS}",
     ]
+    if sockets:
+        lines.append(f"Sockets={sockets}")
     lines.append("SupplementaryGroups=" + " ".join(
         str(g) for g in supplementary_groups(svc.gid, svc.groups)))
     lines.append("CapabilityBoundingSet=" + " ".join(svc.limits.capabilities))
@@ -176,6 +201,35 @@ def app_service(svc: AppService, interactive: bool) -> str:
     if svc.post_stop is not None:
         lines.append("ExecStopPost=-" + command_line(svc.post_stop))
     return "\n".join(lines) + "\n"
+
+
+LISTEN_SETTINGS = {"tcp": "ListenStream", "udp": "ListenDatagram"}
+
+
+def socket_unit(app: str, sockets: PortSockets) -> str:
+    """The text of the socket unit of an app's port: the sockets passed to the pod for it."""
+    return "\n".join([
+        "[Unit]",
+        f"Description={_plain(f'Application={app} port {sockets.port}')}",
+        "DefaultDependencies=false",
+        "",
+        "[Socket]",
+        f"Service={service_file(app)}",
+        f"FileDescriptorName={_plain(sockets.port)}",
+        *(f"{LISTEN_SETTINGS[sockets.protocol]}={_plain(a)}" for a in sockets.addresses),
+    ]) + "\n"
+
+
+# systemd adopts the sockets it was passed at start-up, before it loads the units the pod's
+# target needs: only units loaded by then get one. The root slice is (it is always there), and
+# so are the units it names.
+SOCKETS_DROP_IN_DIR = "-.slice.d"
+SOCKETS_DROP_IN = "rkt-sockets.conf"
+
+
+def sockets_drop_in(socket_units: list[str]) -> str:
+    """The text of the root slice's drop-in that has systemd load the socket units early."""
+    return "[Unit]\n" + "".join(f"Wants={unit}\n" for unit in socket_units)
 
 
 def reaper_file(app: str, success: bool) -> str:

@@ -211,16 +211,19 @@ def test_events_of_pods_run_by_other_processes(fly, service, image, gate, tmp_pa
         assert result.returncode == 4
         first = uuid_file.read_text().strip()
         events = _events(listener, lambda found: "POD_EXITED" in _kinds(found, first))
-        assert _kinds(events, first) == ["POD_PREPARED", "POD_STARTED", "POD_EXITED"]
-        exited = [e for e in events if e["id"] == first][-1]
+        assert _kinds(events, first) == ["POD_PREPARED", "POD_STARTED", "APP_STARTED",
+                                         "APP_EXITED", "POD_EXITED"]
+        *_, app_exited, exited = [e for e in events if e["id"] == first]
         assert {"Key": "exit-code", "value": "4"} in exited["data"]
         assert {"Key": "app-busybox", "value": "4"} in exited["data"]
         assert started - 1 <= int(exited["time"]) <= time.time()
+        assert app_exited["from"] == "busybox"  # an app event is from the app, of its pod
+        assert app_exited["data"] == [{"Key": "exit-code", "value": "4"}]
 
         # rkt run killed: nobody but the service sees the pod exit
         pod = fly.start(image, *gated(gate, WAIT_FOR_GATE))
         second = pod.uuid
-        _events(listener, lambda found: "POD_STARTED" in _kinds(found, second))
+        _events(listener, lambda found: "APP_STARTED" in _kinds(found, second))
         pod.process.send_signal(signal.SIGKILL)
         pod.process.wait()
         assert fly.status(second)["state"] == "running"
@@ -251,11 +254,11 @@ def test_events_of_pods_run_by_other_processes(fly, service, image, gate, tmp_pa
     replay = api.stream("ListenEvents", {"filter": {"since_time": int(started) - 1,
                                                     "ids": [first, second]}})
     try:
-        events = _events(replay, lambda found: len(found) >= 7)
-        assert _kinds(events, first) == ["POD_PREPARED", "POD_STARTED", "POD_EXITED",
-                                         "POD_GARBAGE_COLLECTED"]
-        assert _kinds(events, second) == ["POD_PREPARED", "POD_STARTED", "POD_EXITED",
-                                          "POD_GARBAGE_COLLECTED"]
+        events = _events(replay, lambda found: len(found) >= 11)
+        assert _kinds(events, first) == ["POD_PREPARED", "POD_STARTED", "APP_STARTED",
+                                         "APP_EXITED", "POD_EXITED", "POD_GARBAGE_COLLECTED"]
+        assert _kinds(events, second) == ["POD_PREPARED", "POD_STARTED", "APP_STARTED",
+                                          "POD_EXITED", "POD_GARBAGE_COLLECTED"]
     finally:
         replay.kill()
         replay.wait()

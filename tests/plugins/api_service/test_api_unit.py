@@ -115,6 +115,90 @@ def test_journal_and_pod_directories_give_each_pod_event_once(tmp_path):
     log.stop()
 
 
+def _pod_of(data_dir, *apps: str) -> Pod:
+    """A pod being run (in ``prepare/``, locked) with a manifest of ``apps``."""
+    pod = Pod.create(str(data_dir))
+    image = {"name": "example.com/x", "id": "sha512-" + "a" * 64}
+    Path(pod.file("pod")).write_text(json.dumps({
+        "acVersion": "0.7.4", "acKind": "PodManifest",
+        "apps": [{"name": app, "image": image} for app in apps]}))
+    return pod
+
+
+def _exits(pod: Pod, app: str, code: int) -> None:
+    status = Path(pod.file("stage1", "rootfs", "rkt", "status"))
+    status.mkdir(parents=True, exist_ok=True)
+    (status / app).write_text(str(code))
+
+
+def _seen(log, seq):
+    new, seq = log.after(seq, 0)
+    return [(e.type, e.name, e.data) for e in new], seq
+
+
+def test_app_events_from_pod_directories_each_once(tmp_path):
+    log = _event_log(tmp_path)
+    seq = log.after(-1, 0)[1]
+    one, several = _pod_of(tmp_path, "web"), _pod_of(tmp_path, "db", "cache")
+    one.to_run()
+    several.to_run()
+    log.collect()
+    found, seq = _seen(log, seq)
+    # started: the only app of a pod with its pod; of several apps, when each starts is unknown
+    assert sorted(found) == sorted([("POD_STARTED", one.uuid, ()), ("APP_STARTED", "web", ()),
+                                    ("POD_STARTED", several.uuid, ())])
+    _exits(several, "cache", 3)  # one app exited, the pod runs on
+    log.collect()
+    assert _seen(log, seq)[0] == [("APP_EXITED", "cache", (("exit-code", "3"),))]
+    seq = _seen(log, seq)[1]
+    # the journal says an app exited before the pod directory shows it: once all the same
+    journal.append(str(tmp_path), Event("APP_EXITED", one.uuid, "web", 5.0,
+                                        (("exit-code", "0"),)))
+    _exits(one, "web", 0)
+    _exits(several, "db", 1)
+    one.close()
+    several.close()
+    log.collect()
+    found, seq = _seen(log, seq)
+    web, db = ("APP_EXITED", "web", (("exit-code", "0"),)), ("APP_EXITED", "db",
+                                                              (("exit-code", "1"),))
+    one_exited, several_exited = ("POD_EXITED", one.uuid, ()), ("POD_EXITED", several.uuid, ())
+    assert sorted(found) == sorted([web, db, one_exited, several_exited])
+    assert found.index(web) < found.index(one_exited)  # a pod's apps exit before it does
+    assert found.index(db) < found.index(several_exited)
+    log.collect()
+    assert _seen(log, seq)[0] == []
+    log.stop()
+
+
+def test_a_pod_run_between_two_looks_shows_its_app_events_before_its_exit(tmp_path):
+    log = _event_log(tmp_path)
+    seq = log.after(-1, 0)[1]
+    pod = _pod_of(tmp_path, "web")
+    pod.to_run()
+    _exits(pod, "web", 7)
+    pod.close()
+    log.collect()
+    assert _seen(log, seq)[0] == [("POD_STARTED", pod.uuid, ()), ("APP_STARTED", "web", ()),
+                                  ("APP_EXITED", "web", (("exit-code", "7"),)),
+                                  ("POD_EXITED", pod.uuid, ())]
+    log.stop()
+
+
+def test_apps_of_pods_running_when_the_service_starts_are_no_news(tmp_path):
+    pod = _pod_of(tmp_path, "web")
+    pod.to_run()
+    log = _event_log(tmp_path)
+    seq = log.after(-1, 0)[1]
+    log.collect()
+    assert _seen(log, seq)[0] == []
+    _exits(pod, "web", 0)
+    log.collect()
+    assert _seen(log, seq)[0] == [("APP_EXITED", "web", (("exit-code", "0"),))]
+    pod.close()
+    log.stop()
+
+
 def test_listeners_wake_up_on_new_events(tmp_path):
     log = _event_log(tmp_path)
     seq = log.after(-1, 0)[1]
@@ -171,14 +255,17 @@ def test_other_commands_do_not_import_grpc():
 def test_observers_record_events_in_the_journal(tmp_path):
     from rkt_api_service import plugin
 
-    pod = types.SimpleNamespace(data_dir=str(tmp_path), uuid="u",
+    manifest = types.SimpleNamespace(apps=[types.SimpleNamespace(name="web")])
+    pod = types.SimpleNamespace(data_dir=str(tmp_path), uuid="u", manifest=lambda: manifest,
                                 app_exit_codes=lambda: {"web": 2})
     plugin.rkt_pod_prepared(pod)
     plugin.rkt_before_stage1(pod, "fly")
     plugin.rkt_pod_exited(pod, 2)
     plugin.rkt_pod_gc(pod)
     plugin.rkt_image_removed("sha512-1")  # outside a command: nowhere to record it
-    found = [(e.type, e.data) for e in journal.Reader(str(tmp_path)).history()]
-    assert found == [("POD_PREPARED", ()), ("POD_STARTED", (("flavor", "fly"),)),
-                     ("POD_EXITED", (("exit-code", "2"), ("app-web", "2"))),
-                     ("POD_GARBAGE_COLLECTED", ())]
+    found = [(e.type, e.name, e.data) for e in journal.Reader(str(tmp_path)).history()]
+    assert found == [("POD_PREPARED", "u", ()), ("POD_STARTED", "u", (("flavor", "fly"),)),
+                     ("APP_STARTED", "web", ()),
+                     ("APP_EXITED", "web", (("exit-code", "2"),)),
+                     ("POD_EXITED", "u", (("exit-code", "2"), ("app-web", "2"))),
+                     ("POD_GARBAGE_COLLECTED", "u", ())]

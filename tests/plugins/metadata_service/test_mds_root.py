@@ -279,6 +279,45 @@ def test_another_pods_token_is_refused(rkt, service, image, tmp_path):
 
 
 @pytest.mark.parametrize("flavor,net", [("fly", "host"), ("nspawn", "default")])
+def test_rkt_enter_gets_the_apps_metadata_url(rkt, service, image, tmp_path, flavor, net):
+    """As in rkt, a command run by ``rkt enter`` has the app's ``AC_METADATA_URL`` and reaches
+    the service with it; the URL (the pod's secret) is in the pod for root only."""
+    control = tmp_path / "control"
+    control.mkdir()
+    run, output, uuid = rkt.start(
+        f"--stage1-name={flavor}", f"--net={net}", "--mds-register",
+        f"--volume=control,kind=host,source={control}", image,
+        "--mount=volume=control,target=/control", "--exec", "/bin/sh", "--", "-c",
+        WAIT_FOR_STOP)
+    url = wait_until(lambda: answers(output.read_text()).get("url"), "the pod's URL")
+    recorded = rkt.pod_dir(uuid) / "metadata-url"
+    assert recorded.read_text() == url
+    assert recorded.stat().st_mode & 0o777 == 0o600
+    entered = rkt("enter", uuid, "/bin/sh", "-c",
+                  'echo "url=$AC_METADATA_URL"; H="Metadata-Flavor: AppContainer"; '
+                  'echo "uuid=$(wget -q -O - --header "$H" "$AC_METADATA_URL/acMetadata/v1/pod/uuid")"')
+    assert entered.returncode == 0, entered.stderr
+    assert answers(entered.stdout) == {"url": url, "uuid": uuid}
+    (control / "stop").touch()
+    assert run.wait(timeout=WAIT) == 0
+
+
+def test_an_unregistered_pod_enters_without_a_metadata_url(rkt, image, tmp_path):
+    control = tmp_path / "control"
+    control.mkdir()
+    run, output, uuid = rkt.start(
+        "--stage1-name=fly", f"--volume=control,kind=host,source={control}", image,
+        "--mount=volume=control,target=/control", "--exec", "/bin/sh", "--", "-c",
+        WAIT_FOR_STOP)
+    wait_until(lambda: "url=" in output.read_text(), "the app")
+    entered = rkt("enter", uuid, "/bin/sh", "-c", 'echo "url=${AC_METADATA_URL-unset}"')
+    assert (entered.returncode, entered.stdout) == (0, "url=unset\n"), entered.stderr
+    assert not (rkt.pod_dir(uuid) / "metadata-url").exists()
+    (control / "stop").touch()
+    assert run.wait(timeout=WAIT) == 0
+
+
+@pytest.mark.parametrize("flavor,net", [("fly", "host"), ("nspawn", "default")])
 def test_without_a_service_the_run_fails_before_any_app_starts(tmp_path, image, flavor, net):
     rkt = Rkt(tmp_path / "data", tmp_path / "nobody.sock")
     try:

@@ -257,6 +257,22 @@ def test_enter_stop_status_and_list_of_a_running_pod(rkt, images):
     assert rkt.status(uuid)["app-sleeper"] == str(128 + signal.SIGTERM)
 
 
+def test_image_gc_keeps_the_stage1_image_of_a_running_pod_and_its_tree_for_gc(rkt, images):
+    process, uuid = rkt.start(f"--stage1-path={images.v5}", images.sleeper)
+    stage1 = rkt.images()[f"{NAME}:1.0"]["id"]
+    assert (rkt.pod_dir(uuid) / "stage1ID").read_text() == stage1
+    rkt("image", "gc", "--grace-period=0s", check=0)
+    assert set(rkt.images()) == {f"{NAME}:1.0", "example.com/sleeper:1.0"}  # the pod runs
+    rkt("stop", uuid, check=0)
+    assert process.wait(WAIT) == 128 + signal.SIGTERM
+    rkt("image", "gc", "--grace-period=0s", check=0)
+    assert rkt.images() == {}
+    tree = (rkt.pod_dir(uuid) / "stage1TreeStoreID").read_text()
+    assert (rkt.data / "cas" / "tree" / tree / "rendered").exists()  # the pod's gc needs it
+    rkt("gc", "--grace-period=0s", check=0)
+    assert gc_calls(images, uuid) == [["--local-config", str(rkt.local), uuid]]
+
+
 def test_a_stage1_without_stop_entrypoint_cannot_be_stopped(rkt, images):
     process, uuid = rkt.start(f"--stage1-path={images.v1}", images.sleeper)
     result = rkt("stop", uuid)
