@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 from .errors import RktError
+from .records import dataclass, field
 
 DEFAULT_SYSTEM_CONFIG = "/usr/lib/rkt"
 DEFAULT_LOCAL_CONFIG = "/etc/rkt"
@@ -245,6 +244,8 @@ def _parse_stage1(config: Config, doc: dict) -> None:
         if config.stage1_location:
             raise ConfigError("location of a default stage1 image is already specified")
         if not os.path.isabs(location):
+            from urllib.parse import urlparse
+
             scheme = urlparse(location).scheme
             if not scheme:
                 raise ConfigError("default stage1 image location is either a relative path "

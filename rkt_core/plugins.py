@@ -1,6 +1,7 @@
-"""The plugin manager facade: stevedore finds plugins, pluggy holds the contract and calls them.
+"""The plugin manager facade: entry points find plugins, pluggy holds the contract and calls them.
 
-Every plugin, built-in or external, is an entry point in the group ``rkt.plugins``. Each is
+Every plugin, built-in or external, is an entry point in the group ``rkt.plugins``, read from
+an index kept valid across installs and removals (:mod:`rkt_core.plugin_index`). Each is
 imported in isolation: one that fails to import or to validate is reported (``rkt plugins``) and
 left out, and the rest work. Core code asks this facade for what it needs
 (``stage1_flavor("fly")``, ``fetcher_for("https")``, ``notify(...)``) and never calls ``pm.hook``.
@@ -20,7 +21,6 @@ import inspect
 import os
 import sys
 import types as pytypes
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import pluggy
@@ -28,6 +28,7 @@ import pluggy
 from . import hookspecs, types
 from .errors import PluginMissingError, RktError
 from .hookspecs import DECIDE, DECLARE, KIND_ATTR, OBSERVE, RECORD_ATTR, SETUP
+from .records import dataclass, field
 
 ENTRY_POINT_GROUP = "rkt.plugins"
 OK, FAILED, DISABLED = "loaded", "failed", "disabled"
@@ -50,7 +51,6 @@ class PluginInfo:
     provides: list[str] = field(default_factory=list)
     status: str = OK
     errors: list[str] = field(default_factory=list)
-    entry_point: Any = field(default=None, repr=False, compare=False)
 
     def as_json(self) -> dict:
         """The plugin as a JSON object (``rkt plugins --format json``)."""
@@ -108,35 +108,33 @@ class Plugins:
     # --- loading ------------------------------------------------------------------------------
 
     def _discover(self) -> None:
-        from stevedore import ExtensionManager, NamedExtensionManager
+        from .plugin_index import entry_points
 
-        entry_points = ExtensionManager.make_test_instance([], namespace=ENTRY_POINT_GROUP)
         seen: dict[str, str] = {}
-        wanted: list[str] = []
-        # Distributions and versions are looked up only for `rkt plugins` (it costs ~30 ms).
-        for ep in sorted(entry_points.list_entry_points(), key=lambda e: e.name):
+        wanted = {}
+        for ep in sorted(entry_points(), key=lambda e: e.name):
             if ep.name in seen:
-                info = PluginInfo(ep.name, status=FAILED, entry_point=ep)
+                info = PluginInfo(ep.name, ep.distribution, ep.version, status=FAILED)
                 info.errors.append(f'entry point name "{ep.name}" is also used by {seen[ep.name]}; '
                                    "this one is ignored")
                 self._infos.setdefault(f"{ep.name} ({ep.value})", info)
                 continue
             seen[ep.name] = ep.value
             if ep.name in self.disabled:
-                self._infos[ep.name] = PluginInfo(ep.name, status=DISABLED, entry_point=ep)
+                self._infos[ep.name] = PluginInfo(ep.name, ep.distribution, ep.version,
+                                                  status=DISABLED)
             else:
-                wanted.append(ep.name)
-
-        def on_failure(_manager, ep, exc):
-            self._infos[ep.name] = PluginInfo(ep.name, status=FAILED, entry_point=ep,
-                                              errors=[f"import failed: {type(exc).__name__}: {exc}"])
-
-        if not wanted:
-            return
-        manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=wanted, name_order=True,
-                                        on_load_failure_callback=on_failure)
-        self.register_all([(ext.name, ext.plugin) for ext in manager.extensions],
-                          {ext.name: ext.entry_point for ext in manager.extensions})
+                wanted[ep.name] = ep
+        loaded = []
+        for ep in wanted.values():
+            try:
+                loaded.append((ep.name, ep.load()))
+            except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
+                self._infos[ep.name] = PluginInfo(
+                    ep.name, ep.distribution, ep.version, status=FAILED,
+                    errors=[f"import failed: {type(exc).__name__}: {exc}"])
+        for info in self.register_all(loaded):
+            info.distribution, info.version = wanted[info.name].distribution, wanted[info.name].version
 
     def register(self, plugin: Any, name: str) -> PluginInfo:
         """Register one plugin object under ``name``; a plugin that does not validate is left out.
@@ -145,19 +143,17 @@ class Plugins:
         """
         return self.register_all([(name, plugin)])[0]
 
-    def register_all(self, plugins: Iterable[tuple[str, Any]],
-                     entry_points: dict[str, Any] | None = None) -> list[PluginInfo]:
+    def register_all(self, plugins: Iterable[tuple[str, Any]]) -> list[PluginInfo]:
         """Register ``(name, plugin)`` pairs in order (as discovery does), then check each against
         every hook spec, including those the others published."""
-        infos = [self._register(plugin, name, (entry_points or {}).get(name))
-                 for name, plugin in plugins]
+        infos = [self._register(plugin, name) for name, plugin in plugins]
         for info in infos:
             if info.status == OK:
                 self._refuse_unknown_hooks(info)
         return infos
 
-    def _register(self, plugin: Any, name: str, entry_point: Any) -> PluginInfo:
-        info = PluginInfo(name, entry_point=entry_point)
+    def _register(self, plugin: Any, name: str) -> PluginInfo:
+        info = PluginInfo(name)
         self._infos[name] = info
         self._declared.clear()
         if self._pm.is_blocked(name):
@@ -414,8 +410,6 @@ class Plugins:
             info.provides = (sorted(provides.get(info.name, []))
                              + [f"command {c}" for c in commands.get(info.name, [])]
                              + [f"hook {h}" for h in self._published.get(info.name, [])])
-            if info.entry_point is not None and not info.distribution:
-                info.distribution, info.version = _dist_of(info.entry_point)
         return sorted(self._infos.values(), key=lambda i: i.name)
 
     def _commands_by_plugin(self) -> dict[str, list[str]]:
@@ -429,31 +423,3 @@ class Plugins:
             found[impl.plugin_name] = sorted(group.commands)
         return found
 
-
-def _dist_of(ep) -> tuple[str, str]:
-    """The distribution (name, version) that ships an entry point.
-
-    stevedore's cached entry points carry no ``dist``, so the distribution is found from the
-    entry point's top-level package.
-    """
-    dist = getattr(ep, "dist", None)
-    if dist is not None:
-        return dist.metadata["Name"] or "", dist.version or ""
-    import importlib.metadata as md
-
-    package = ep.value.split(":")[0].split(".")[0]
-    names = _packages_distributions().get(package, [])
-    if not names:
-        return "", ""
-    return names[0], md.version(names[0])
-
-
-_PACKAGES_DISTRIBUTIONS: dict[str, list[str]] = {}
-
-
-def _packages_distributions() -> dict[str, list[str]]:
-    if not _PACKAGES_DISTRIBUTIONS:
-        import importlib.metadata as md
-
-        _PACKAGES_DISTRIBUTIONS.update(md.packages_distributions())
-    return _PACKAGES_DISTRIBUTIONS

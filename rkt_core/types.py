@@ -6,8 +6,9 @@ Each record names one capability and carries a factory or callable that does the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Protocol
+
+from .records import dataclass, field
 
 
 # --- stage1 flavors -------------------------------------------------------------------------

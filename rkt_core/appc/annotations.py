@@ -1,8 +1,6 @@
 """Annotations: free-form metadata on images, pods and apps, with a few checked names."""
 
 import re
-from datetime import datetime
-from urllib.parse import urlsplit
 
 from .errors import AppcError
 from .identifiers import quote
@@ -13,6 +11,8 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 
 def _check_date(name: str, value: str) -> None:
     if _RFC3339.fullmatch(value):
+        from datetime import datetime  # here: few annotations are dates
+
         try:
             datetime.fromisoformat(value[:19])
             return
@@ -23,6 +23,8 @@ def _check_date(name: str, value: str) -> None:
 
 
 def _check_url(name: str, value: str) -> None:
+    from urllib.parse import urlsplit  # here: few annotations are URLs
+
     try:
         scheme = urlsplit(value).scheme
     except ValueError:

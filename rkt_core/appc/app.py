@@ -1,8 +1,8 @@
 """The ``app`` section of an image or pod manifest: what to run and how (appc v0.7.4)."""
 
 import re
-from dataclasses import dataclass, field
 
+from ..records import dataclass, field
 from .errors import AppcError
 from .gojson import (INT64_MAX, UINT64_MAX, as_bool, as_int, as_list, as_str, as_str_list,
                      struct_fields)

@@ -1,8 +1,7 @@
 """The image manifest (``manifest`` in an ACI): parse, validate and write it as appc v0.7.4."""
 
-from dataclasses import dataclass, field
-
 from .. import APPC_VERSION
+from ..records import dataclass, field
 from .annotations import Annotations
 from .app import App
 from .errors import AppcError

@@ -5,8 +5,7 @@ parsed; other names are kept as they are (``known`` is False) so the executor ca
 user which isolators it ignored.
 """
 
-from dataclasses import dataclass, field
-
+from ..records import dataclass, field
 from .errors import AppcError
 from .gojson import as_bool, as_list, as_str, struct_fields
 from .identifiers import quote, validate_ac_identifier

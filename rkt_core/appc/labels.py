@@ -1,7 +1,5 @@
 """Image labels (``version``, ``os``, ``arch``...) and the appc os/arch whitelist."""
 
-import platform
-
 from .errors import AppcError
 from .identifiers import quote
 from .namevalues import NameValues
@@ -20,6 +18,8 @@ _MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64",
 
 def host_os_arch() -> tuple[str, str]:
     """The appc ``os`` and ``arch`` label values of this machine."""
+    import platform  # here: its import compiles ten regexes
+
     machine = platform.machine()
     return platform.system().lower(), _MACHINE_TO_ARCH.get(machine, machine.lower())
 

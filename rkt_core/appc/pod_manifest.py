@@ -1,9 +1,9 @@
 """The pod manifest: the apps of a pod, their images, volumes and mounts (appc v0.7.4)."""
 
 import re
-from dataclasses import dataclass, field
 
 from .. import APPC_VERSION
+from ..records import dataclass, field
 from .annotations import Annotations
 from .app import App
 from .errors import AppcError

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
 
+from ..records import dataclass
 from .errors import AppcError
 from .identifiers import quote
 
@@ -103,6 +101,9 @@ def parse_quantity(text: str | int | float) -> Quantity:
     if parsed is None:
         raise AppcError(f"invalid quantity {quote(text)}: unknown suffix {quote(suffix)} (use m, k, "
                         f"M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or an exponent such as e3)")
+    from decimal import Decimal  # here: imported with fractions only for a quantity
+    from fractions import Fraction
+
     base, exponent, fmt = parsed
     amount = Fraction(Decimal(number))
     if base == 10:

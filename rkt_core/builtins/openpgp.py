@@ -13,7 +13,6 @@ import os
 
 from ..errors import SignatureError
 from ..hookspecs import hookimpl
-from ..trust.keystore import Keystore, scratch_gpg
 from ..types import Signer, Verifier, VerifyRequest
 
 RKT_PLUGIN_API = 1
@@ -42,6 +41,8 @@ def accepts(head: bytes) -> bool:
 
 def verify(request: VerifyRequest) -> Signer:
     """Check ``request.signature`` over ``request.image`` with the keys trusted for its name."""
+    from ..trust.keystore import Keystore, scratch_gpg  # gnupg: only when a signature is checked
+
     ctx, name = request.context, request.image_name
     keys = Keystore(ctx.system_config, ctx.local_config, warn=ctx.warn).keys_for(name)
     request.signature.seek(0)

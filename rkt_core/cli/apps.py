@@ -2,18 +2,15 @@
 
 Flags that follow an image apply to that image (``--exec``, ``--user``, ``--mount``...); ``--``
 starts the image's arguments and ``---`` ends them. Pod flags (``--volume``, ``--net``...) and
-global flags may appear anywhere, as with rkt. :class:`AppsCommand` splits the command line
-before click parses the pod flags.
+global flags may appear anywhere, as with rkt. :func:`split_app_args` splits the command line
+before the pod flags are parsed.
 """
 
 from __future__ import annotations
 
-import click
-
 from ..appc import Mount
 from ..errors import UsageError
 from ..stage0.prepare import AppArgs
-from .main import OptionalValue, RktCommand
 
 # Per-app flags: flag -> attribute of AppArgs.
 APP_FLAGS = {
@@ -47,12 +44,11 @@ def _set_app_flag(app: AppArgs, flag: str, value: str) -> None:
         setattr(app, attr, value)
 
 
-def split_app_args(command: click.Command, args: list[str]) -> tuple[list[str], list[AppArgs], list[Mount]]:
-    """Separate a ``run``/``prepare`` command line into (pod flags for click, the images with
-    their flags, the ``--mount`` flags given before any image, which apply to every app)."""
-    value_options = {name for p in command.params
-                     if isinstance(p, click.Option) and not p.is_flag and not isinstance(p, OptionalValue)
-                     for name in p.opts}
+def split_app_args(value_options: set[str], args: list[str]
+                   ) -> tuple[list[str], list[AppArgs], list[Mount]]:
+    """Separate a ``run``/``prepare`` command line into (the pod flags, the images with their
+    flags, the ``--mount`` flags given before any image, which apply to every app);
+    ``value_options`` are the pod options that take a value."""
     pod_args: list[str] = []
     apps: list[AppArgs] = []
     pod_mounts: list[Mount] = []
@@ -94,14 +90,3 @@ def split_app_args(command: click.Command, args: list[str]) -> tuple[list[str], 
         i += 1
     return pod_args, apps, pod_mounts
 
-
-class AppsCommand(RktCommand):
-    """A command taking images with per-app flags; they land in ``ctx.meta["rkt.apps"]`` and
-    ``ctx.meta["rkt.pod_mounts"]``."""
-
-    def parse_args(self, ctx, args):
-        if any(a in ("-h", "--help") for a in args):
-            return super().parse_args(ctx, args)
-        pod_args, apps, mounts = split_app_args(self, args)
-        ctx.meta["rkt.apps"], ctx.meta["rkt.pod_mounts"] = apps, mounts
-        return super().parse_args(ctx, pod_args)

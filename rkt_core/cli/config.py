@@ -1,13 +1,12 @@
 """``rkt config``: print the merged configuration."""
 
-import click
-
-from .main import RktCommand, get_context
+from .declare import command, option
+from .main import get_context
 from .output import print_json
 
 
-@click.command(cls=RktCommand)
-@click.option("--pretty-print/--no-pretty-print", default=False, help="apply indent to format the output")
+@command()
+@option("--pretty-print/--no-pretty-print", default=False, help="apply indent to format the output")
 def config(pretty_print: bool) -> None:
     """Print configuration for each stage in JSON format."""
     ctx = get_context()

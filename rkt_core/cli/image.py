@@ -11,11 +11,10 @@ import sys
 import tempfile
 import time
 
-import click
-
 from ..crashpoints import crash_point
-from ..errors import RktError, describe
-from .main import RktGroup, get_context
+from ..errors import RktError, UsageError, describe
+from .declare import Choice, argument, group, option
+from .main import get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
 from .params import DURATION
 
@@ -24,7 +23,7 @@ _FIELDS = {"id": "ID", "name": "NAME", "size": "SIZE", "importtime": "IMPORT TIM
 _SORT_COLUMNS = {"name": "name", "importtime": "importtime", "lastused": "lastused", "size": "size"}
 
 
-@click.group(cls=RktGroup)
+@group()
 def image() -> None:
     """Operate on image(s) in the local store."""
 
@@ -33,21 +32,21 @@ def _option_list(value: str, allowed, flag: str) -> list[str]:
     items = [v.strip().lower() for v in value.split(",") if v.strip()]
     for item in items:
         if item not in allowed:
-            raise click.UsageError(f'unknown {flag} "{item}": accepted values are {", ".join(allowed)}')
+            raise UsageError(f'unknown {flag} "{item}": accepted values are {", ".join(allowed)}')
     return items
 
 
 @image.command("list")
-@click.option("--fields", default=",".join(_FIELDS), show_default=True,
-              help="comma-separated list of fields to display")
-@click.option("--sort", "sort_fields", default="importtime", show_default=True,
-              help="sort the output according to the provided comma-separated list of fields")
-@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
-              help="choose the sorting order if at least one sort field is provided")
-@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
-@click.option("--full/--no-full", default=False, help="use long output format")
-@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
-              help="choose the output format: json or json-pretty")
+@option("--fields", default=",".join(_FIELDS), show_default=True,
+        help="comma-separated list of fields to display")
+@option("--sort", "sort_fields", default="importtime", show_default=True,
+        help="sort the output according to the provided comma-separated list of fields")
+@option("--order", type=Choice(["asc", "desc"]), default="asc", show_default=True,
+        help="choose the sorting order if at least one sort field is provided")
+@option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@option("--full/--no-full", default=False, help="use long output format")
+@option("--format", "fmt", type=Choice(["", "json", "json-pretty"]), default="",
+        help="choose the output format: json or json-pretty")
 def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
     """List images in the local store."""
     fields = _option_list(fields, _FIELDS, "field")
@@ -115,7 +114,7 @@ def remove_images(ctx, refs: list[str]) -> int:
                 stale_count += 1
                 print(f'rkt: some files cannot be removed for image "{key}" ("{name}"): '
                       + "; ".join(stale), file=sys.stderr)
-            click.echo(f'successfully removed aci for image: "{key}"')
+            print(f'successfully removed aci for image: "{key}"', flush=True)
             removed.append(key)
     for key in removed:
         ctx.plugins.notify("rkt_image_removed", image_id=key)
@@ -130,7 +129,7 @@ def remove_images(ctx, refs: list[str]) -> int:
 
 
 @image.command("rm")
-@click.argument("images", nargs=-1, required=True)
+@argument("images", nargs=-1, required=True)
 def image_rm(images) -> None:
     """Remove one or more images with the given IDs or names from the local store."""
     ctx = get_context()
@@ -140,8 +139,8 @@ def image_rm(images) -> None:
 
 
 @image.command("gc")
-@click.option("--grace-period", type=DURATION, default="24h", show_default=True,
-              help="duration to wait since an image was last used before removing it")
+@option("--grace-period", type=DURATION, default="24h", show_default=True,
+        help="duration to wait since an image was last used before removing it")
 def image_gc(grace_period: float) -> None:
     """Garbage collect local store: unused trees, images unused for a grace period, orphans,
     and temporary files (unfinished imports and downloads) older than the grace period."""
@@ -266,29 +265,29 @@ def _remove_abandoned_work_dirs(parent: str) -> None:
 
 
 @image.command("extract")
-@click.argument("image_ref", metavar="IMAGE")
-@click.argument("output_dir", metavar="DIR")
-@click.option("--rootfs-only/--no-rootfs-only", default=False, help="extract rootfs only")
-@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
+@argument("image_ref", metavar="IMAGE")
+@argument("output_dir", metavar="DIR")
+@option("--rootfs-only/--no-rootfs-only", default=False, help="extract rootfs only")
+@option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
 def image_extract(image_ref, output_dir, rootfs_only, overwrite) -> None:
     """Extract a stored image (without its dependencies) to a directory."""
     _write_tree(get_context(), image_ref, output_dir, rootfs_only, overwrite, with_deps=False)
 
 
 @image.command("render")
-@click.argument("image_ref", metavar="IMAGE")
-@click.argument("output_dir", metavar="DIR")
-@click.option("--rootfs-only/--no-rootfs-only", default=False, help="render rootfs only")
-@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
+@argument("image_ref", metavar="IMAGE")
+@argument("output_dir", metavar="DIR")
+@option("--rootfs-only/--no-rootfs-only", default=False, help="render rootfs only")
+@option("--overwrite/--no-overwrite", default=False, help="overwrite output directory")
 def image_render(image_ref, output_dir, rootfs_only, overwrite) -> None:
     """Render a stored image with its dependencies to a directory."""
     _write_tree(get_context(), image_ref, output_dir, rootfs_only, overwrite, with_deps=True)
 
 
 @image.command("export")
-@click.argument("image_ref", metavar="IMAGE")
-@click.argument("output", metavar="OUTPUT_ACI_FILE")
-@click.option("--overwrite/--no-overwrite", default=False, help="overwrite output ACI")
+@argument("image_ref", metavar="IMAGE")
+@argument("output", metavar="OUTPUT_ACI_FILE")
+@option("--overwrite/--no-overwrite", default=False, help="overwrite output ACI")
 def image_export(image_ref, output, overwrite) -> None:
     """Export a stored image to an (uncompressed) ACI file.
 
@@ -371,16 +370,16 @@ def _kind(mode: int) -> str:
 
 
 @image.command("cat-manifest")
-@click.argument("image_ref", metavar="IMAGE")
-@click.option("--pretty-print/--no-pretty-print", default=True, help="apply indent to format the output")
+@argument("image_ref", metavar="IMAGE")
+@option("--pretty-print/--no-pretty-print", default=True, help="apply indent to format the output")
 def image_cat_manifest(image_ref, pretty_print) -> None:
     """Inspect and print the image manifest."""
     store = get_context().store
-    click.echo(store.manifest(store.resolve(image_ref)).to_json(pretty=pretty_print))
+    print(store.manifest(store.resolve(image_ref)).to_json(pretty=pretty_print), flush=True)
 
 
 @image.command("verify")
-@click.argument("images", nargs=-1, required=True)
+@argument("images", nargs=-1, required=True)
 def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
     from ..pod.references import prepare_lock
@@ -399,16 +398,16 @@ def image_verify(images) -> None:
                            hint=f'remove it with "rkt image rm {key}" and fetch it again')
         tree = trees.id_for(key)
         if not trees.is_rendered(tree):
-            click.echo(f'image "{ref}" not rendered; no verification needed')
+            print(f'image "{ref}" not rendered; no verification needed', flush=True)
             continue
         try:
             trees.verify(tree)
         except TreeVerificationError as e:
-            click.echo(f"tree cache verification failed for image {ref}: {e};  rebuilding...")
+            print(f"tree cache verification failed for image {ref}: {e};  rebuilding...", flush=True)
             with prepare_lock(ctx.data_dir).exclusive():  # no pod picks the tree meanwhile
                 trees.rebuild(key)
             continue
-        click.echo(f'successfully verified checksum for image: "{ref}" ("{key}")')
+        print(f'successfully verified checksum for image: "{ref}" ("{key}")', flush=True)
 
 
 @image.command("rebuild-db")
@@ -422,7 +421,7 @@ def image_rebuild_db() -> None:
     if result.backup:
         print(f"rkt: the previous database was moved to {result.backup}", file=sys.stderr)
     for key, name in result.recovered:
-        click.echo(f'recovered image "{name}" ({key})')
+        print(f'recovered image "{name}" ({key})', flush=True)
     for problem in result.skipped:
         print(f"rkt: not recovered: {problem}", file=sys.stderr)
     print(f"rkt: the store database was rebuilt with {len(result.recovered)} image(s)",

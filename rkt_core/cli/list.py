@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-import click
-
 from ..errors import NotFoundError, RktError, describe
 from ..pod.pod import Pod
-from .main import RktCommand, get_context
+from .declare import Choice, command, option
+from .main import get_context
 from .output import full_time, humanize_time, print_json, print_table
 from .pods import format_networks
 
@@ -64,11 +63,11 @@ def pod_json(pod: Pod) -> dict:
     return result
 
 
-@click.command("list", cls=RktCommand)
-@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
-@click.option("--full/--no-full", default=False, help="use long output format")
-@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
-              help="choose the output format: json or json-pretty")
+@command("list")
+@option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@option("--full/--no-full", default=False, help="use long output format")
+@option("--format", "fmt", type=Choice(["", "json", "json-pretty"]), default="",
+        help="choose the output format: json or json-pretty")
 def list_pods(no_legend: bool, full: bool, fmt: str) -> None:
     """List pods."""
     ctx = get_context()

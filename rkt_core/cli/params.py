@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import click
-
 from ..duration import parse_duration
 
 
-class Duration(click.ParamType):
-    """A click parameter holding a Go-style duration, converted to seconds."""
+class Duration:
+    """A parameter type holding a Go-style duration, converted to seconds (for
+    :mod:`.declare`; ValueError for a value that is not a duration)."""
 
     name = "duration"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return parse_duration(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
+    def convert(self, value: str) -> float:
+        """``value`` in seconds."""
+        return parse_duration(value)
 
 
 DURATION = Duration()

@@ -1,15 +1,14 @@
 """``rkt plugins``: what is installed, what it provides, and what failed to load."""
 
-import click
-
-from .main import RktCommand, get_context
+from .declare import Choice, command, option
+from .main import get_context
 from .output import print_json, print_table
 
 
-@click.command(cls=RktCommand)
-@click.option("--no-legend/--legend", default=False, help="suppress a legend with the list")
-@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
-              help="choose the output format")
+@command()
+@option("--no-legend/--legend", default=False, help="suppress a legend with the list")
+@option("--format", "fmt", type=Choice(["", "json", "json-pretty"]), default="",
+        help="choose the output format")
 def plugins(no_legend: bool, fmt: str) -> None:
     """List installed plugins: distribution and version, what each provides, load errors."""
     infos = get_context().plugins.infos()

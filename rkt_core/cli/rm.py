@@ -2,17 +2,16 @@
 
 import sys
 
-import click
-
 from ..errors import RktError
 from ..stage0.gc import remove_pod
-from .main import RktCommand, get_context
+from .declare import argument, command, option
+from .main import get_context
 from .pods import uuid_arguments
 
 
-@click.command(cls=RktCommand)
-@click.argument("uuids", nargs=-1)
-@click.option("--uuid-file", default="", help="read pod UUID from file instead of argument")
+@command()
+@argument("uuids", nargs=-1)
+@option("--uuid-file", default="", help="read pod UUID from file instead of argument")
 def rm(uuids, uuid_file) -> None:
     """Remove all files and resources associated with exited or prepared pods."""
     ctx = get_context()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 
-import click
-
 from ..appc import Volume
 from ..errors import UsageError
 from .. import network
@@ -19,50 +17,50 @@ from ..stage0.run import options_checker, run_pod
 from ..stage0.stage1 import KINDS as STAGE1_KINDS
 from ..stage0.stage1 import request_from_flags
 from ..types import RunOptions
-from .apps import AppsCommand
-from .main import OptionalValue, get_context
+from .declare import command, option
+from .main import get_context
 
 
 def prepare_options(f):
     """The flags ``run`` and ``prepare`` share (images and per-app flags are parsed apart)."""
     options = [
-        click.option("--volume", "volumes", multiple=True, metavar="NAME,kind=host|empty,...",
-                     help="volumes to make available in the pod"),
-        click.option("--set-env", "set_env", multiple=True, metavar="NAME=VALUE",
-                     help="an environment variable to set for all apps"),
-        click.option("--inherit-env/--no-inherit-env", default=False,
-                     help="inherit all environment variables not set by apps"),
-        click.option("--pull-policy", default=None, metavar="POLICY",
-                     help='when to pull images: "new" (default), "update" or "never"'),
-        click.option("--store-only/--no-store-only", default=False, hidden=True,
-                     help="deprecated: same as --pull-policy=never"),
-        click.option("--no-store/--store", default=False, hidden=True,
-                     help="deprecated: same as --pull-policy=update"),
-        click.option("--stage1-name", multiple=True, metavar="NAME",
-                     help="the stage1 flavor to run the pod with (nspawn, fly, kvm...), or the "
-                          "name[:version] of a stage1 image"),
-        click.option("--stage1-path", multiple=True, metavar="PATH",
-                     help="a stage1 image file to run the pod with"),
-        click.option("--stage1-url", multiple=True, metavar="URL",
-                     help="the URL of a stage1 image to run the pod with"),
-        click.option("--stage1-hash", multiple=True, metavar="ID",
-                     help="the ID of a stage1 image in the store to run the pod with"),
-        click.option("--stage1-from-dir", multiple=True, metavar="FILE",
-                     help="the file name of a stage1 image in the stage1 images directory"),
-        click.option("--stage1-image", multiple=True, metavar="IMAGE", hidden=True,
-                     help="v0.14 flag: a stage1 image path, URL, ID or name, or a flavor"),
-        click.option("--no-overlay/--overlay", default=False,
-                     help="disable overlay filesystem and copy image trees instead"),
-        click.option("--pod-manifest", default="", metavar="FILE",
-                     help="the path to the pod manifest; overrides images and their flags"),
-        click.option("--uuid-file-save", default="", metavar="FILE",
-                     help="write the pod UUID to this file"),
-        click.option("--private-users/--no-private-users", default=False,
-                     help="run within user namespaces"),
-        click.option("--port", "ports", multiple=True, metavar="NAME:[HOSTIP:]HOSTPORT",
-                     help="ports to forward"),
+        option("--volume", "volumes", multiple=True, metavar="NAME,kind=host|empty,...",
+               help="volumes to make available in the pod"),
+        option("--set-env", "set_env", multiple=True, metavar="NAME=VALUE",
+               help="an environment variable to set for all apps"),
+        option("--inherit-env/--no-inherit-env", default=False,
+               help="inherit all environment variables not set by apps"),
+        option("--pull-policy", default=None, metavar="POLICY",
+               help='when to pull images: "new" (default), "update" or "never"'),
+        option("--store-only/--no-store-only", default=False, hidden=True,
+               help="deprecated: same as --pull-policy=never"),
+        option("--no-store/--store", default=False, hidden=True,
+               help="deprecated: same as --pull-policy=update"),
+        option("--stage1-name", multiple=True, metavar="NAME",
+               help="the stage1 flavor to run the pod with (nspawn, fly, kvm...), or the "
+                    "name[:version] of a stage1 image"),
+        option("--stage1-path", multiple=True, metavar="PATH",
+               help="a stage1 image file to run the pod with"),
+        option("--stage1-url", multiple=True, metavar="URL",
+               help="the URL of a stage1 image to run the pod with"),
+        option("--stage1-hash", multiple=True, metavar="ID",
+               help="the ID of a stage1 image in the store to run the pod with"),
+        option("--stage1-from-dir", multiple=True, metavar="FILE",
+               help="the file name of a stage1 image in the stage1 images directory"),
+        option("--stage1-image", multiple=True, metavar="IMAGE", hidden=True,
+               help="v0.14 flag: a stage1 image path, URL, ID or name, or a flavor"),
+        option("--no-overlay/--overlay", default=False,
+               help="disable overlay filesystem and copy image trees instead"),
+        option("--pod-manifest", default="", metavar="FILE",
+               help="the path to the pod manifest; overrides images and their flags"),
+        option("--uuid-file-save", default="", metavar="FILE",
+               help="write the pod UUID to this file"),
+        option("--private-users/--no-private-users", default=False,
+               help="run within user namespaces"),
+        option("--port", "ports", multiple=True, metavar="NAME:[HOSTIP:]HOSTPORT",
+               help="ports to forward"),
     ]
-    return functools.reduce(lambda acc, option: option(acc), reversed(options), f)
+    return functools.reduce(lambda acc, decorate: decorate(acc), reversed(options), f)
 
 
 def parse_env(values) -> dict[str, str]:
@@ -76,14 +74,15 @@ def parse_env(values) -> dict[str, str]:
     return env
 
 
-def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
-    """PrepareOptions from the parsed flags and the image list."""
+def build_prepare_options(params: dict) -> PrepareOptions:
+    """PrepareOptions from the parsed flags, the image list (``apps``) and the ``--mount``
+    flags before any image (``pod_mounts``)."""
     stage1 = request_from_flags({kind: params["stage1_" + kind.replace("-", "_")]
                                  for kind in STAGE1_KINDS})
     policy = pull_policy_from_flags(params["pull_policy"], params["store_only"], params["no_store"],
                                     default="new")
     return PrepareOptions(
-        apps=ctx.meta.get("rkt.apps", []), mounts=ctx.meta.get("rkt.pod_mounts", []),
+        apps=params["apps"], mounts=params["pod_mounts"],
         volumes=[Volume.from_cli(v) for v in params["volumes"]],
         set_env=parse_env(params["set_env"]), inherit_env=params["inherit_env"],
         pull_policy=policy, stage1=stage1, no_overlay=params["no_overlay"],
@@ -94,24 +93,24 @@ def build_prepare_options(ctx: click.Context, params: dict) -> PrepareOptions:
 def run_flags(f):
     """The flags ``run`` and ``run-prepared`` share."""
     options = [
-        click.option("--net", "net", cls=OptionalValue, flag_value="default", default=None,
-                     multiple=True, metavar="NETS",
-                     help="networks to join, comma-separated: default, default-restricted, "
-                          "NAME[:CNI_ARGS K=V;...], all (every network), or host / none alone"),
-        click.option("--interactive/--no-interactive", default=False,
-                     help="run the pod interactively (one app only)"),
-        click.option("--mds-register/--no-mds-register", default=False,
-                     help="register the pod with the metadata service"),
-        click.option("--hostname", default="", help="the pod's hostname [default: rkt-<uuid>]"),
-        click.option("--dns", multiple=True,
-                     help="name servers; host: the host's resolv.conf; none: the image's"),
-        click.option("--dns-search", multiple=True, help="DNS search domains"),
-        click.option("--dns-opt", multiple=True, help="DNS options"),
-        click.option("--dns-domain", default="", help="the DNS domain of /etc/resolv.conf"),
-        click.option("--hosts-entry", "hosts_entries", multiple=True, metavar="IP=HOST|host",
-                     help="entries to add to the pod's /etc/hosts"),
+        option("--net", "net", optional_value="default", default=None,
+               multiple=True, metavar="NETS",
+               help="networks to join, comma-separated: default, default-restricted, "
+                    "NAME[:CNI_ARGS K=V;...], all (every network), or host / none alone"),
+        option("--interactive/--no-interactive", default=False,
+               help="run the pod interactively (one app only)"),
+        option("--mds-register/--no-mds-register", default=False,
+               help="register the pod with the metadata service"),
+        option("--hostname", default="", help="the pod's hostname [default: rkt-<uuid>]"),
+        option("--dns", multiple=True,
+               help="name servers; host: the host's resolv.conf; none: the image's"),
+        option("--dns-search", multiple=True, help="DNS search domains"),
+        option("--dns-opt", multiple=True, help="DNS options"),
+        option("--dns-domain", default="", help="the DNS domain of /etc/resolv.conf"),
+        option("--hosts-entry", "hosts_entries", multiple=True, metavar="IP=HOST|host",
+               help="entries to add to the pod's /etc/hosts"),
     ]
-    return functools.reduce(lambda acc, option: option(acc), reversed(options), f)
+    return functools.reduce(lambda acc, decorate: decorate(acc), reversed(options), f)
 
 
 def build_run_options(params: dict, private_users: bool) -> tuple[RunOptions, bool]:
@@ -130,15 +129,14 @@ def build_run_options(params: dict, private_users: bool) -> tuple[RunOptions, bo
     return options, bool(nets)
 
 
-@click.command(cls=AppsCommand, context_settings={"ignore_unknown_options": False})
+@command(apps=True)
 @prepare_options
 @run_flags
-@click.pass_context
-def run(click_ctx: click.Context, **params) -> int:
+def run(**params) -> int:
     """Run image(s) in a pod: rkt run [FLAGS] IMAGE [--exec CMD] [-- ARGS ---] [IMAGE ...]"""
     ctx = get_context()
     ctx.require_write_access("running pods")
-    options = build_prepare_options(click_ctx, params)
+    options = build_prepare_options(params)
     run_options, net_given = build_run_options(params, params["private_users"])
     pod = prepare_pod(ctx, options, validate=options_checker(ctx, run_options, net_given))
     with pod:

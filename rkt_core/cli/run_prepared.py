@@ -2,16 +2,15 @@
 
 import os
 
-import click
-
 from ..pod.pod import Pod
 from ..stage0.run import run_pod
-from .main import RktCommand, get_context
+from .declare import argument, command
+from .main import get_context
 from .run import build_run_options, run_flags
 
 
-@click.command("run-prepared", cls=RktCommand)
-@click.argument("uuid")
+@command("run-prepared")
+@argument("uuid")
 @run_flags
 def run_prepared(uuid: str, **params) -> int:
     """Run a prepared pod: rkt run-prepared UUID"""

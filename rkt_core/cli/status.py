@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import click
-
 from ..duration import parse_duration
 from ..pod.pod import Pod
+from .declare import Choice, argument, command, option
 from .list import pod_json
-from .main import OptionalValue, RktCommand, get_context
+from .main import get_context
 from .output import full_time, print_json
 from .pods import format_networks, uuid_argument
 
@@ -26,14 +25,13 @@ def _wait_seconds(value: str | None) -> float | None:
     return parse_duration(value)
 
 
-@click.command(cls=RktCommand)
-@click.argument("uuid", required=False)
-@click.option("--uuid-file", default="", help="read pod UUID from file instead of argument")
-@click.option("--wait", "wait", cls=OptionalValue, flag_value="true", default=None,
-              metavar="[BOOL|DURATION]",
-              help="wait for the pod to finish (optionally with a timeout)")
-@click.option("--format", "fmt", type=click.Choice(["", "json", "json-pretty"]), default="",
-              help="choose the output format: json or json-pretty")
+@command()
+@argument("uuid", required=False)
+@option("--uuid-file", default="", help="read pod UUID from file instead of argument")
+@option("--wait", "wait", optional_value="true", default=None, metavar="[BOOL|DURATION]",
+        help="wait for the pod to finish (optionally with a timeout)")
+@option("--format", "fmt", type=Choice(["", "json", "json-pretty"]), default="",
+        help="choose the output format: json or json-pretty")
 def status(uuid, uuid_file, wait, fmt) -> None:
     """Check the status of a pod."""
     ctx = get_context()
@@ -65,4 +63,4 @@ def status(uuid, uuid_file, wait, fmt) -> None:
             lines.append(f"exited={'true' if state in ('exited', 'exited garbage') else 'false'}")
             if state != "running":
                 lines.extend(f"app-{app}={code}" for app, code in pod.app_exit_codes().items())
-        click.echo("\n".join(lines))
+        print("\n".join(lines), flush=True)

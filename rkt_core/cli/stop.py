@@ -2,19 +2,18 @@
 
 import sys
 
-import click
-
 from ..errors import RktError
 from ..pod.pod import Pod
 from ..stage0.run import stop_pod
-from .main import RktCommand, get_context
+from .declare import argument, command, option
+from .main import get_context
 from .pods import uuid_arguments
 
 
-@click.command(cls=RktCommand)
-@click.argument("uuids", nargs=-1)
-@click.option("--uuid-file", default="", help="read pod UUID from file instead of argument")
-@click.option("--force/--no-force", default=False, help="forced stopping (kill the pod)")
+@command()
+@argument("uuids", nargs=-1)
+@option("--uuid-file", default="", help="read pod UUID from file instead of argument")
+@option("--force/--no-force", default=False, help="forced stopping (kill the pod)")
 def stop(uuids, uuid_file, force) -> None:
     """Stop one or more running pods."""
     ctx = get_context()
@@ -24,10 +23,10 @@ def stop(uuids, uuid_file, force) -> None:
         try:
             with Pod.find(ctx.data_dir, uuid) as pod:
                 if pod.state in ("exited", "exited garbage", "exited deleting"):
-                    click.echo(f'pod "{pod.uuid}" is already stopped')
+                    print(f'pod "{pod.uuid}" is already stopped', flush=True)
                     continue
             pod = stop_pod(ctx, uuid, force)
-            click.echo(f'"{pod.uuid}"')
+            print(f'"{pod.uuid}"', flush=True)
         except RktError as e:
             print(f"rkt: {e}", file=sys.stderr)
             failed += 1

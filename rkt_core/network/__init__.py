@@ -27,10 +27,10 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, replace
 
 from ..errors import RktError, UsageError
 from ..pod.view import PodView
+from ..records import dataclass, replace
 from ..sys.fs import write_atomic
 from ..types import NetworkRequest, PodNetworks, RunOptions
 

@@ -11,11 +11,11 @@ uuid, as rkt's pod commands do, :func:`uuid_argument` reads the uuid from an arg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..cli.main import RktCommand, RktGroup, get_context
 from ..cli.pods import uuid_argument, uuid_arguments
+from ..records import dataclass
 
 
 class PluginContext(Protocol):

@@ -7,10 +7,9 @@ rkt's default capability set applies unless the app has ``os/linux/capabilities-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..appc.isolators import CAPABILITIES_REMOVE_SET, CAPABILITIES_RETAIN_SET, CPU, MEMORY
 from ..errors import RktError
+from ..records import dataclass
 
 # Linux capability numbers (linux/capability.h).
 CAPABILITIES = {name: number for number, name in enumerate((

@@ -18,11 +18,11 @@ Stage0 (``rkt prepare``) leaves in the pod directory:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from ..appc import App, Isolator, PodManifest
 from ..appc.pod_manifest import Volume
 from ..errors import RktError
+from ..records import dataclass, field
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STAGE2 = ("stage1", "rootfs", "opt", "stage2")

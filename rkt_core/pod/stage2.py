@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from typing import NoReturn
 
 from ..errors import RktError
@@ -20,6 +19,7 @@ from ..sys import activation, mount, ns, proc, scoped
 from ..sys.spawn import Channel, spawn
 from ..types import RunOptions
 from . import approot
+from ..records import dataclass
 from .runtime import DEFAULT_PATH, Account, AppRuntime, process_environment
 
 SYSTEM_BINDS = ("/dev", "/proc", "/sys")  # bound recursively from the host, as rkt fly does

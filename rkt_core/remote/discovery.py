@@ -19,10 +19,10 @@ from __future__ import annotations
 import html.parser
 import platform
 import re
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..errors import RktError
+from ..records import dataclass, field
 
 MAX_PAGE_BYTES = 1 << 20
 MAX_TAGS = 1000

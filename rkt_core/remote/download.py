@@ -27,10 +27,10 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from .httpclient import HttpClient, HttpError, reason
+from ..records import dataclass
 
 CHUNK = 64 * 1024
 BROKEN = -1  # HttpError.status of a transfer that broke off (resumable)

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 from .. import __version__
 from ..errors import RktError
+from ..records import dataclass, field
 
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0

@@ -7,15 +7,13 @@ decompressed into the store, so the bytes verified are the bytes imported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..appc.reference import parse_app_string
 from ..errors import ImageError, NotFoundError, PluginMissingError, RktError, SignatureError, UsageError
-from ..store.aci import image_limits
 from ..store.imagestore import KEY_LEN, ImageRemovedError
 from ..insecure import Insecure
 from ..types import FetchedImage, FetchRequest, VerifyRequest
 from .imageref import HASH, NAME, URL, classify
+from ..records import dataclass
 
 PULL_POLICIES = ("new", "update", "never")
 
@@ -200,6 +198,8 @@ def _import(ctx, text: str, fetched: FetchedImage, verify: bool = True) -> tuple
         return fetched.store_key, False
     if fetched.aci is None:
         raise ImageError(f'fetcher returned nothing for "{text}"')
+    from ..store.aci import image_limits  # tarfile and the decompressors: only to import
+
     fetched.aci.seek(0)
     try:
         with store.staging(fetched.aci, image_limits(ctx.config)) as staged:

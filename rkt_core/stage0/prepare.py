@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import subprocess
-from dataclasses import dataclass, field
 
 from ..appc import (AppcError, Annotations, App, EnvironmentVariable, Isolator, Mount, PodManifest,
                     RuntimeApp, RuntimeImage, Volume, app_name_from_image_name, cpu_isolator,
@@ -29,6 +26,7 @@ from ..pod.runtime import STAGE2, shared_volume
 from ..store.imagestore import ImageRemovedError
 from ..sys.fs import overlay_unsupported_reason, write_atomic
 from .fetch import FetchOptions, fetch_image
+from ..records import dataclass, field
 from .stage1 import WORK_DIR, Stage1Request, choose
 
 CAPS_RETAIN = "os/linux/capabilities-retain-set"
@@ -384,6 +382,9 @@ def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
 
 def _copy_tree(source: str, target: str) -> None:
     """Copy a rendered tree keeping owners, modes, times, xattrs, hard links and devices."""
+    import shutil  # here: only pods without overlay copy trees
+    import subprocess
+
     result = subprocess.run(["cp", "-a", "--reflink=auto", source, target],
                             capture_output=True, text=True)
     if result.returncode != 0:

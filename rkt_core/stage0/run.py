@@ -12,17 +12,16 @@ has it mounted, with the apps' roots, while its flavor runs it (see :mod:`.stage
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
 
 from .. import network
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, PluginMissingError, RktError, UsageError
-from ..network.guardian import Guardian
 from ..pod.pod import Pod
 from ..pod.view import METADATA_URL_FILE, PodView
 from ..sys.fs import write_atomic
 from ..types import STAGE1_INTERFACE_VERSIONS, RunOptions, Stage1, Stage1Flavor
 from . import stage1 as stage1_image
+from ..records import fields, replace
 from .activation import claim_sockets, passed_sockets
 
 
@@ -128,6 +127,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
     backend = network.backend_for(ctx, options.net)
     guardian = None
     if options.net != (network.HOST,):
+        from ..network.guardian import Guardian  # a host-network pod needs no teardown
+
         backend.factory()  # imported before the guardian forks: its teardown starts sooner
         guardian = Guardian(ctx, pod)
     try:  # a failed setup is undone by the guardian (at once): one teardown, one report

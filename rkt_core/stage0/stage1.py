@@ -32,12 +32,12 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
 
 from ..config import DEFAULT_SYSTEM_CONFIG
 from ..errors import NotFoundError, RktError, UsageError
 from .imageref import HASH, NAME, PATH, URL, classify
+from ..records import dataclass
 
 TRUSTED_IMAGES_DIR = os.path.join(DEFAULT_SYSTEM_CONFIG, "stage1-images")
 KINDS = ("name", "path", "url", "hash", "from-dir", "image")  # the --stage1-KIND flags

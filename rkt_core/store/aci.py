@@ -18,11 +18,11 @@ import lzma
 import re
 import tarfile
 import zlib
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import ImageError
 from .readahead import ReadAhead, skip_to
+from ..records import dataclass
 
 MiB = 1 << 20
 GiB = 1 << 30

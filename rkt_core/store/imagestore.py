@@ -19,8 +19,7 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from ..access import check_not_shared
 from ..appc import AppcError, ImageManifest
@@ -31,7 +30,10 @@ from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
 from ..types import RemoteInfo
 from . import db
-from .aci import Limits, StagedACI, stage_aci
+from ..records import dataclass, field
+
+if TYPE_CHECKING:
+    from .aci import Limits
 
 KEY_PREFIX = "sha512-"
 KEY_LEN = len(KEY_PREFIX) + 64
@@ -138,10 +140,12 @@ class ImageStore:
     def staging(self, source: BinaryIO, limits: Limits | None = None) -> Iterator[StagedImage]:
         """Decompress and check ``source`` into ``cas/tmp``; the temp file is removed on exit
         unless :meth:`commit` moved it into the store."""
+        from .aci import Limits, stage_aci  # tarfile and the decompressors: only to import
+
         fd, path = self._locked_temp_file("import-")
         try:
             with os.fdopen(fd, "w+b", closefd=False) as dest:
-                staged: StagedACI = stage_aci(source, dest, limits or Limits())
+                staged = stage_aci(source, dest, limits or Limits())
                 dest.flush()
                 os.fchmod(fd, FILE_MODE)
                 os.fsync(fd)

@@ -20,7 +20,6 @@ import re
 import stat
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 from ..appc import ImageManifest
 from ..errors import ImageError, RktError
@@ -28,6 +27,7 @@ from ..sys.fs import fsync_dir, write_atomic
 from ..sys.lock import FileLock
 from . import db
 from .aci import read_manifest
+from ..records import dataclass, field
 
 _KEY = re.compile(r"sha512-[0-9a-f]{64}")
 _JOURNALS = ("-journal", "-wal", "-shm")

@@ -26,13 +26,13 @@ import hashlib
 import os
 import posixpath
 import tarfile
-from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import ImageError
 from .aci import CHUNK, TAR_ERRORS, CappedTarInfo, clean_name
 from .extract import ScopedExtractor
 from .readahead import ReadAhead
+from ..records import dataclass, field
 
 ROOTFS = "rootfs"
 PREFIX = ROOTFS + "/"

@@ -16,14 +16,13 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 
 from ..crashpoints import crash_point
 from ..errors import ImageError, NotFoundError, RktError
 from ..sys.fs import fsync_dir, syncfs, write_atomic
 from ..sys.lock import FileLock
 from .imagestore import KEY_PREFIX, ImageStore
-from .render import Layer, render_layers
+from ..records import dataclass
 
 MAX_DEPENDENCY_DEPTH = 32
 MAX_DEPENDENCY_IMAGES = 256
@@ -197,6 +196,8 @@ class TreeStore:
             os.mkdir(path, 0o700)
             rootfs = os.path.join(path, "rootfs")
             os.mkdir(rootfs, 0o755)
+            from .render import Layer, render_layers  # the extractor: only to render
+
             layers = [Layer(self.store.blob_path(d.key), d.key, list(d.manifest.path_whitelist), d.level)
                       for d in deps]
             render_layers(layers, rootfs, warn=warn)

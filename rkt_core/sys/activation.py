@@ -14,9 +14,9 @@ import fcntl
 import os
 import socket
 import stat
-from dataclasses import dataclass
 
 from ..errors import RktError
+from ..records import dataclass
 
 LISTEN_FDS_START = 3
 VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")

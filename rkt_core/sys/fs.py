@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 
 def fsync_dir(path: str) -> None:
@@ -30,6 +29,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     Written to a temp file in the same directory, renamed over ``path``; when ``durable`` the
     file is fsynced before the rename and the directory after it.
     """
+    import tempfile  # here: it imports shutil, random, bz2 and lzma, which readers need not
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:

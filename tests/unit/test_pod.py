@@ -148,3 +148,15 @@ def test_entries_list_every_state_without_opening(tmp_path):
     assert sorted(entries(str(tmp_path))) == sorted([("prepared", prepared.uuid),
                                                      ("run", running.uuid)])
     running.close()
+
+
+def test_random_uuids_are_version_4_and_distinct():
+    import uuid
+
+    from rkt_core.pod.pod import random_uuid
+
+    made = [random_uuid() for _ in range(200)]
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    assert len(set(made)) == len(made)

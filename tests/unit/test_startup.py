@@ -1,15 +1,17 @@
-"""Start-up stays lean: ``rkt version`` loads none of the heavy libraries (DESIGN.md)."""
+"""Start-up stays lean: each command imports only what it uses (DESIGN.md, issue 18)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 HEAVY = ("requests", "urllib3", "sqlalchemy", "pyroute2", "pluggy", "stevedore", "gnupg",
          "cryptography", "ctypes")
 
 PROGRAM = """
 import json, sys
-sys.argv = ["rkt", "version"]
+sys.argv = ["rkt", *sys.argv[1:]]
 from rkt_core.cli.main import main
 try:
     main()
@@ -19,9 +21,38 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_rkt_version_imports_no_heavy_library():
-    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
-                            check=True)
+def imported_packages(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``rkt ARGS`` in a fresh interpreter: its result and the top-level packages it
+    imported."""
+    result = subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True,
+                            text=True, check=True)
     modules = json.loads(result.stdout.splitlines()[-1])
+    return result, {m.split(".")[0] for m in modules}
+
+
+def test_rkt_version_imports_no_heavy_library():
+    result, packages = imported_packages("version")
     assert "rkt Version:" in result.stdout
-    assert [m for m in modules if m.split(".")[0] in HEAVY] == []
+    assert packages.isdisjoint(HEAVY)
+    assert "typing" not in packages  # with re and enum, 8% of the command
+
+
+@pytest.mark.parametrize("args", [
+    ["version"], ["list"], ["list", "--format=json"], ["status", "0123"], ["image", "list"],
+])
+def test_common_commands_run_without_click(tmp_path, args):
+    result, packages = imported_packages(f"--dir={tmp_path}", *args)
+    assert "click" not in packages, result.stderr
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--full", "--format=json"], ["status", "0123"]])
+def test_list_and_status_load_no_plugin_and_no_heavy_library(tmp_path, args):
+    result, packages = imported_packages(f"--dir={tmp_path}", *args)
+    assert packages.isdisjoint(HEAVY), result.stderr
+    assert not any(p.startswith("rkt_") and p != "rkt_core" for p in packages)
+
+
+def test_help_still_goes_through_click(tmp_path):
+    result, packages = imported_packages("list", "--help")
+    assert "click" in packages
+    assert "--no-legend" in result.stdout

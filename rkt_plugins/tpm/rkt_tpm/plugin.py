@@ -11,7 +11,6 @@ RKT_PLUGIN_API = 1
 
 @hookimpl
 def rkt_before_stage1(pod, flavor, options):
-    from .measure import measure_pod_start
     from .tpm import TpmError, configured
 
     if not configured():  # a host without a TPM: nothing to measure into, nothing to say
@@ -19,6 +18,8 @@ def rkt_before_stage1(pod, flavor, options):
             print(f"rkt: tpm: no TPM (no device, no RKT_TPM_TCTI): pod {pod.uuid} was not "
                   "measured", file=sys.stderr)
         return
+    from .measure import measure_pod_start
+
     try:
         measure_pod_start(pod, flavor, options)
     except (TpmError, OSError, ValueError) as e:

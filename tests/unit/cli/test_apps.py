@@ -3,12 +3,14 @@
 import pytest
 
 from rkt_core.cli.apps import split_app_args
+from rkt_core.cli.declare import value_options
+from rkt_core.cli.main import GLOBAL_OPTIONS
 from rkt_core.cli.run import run
 from rkt_core.errors import UsageError
 
 
 def split(*args):
-    return split_app_args(run, list(args))
+    return split_app_args(value_options(run.params + GLOBAL_OPTIONS), list(args))
 
 
 def test_flags_after_an_image_belong_to_it_and_args_end_at_triple_dash():

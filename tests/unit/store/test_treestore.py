@@ -5,7 +5,7 @@ import os
 import pytest
 
 from rkt_core.errors import ImageError, NotFoundError
-from rkt_core.store import treestore
+from rkt_core.store import render, treestore
 from rkt_core.store.imagestore import ImageStore
 from rkt_core.store.treestore import TreeStore, TreeVerificationError, dependency_list
 from rkt_core.testing.aci import build_aci, image_manifest
@@ -53,7 +53,7 @@ def test_second_render_reextracts_nothing(store, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("rendered again")
 
-    monkeypatch.setattr(treestore, "render_layers", fail)
+    monkeypatch.setattr(render, "render_layers", fail)
     assert trees.render(key) == tree
 
 
