@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import time
 
 from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
 from rkt_core.plugin_api.fs import write_atomic
@@ -34,6 +35,7 @@ CONSOLE_LOG = "console.log"
 LOG_DIR = "logs"  # each app's output, see .logs
 CACHE_ENV = "RKT_STAGE1_KVM_CACHE"
 DEFAULT_CACHE = "/var/cache/rkt/stage1-kvm"
+EXIT_GRACE = 10.0  # seconds a VM whose QMP socket is closed may take to release the pod
 
 
 def cache_dir() -> str:
@@ -152,7 +154,11 @@ class KvmStage1:
             chroot.signal_app(pod, True)  # qemu is the pod's recorded process
             return
         if not _signal_supervisor(pod, signal.SIGTERM):
-            power_button(pod)
+            try:
+                power_button(pod)
+            except RktError:
+                if not _ends_soon(pod):
+                    raise
 
     def logs(self, pod, app: str, lines: int, follow: bool, since: float | None,
              until: float | None):
@@ -186,6 +192,18 @@ def _signal_supervisor(pod, sig: int) -> bool:
         return False
     finally:
         os.close(proc_fd)
+
+
+def _ends_soon(pod) -> bool:
+    """Whether the pod's lock is released within :data:`EXIT_GRACE` seconds: a VM whose
+    ``rkt run`` was killed is killed too (qemu's parent-death signal) and may already have
+    closed its QMP socket while still holding the lock."""
+    deadline = time.monotonic() + EXIT_GRACE
+    while pod.is_locked():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def power_button(pod) -> None:
