@@ -109,7 +109,8 @@ class Rkt:
         """Discover the plugins installed in ``path`` (a :func:`plugin_site`) from now on."""
         paths = [str(path), *filter(None, self.env.get("PYTHONPATH", "").split(os.pathsep))]
         self.env["PYTHONPATH"] = os.pathsep.join(paths)
-        # stevedore caches entry points per sys.path; keep its cache with the test
+        # rkt keeps an index of the plugins per sys.path (rkt_core.plugin_index): keep it with
+        # the test
         self.env["XDG_CACHE_HOME"] = str(self.base / ".cache")
 
     def argv(self, *args, insecure: str | None = None) -> list[str]:
