@@ -154,7 +154,8 @@ def remove_pod(ctx, uuid: str) -> None:
                 pod.to_exited_garbage()
             elif pod.state_dir in (PREPARE, PREPARED):
                 pod.to_garbage()
-            pod.exclusive_lock()
+            # garbage now: only a gc or another rm takes its lock, and not for long
+            pod.exclusive_lock(blocking=pod.state_dir in (GARBAGE, EXITED_GARBAGE))
         except (FileNotFoundError, LockBusyError):
             raise RktError(f'pod "{pod.uuid}" changed state while being removed') from None
         if pod.is_gone():

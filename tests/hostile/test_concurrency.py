@@ -48,7 +48,8 @@ RACES = {
     "image removed while read": r'was removed from the store \(by "rkt image rm" or "rkt image '
                                 r'gc"\) meanwhile',
     "pod removed before": r'no matches found for "|pod ".*" was not present',
-    "pod removed meanwhile": r'pod ".*" is gone',
+    "pod removed meanwhile": r'pod ".*" (is gone|was removed by another process)',
+    "pod being removed": r'pod ".*" is (exited )?deleting',
 }
 
 
