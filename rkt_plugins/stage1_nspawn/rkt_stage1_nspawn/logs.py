@@ -56,13 +56,21 @@ def _follow_then_rest(argv: list[str], lines: int, window: tuple[float, float], 
         yield None
         time.sleep(POLL_SECONDS)
     cursor = ""
-    for line, at in _follow(argv + ["-n", str(lines) if lines else "all", "-f"], pod):
-        if line is None:
-            yield None
-            continue
-        cursor = at
-        if window[0] <= line.time <= window[1]:
-            yield line
+    while True:
+        start = [f"--after-cursor={cursor}"] if cursor else ["-n", str(lines) if lines else "all"]
+        for line, at in _follow(argv + start + ["-f"], pod):
+            if line is None:
+                yield None
+                continue
+            cursor = at
+            if window[0] <= line.time <= window[1]:
+                yield line
+        if not pod.is_locked():
+            break
+        # journalctl gave up while the pod runs: journald had made the directory but no
+        # journal file yet ("not available"); follow again from where it stopped
+        yield None
+        time.sleep(POLL_SECONDS)
     rest = [f"--after-cursor={cursor}"] if cursor else ["-n", str(lines)] if lines else []
     yield from _read(argv + rest, window)
 
