@@ -35,6 +35,22 @@ def stored(rkt, tmp_path):
     return key, TreeStore(store).render(key)
 
 
+def removed_while_it_waits(rkt, key: str, *args) -> subprocess.CompletedProcess:
+    """``rkt ARGS`` started while the test holds the prepare lock (as an ``image rm``
+    deciding), the image ``key`` removed once the command waits for that lock; what the
+    command did."""
+    lock = prepare_lock(str(rkt.data_dir)).exclusive()
+    command = subprocess.Popen(rkt.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        wait_until_blocked(lock.path, command)
+        ImageStore(str(rkt.data_dir)).remove(key)
+    finally:
+        lock.close()
+    out, err = command.communicate(timeout=120)
+    return subprocess.CompletedProcess(command.args, command.returncode, out, err)
+
+
 @pytest.mark.parametrize("command", [("image", "rm"), ("image", "gc", "--grace-period=0s")])
 def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figures):
     key, tree = stored
@@ -57,18 +73,9 @@ def test_image_removal_waits_for_pods_being_prepared(rkt, stored, command, figur
 
 def test_prepare_names_an_image_removed_under_it(rkt, stored, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
-    prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", key),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_blocked(lock.path, prepare)
-        ImageStore(str(rkt.data_dir)).remove(key)
-    finally:
-        lock.close()
-    out, err = prepare.communicate(timeout=120)
+    prepared = removed_while_it_waits(rkt, key, "prepare", "--stage1-name=fly", key)
     figures.add("gc races")
-    assert_clear_error(subprocess.CompletedProcess(prepare.args, prepare.returncode, out, err),
-                       "was removed from the store while the pod was being prepared")
+    assert_clear_error(prepared, "was removed from the store while the pod was being prepared")
     gc = rkt("gc", "--grace-period=0s")
     assert gc.returncode == 0 and os.listdir(rkt.data_dir / "pods" / "garbage") == [], gc.stderr
 
@@ -94,34 +101,19 @@ def test_a_pod_deleted_while_its_trees_are_read_is_skipped(tmp_path, monkeypatch
 
 def test_prepare_fetches_again_an_image_file_removed_under_it(rkt, stored, tmp_path, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # image rm deciding
-    prepare = subprocess.Popen(rkt.argv("prepare", "--stage1-name=fly", tmp_path / "bb.aci"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_blocked(lock.path, prepare)
-        ImageStore(str(rkt.data_dir)).remove(key)
-    finally:
-        lock.close()
-    out, err = prepare.communicate(timeout=120)
+    prepared = removed_while_it_waits(rkt, key, "prepare", "--stage1-name=fly",
+                                      tmp_path / "bb.aci")
     figures.add("gc races")
-    assert prepare.returncode == 0, err
+    assert prepared.returncode == 0, prepared.stderr
     assert ImageStore(str(rkt.data_dir)).find_info(key) is not None
-    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [out.strip()]
+    assert os.listdir(rkt.data_dir / "pods" / "prepared") == [prepared.stdout.strip()]
 
 
 def test_image_rm_names_an_image_another_command_removed(rkt, stored, figures):
     key, _ = stored
-    lock = prepare_lock(str(rkt.data_dir)).exclusive()  # another image rm deciding
-    remover = subprocess.Popen(rkt.argv("image", "rm", "example.com/busybox:1.0"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_blocked(lock.path, remover)
-        ImageStore(str(rkt.data_dir)).remove(key)
-    finally:
-        lock.close()
-    out, err = remover.communicate(timeout=120)
+    removed = removed_while_it_waits(rkt, key, "image", "rm", "example.com/busybox:1.0")
     figures.add("gc races")
-    assert_clear_error(subprocess.CompletedProcess(remover.args, remover.returncode, out, err),
+    assert_clear_error(removed,
                        f'image "{key}" ("example.com/busybox") was removed by another rkt '
                        "command meanwhile")
 
