@@ -95,10 +95,11 @@ def test_targets_on_the_ratio_or_on_our_figure(bench):
 
     assert Target(1.5).met(ratio=1.5, ours_median=10.0)
     assert not Target(1.5).met(ratio=1.6, ours_median=0.001)
-    memory = Target(21 * MIB, absolute=True)
+    memory = Target(21 * MIB, unit="MiB")
     assert memory.met(ratio=9.0, ours_median=20 * MIB)
     assert not memory.met(ratio=0.5, ours_median=22 * MIB)
     assert str(memory) == "≤ 21 MiB" and str(Target(1.2, "note")) == "≤ 1.2× (note)"
+    assert str(Target(6.0, unit="s")) == "≤ 6 s"
 
 
 def test_table_line_names_both_sides_the_ratio_and_the_verdict(bench):
