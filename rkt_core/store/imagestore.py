@@ -383,10 +383,10 @@ class ImageStore:
                     pass
                 except OSError as e:
                     stale.append(f"{path}: {e.strerror}")
-        try:
-            os.unlink(os.path.join(self.locks_dir, key))
-        except OSError:
-            pass
+            try:  # while locked: a waiter then locks the file made again (see FileLock)
+                os.unlink(os.path.join(self.locks_dir, key))
+            except OSError:
+                pass
         return stale
 
     def remove_stale_temp_files(self, older_than: float) -> list[str]:
