@@ -59,8 +59,9 @@ def install() -> None:
         finally:
             os.close(fd)
     _repair_store_files(ctx, gid)
-    # Checks the store and creates the database if it is missing (root:rkt 0640: cas/db is setgid).
-    ctx.store.db.close()
+    # Opening the store checks it and creates the database if it is missing (root:rkt 0640: cas/db
+    # is setgid).
+    ctx.store
     click.echo("rkt directory structure successfully created.", err=True)
 
 

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..cli.main import RktCommand, RktGroup, get_context
+from ..cli.main import get_context
 from ..cli.pods import uuid_argument, uuid_arguments
 from ..records import dataclass
+
+
+def __getattr__(name: str):
+    # The click classes, imported only by the plugins that add commands (an observer calling
+    # context() does not pay for click).
+    if name in ("RktCommand", "RktGroup"):
+        from ..cli import main
+
+        return getattr(main, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PluginContext(Protocol):

@@ -11,10 +11,10 @@ store holds images, or that is not a database, stops every command with a messag
 file (``rkt image rebuild-db`` re-creates it from the images); only a store with neither images
 nor database is created empty.
 
-Reads and the one-row ``lastused`` update go through the ``sqlite3`` module; creating, migrating
-and the write transactions of imports and removals go through SQLAlchemy
-(:mod:`rkt_core.store.schema`), imported only then: it costs ~150 ms, more than ``rkt run``'s
-whole budget.
+Every command goes through the ``sqlite3`` module: reads, writes, and creating a new database
+with the tables :mod:`rkt_core.store.schema` defines (``tests/unit/store/test_db.py`` holds the
+two to the same tables). SQLAlchemy is imported only to migrate an older database or to rebuild
+one: its import costs more than a whole ``rkt fetch`` of a small image.
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from ..errors import StoreDatabaseError
 from ..sys.lock import FileLock
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
 DB_FILE = "store.sqlite3"
 DB_FILE_MODE = 0o640
@@ -38,6 +35,21 @@ SCHEMA_VERSION = 1
 REBUILD_COMMAND = "rkt image rebuild-db"
 _MAGIC = b"SQLite format 3\x00"
 _WAL_FORMAT = 2  # header bytes 18 and 19: file format write/read version (1 legacy, 2 WAL)
+
+# The tables of schema version SCHEMA_VERSION, word for word as SQLAlchemy's ``create_all`` makes
+# them from rkt_core.store.schema (SQLite keeps this text in the file).
+_CREATE_TABLES = (
+    "CREATE TABLE version (\n\tversion INTEGER NOT NULL\n)",
+    "CREATE TABLE aciinfo (\n\tblobkey VARCHAR NOT NULL, \n\tname VARCHAR NOT NULL, \n"
+    "\tlabels TEXT NOT NULL, \n\timporttime FLOAT NOT NULL, \n\tlastused FLOAT NOT NULL, \n"
+    "\tlatest BOOLEAN NOT NULL, \n\tsize INTEGER NOT NULL, \n\ttreestoresize INTEGER NOT NULL, \n"
+    "\tPRIMARY KEY (blobkey)\n)",
+    "CREATE INDEX ix_aciinfo_name ON aciinfo (name)",
+    "CREATE TABLE remote (\n\taciurl VARCHAR NOT NULL, \n\tsigurl VARCHAR NOT NULL, \n"
+    "\tetag VARCHAR NOT NULL, \n\tblobkey VARCHAR NOT NULL, \n\tcachemaxage INTEGER NOT NULL, \n"
+    "\tdownloadtime FLOAT NOT NULL, \n\tPRIMARY KEY (aciurl)\n)",
+    "CREATE INDEX ix_remote_blobkey ON remote (blobkey)",
+)
 
 
 def configure_connection(conn: sqlite3.Connection) -> None:
@@ -75,7 +87,6 @@ class Database:
         self.backups_dir = os.path.join(cas_dir, "db-backups")
         self.path = os.path.join(self.dir, DB_FILE)
         self.read_only = read_only
-        self._engine = None
         if not read_only:
             os.makedirs(self.dir, mode=0o2750, exist_ok=True)
         if self._is_wal():
@@ -88,18 +99,30 @@ class Database:
                     "only read the store", hint="run any rkt command as root to create or migrate it")
             # One process creates or migrates; the others wait here, then find it done.
             with FileLock(os.path.join(self.dir, "lock"), create=True).exclusive():
-                if (self._version() or 0) < SCHEMA_VERSION:
+                version = self._version()
+                if version is None:
+                    self._create()
+                elif version < SCHEMA_VERSION:
                     from . import schema
 
-                    if not os.path.exists(self.path):  # made here, to have its mode from the start
-                        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
-                        os.close(os.open(self.path, flags, DB_FILE_MODE))
                     schema.create_or_migrate(self.path, SCHEMA_VERSION, configure_connection,
                                              self.backup)
         elif version > SCHEMA_VERSION:
             raise StoreDatabaseError(
                 f"the store database has schema version {version}, newer than this rkt "
                 f"supports ({SCHEMA_VERSION})", hint="use a newer rkt, or a different --dir")
+
+    def _create(self) -> None:
+        """Create the tables of a new store (the file too, with its mode from the start)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        os.close(os.open(self.path, flags, DB_FILE_MODE))
+        with self.write() as conn:
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "version" not in tables:
+                for statement in _CREATE_TABLES:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO version (version) VALUES (?)", (SCHEMA_VERSION,))
 
     def damaged(self, reason: str) -> StoreDatabaseError:
         """The error for a database that cannot be read as the store's."""
@@ -211,38 +234,29 @@ class Database:
         finally:
             conn.close()
 
-    def execute_write(self, sql: str, params: tuple = ()) -> int:
-        """One write statement in its own IMMEDIATE transaction; returns the rows changed."""
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction with plain ``sqlite3``, begun IMMEDIATE (writers never deadlock on a
+        lock upgrade); commits on success, rolls back on error."""
         self._refuse_read_only()
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            changed = conn.execute(sql, params).rowcount
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
-            return changed
         except sqlite3.Error as e:
             raise self._explain(e)
         finally:
             conn.close()
 
-    @contextmanager
-    def write(self) -> Iterator["Connection"]:
-        """A SQLAlchemy write transaction, begun IMMEDIATE; commits on success, rolls back on error."""
-        from sqlalchemy.exc import DBAPIError
-
-        self._refuse_read_only()
-        if self._engine is None:
-            from . import schema
-
-            self._engine = schema.engine(self.path, configure_connection)
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except DBAPIError as e:
-            explained = self._explain(e.orig)
-            if explained is e.orig:
-                raise
-            raise explained from None
+    def execute_write(self, sql: str, params: tuple = ()) -> int:
+        """One write statement in its own transaction; returns the rows changed."""
+        with self.write() as conn:
+            return conn.execute(sql, params).rowcount
 
     def backup(self, version: int) -> str:
         """Copy the database (consistently, with SQLite's backup API) into ``db-backups/``."""
@@ -260,9 +274,3 @@ class Database:
         for old in migrations[:-BACKUPS_KEPT]:
             os.unlink(os.path.join(self.backups_dir, old))
         return target
-
-    def close(self) -> None:
-        """Release the SQLAlchemy engine, if one was made."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None

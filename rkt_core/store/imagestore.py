@@ -6,8 +6,7 @@ the tar's sha512 (rkt's layout). Imports are staged in ``tmp/``, made durable, r
 and only then recorded in the database, all under the image's lock in ``imagelocks/``: a crash can
 leave an orphan file for ``image gc`` to remove, never a database row without its blob.
 
-Lookups are plain SQL through ``sqlite3``; imports and removals are SQLAlchemy transactions
-(see :mod:`rkt_core.store.db` for why).
+Lookups, imports and removals are plain SQL through ``sqlite3`` (see :mod:`rkt_core.store.db`).
 """
 
 from __future__ import annotations
@@ -186,36 +185,26 @@ class ImageStore:
                 self._makedirs_durable(os.path.dirname(manifest_path))
                 write_atomic(manifest_path, staged.manifest_json, mode=FILE_MODE)
                 crash_point("fetch.files")
-            from sqlalchemy import insert, update
-
-            from . import schema
-
             now = time.time()
             labels = json.dumps(dict(staged.manifest.labels))
             with self.db.write() as conn:
                 if existing is None:
-                    conn.execute(insert(schema.aciinfo).values(
-                        blobkey=key, name=staged.manifest.name, labels=labels, importtime=now,
-                        lastused=now, latest=latest, size=staged.size, treestoresize=0))
+                    conn.execute("INSERT INTO aciinfo (blobkey, name, labels, importtime, lastused, "
+                                 "latest, size, treestoresize) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                                 (key, staged.manifest.name, labels, now, now, latest, staged.size))
                 elif latest and not existing.latest:
-                    conn.execute(update(schema.aciinfo).where(schema.aciinfo.c.blobkey == key)
-                                 .values(latest=True))
+                    conn.execute("UPDATE aciinfo SET latest = 1 WHERE blobkey = ?", (key,))
                 if remote is not None:
                     self._save_remote(conn, remote, key, now)
-        info = self.find_info(key)
-        assert info is not None
-        return info
+                row = conn.execute("SELECT * FROM aciinfo WHERE blobkey = ?", (key,)).fetchone()
+        return _info(row)
 
     @staticmethod
     def _save_remote(conn, remote: RemoteInfo, key: str, now: float) -> None:
-        from sqlalchemy import delete, insert
-
-        from . import schema
-
-        conn.execute(delete(schema.remote).where(schema.remote.c.aciurl == remote.aci_url))
-        conn.execute(insert(schema.remote).values(
-            aciurl=remote.aci_url, sigurl=remote.sig_url, etag=remote.etag, blobkey=key,
-            cachemaxage=remote.cache_max_age, downloadtime=now))
+        conn.execute("DELETE FROM remote WHERE aciurl = ?", (remote.aci_url,))
+        conn.execute("INSERT INTO remote (aciurl, sigurl, etag, blobkey, cachemaxage, downloadtime) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (remote.aci_url, remote.sig_url, remote.etag, key, remote.cache_max_age, now))
 
     @staticmethod
     def _makedirs_durable(path: str) -> None:
@@ -374,10 +363,6 @@ class ImageStore:
         Returns the files that could not be removed (the image is gone from the store anyway).
         """
         stale = []
-        from sqlalchemy import delete
-
-        from . import schema
-
         with self.lock(key).exclusive():
             if self.find_info(key) is None:
                 raise NotFoundError(f'image "{key}" is not in the store')
@@ -386,9 +371,8 @@ class ImageStore:
                 if not os.access(directory, os.W_OK | os.X_OK):
                     raise RktError(f"cannot remove the image's files: {directory} is not writable")
             with self.db.write() as conn:
-                found = conn.execute(delete(schema.aciinfo)
-                                     .where(schema.aciinfo.c.blobkey == key)).rowcount
-                conn.execute(delete(schema.remote).where(schema.remote.c.blobkey == key))
+                found = conn.execute("DELETE FROM aciinfo WHERE blobkey = ?", (key,)).rowcount
+                conn.execute("DELETE FROM remote WHERE blobkey = ?", (key,))
             if not found:
                 raise NotFoundError(f'image "{key}" is not in the store')
             crash_point("image-rm.row")
@@ -399,10 +383,10 @@ class ImageStore:
                     pass
                 except OSError as e:
                     stale.append(f"{path}: {e.strerror}")
-        try:
-            os.unlink(os.path.join(self.locks_dir, key))
-        except OSError:
-            pass
+            try:  # while locked: a waiter then locks the file made again (see FileLock)
+                os.unlink(os.path.join(self.locks_dir, key))
+            except OSError:
+                pass
         return stale
 
     def remove_stale_temp_files(self, older_than: float) -> list[str]:

@@ -269,10 +269,10 @@ class TreeStore:
                 pass
             crash_point("image-gc.tree")
             self._remove_dir(path)
-        try:
-            os.unlink(os.path.join(self.locks_dir, tree))
-        except OSError:
-            pass
+            try:  # while locked: a waiter then locks the file made again (see FileLock)
+                os.unlink(os.path.join(self.locks_dir, tree))
+            except OSError:
+                pass
 
     @staticmethod
     def _remove_dir(path: str) -> None:

@@ -18,7 +18,12 @@ class LockBusyError(RktError):
 
 
 class FileLock:
-    """An flock on an open file or directory descriptor."""
+    """An flock on an open file or directory descriptor.
+
+    With ``create``, the path is a lock file that its last user may unlink (an image's or a
+    tree's, once removed): a lock taken on a file unlinked meanwhile is taken again on the file
+    now at the path, so that two holders never lock different files of the same name.
+    """
 
     def __init__(self, path: str, *, directory: bool = False, create: bool = False):
         flags = os.O_RDONLY | os.O_CLOEXEC
@@ -27,16 +32,32 @@ class FileLock:
         if create:
             flags |= os.O_CREAT
         self.path = path
+        self._flags = flags
         self.fd = os.open(path, flags, 0o640)
 
     def _flock(self, op: int, blocking: bool) -> None:
+        while True:
+            try:
+                fcntl.flock(self.fd, op | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise LockBusyError(f'cannot acquire lock on "{self.path}": '
+                                        "resource temporarily unavailable") from None
+                raise
+            if not self._flags & os.O_CREAT or self._is_at_path():
+                return
+            os.close(self.fd)  # unlinked while this waited: lock the file at the path now
+            self.fd = -1
+            self.fd = os.open(self.path, self._flags, 0o640)
+
+    def _is_at_path(self) -> bool:
+        """Whether the locked file is still the one at ``path``."""
         try:
-            fcntl.flock(self.fd, op | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise LockBusyError(f'cannot acquire lock on "{self.path}": '
-                                    "resource temporarily unavailable") from None
-            raise
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self.fd)
+        return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
     def exclusive(self, blocking: bool = True) -> "FileLock":
         """Take (or convert to) an exclusive lock."""

@@ -135,6 +135,26 @@ def test_an_untrusted_certificate_is_refused_unless_tls_checks_are_off(rkt, serv
     assert rkt.images() == [IMG]
 
 
+def test_without_a_ca_variable_the_systems_hashed_ca_directory_is_used(rkt, server, image, ca,
+                                                                        tmp_path):
+    """The directory OpenSSL reads on demand (``SSL_CERT_DIR``, /etc/ssl/certs by default), when
+    it is hashed; else the bundle file, which does not hold the test CA."""
+    url = serve(server, image)
+    for variable in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        rkt.env.pop(variable, None)
+    unhashed = tmp_path / "unhashed"
+    unhashed.mkdir()
+    (unhashed / "test-ca.pem").write_bytes(Path(ca.ca_path).read_bytes())
+    out = rkt("fetch", url, check=254, env={"SSL_CERT_DIR": str(unhashed)})
+    assert "certificate verify failed" in out.stderr
+    hashed = tmp_path / "hashed"
+    hashed.mkdir()
+    (hashed / "test-ca.pem").write_bytes(Path(ca.ca_path).read_bytes())
+    subprocess.run(["openssl", "rehash", str(hashed)], check=True, capture_output=True)
+    rkt("fetch", url, check=0, env={"SSL_CERT_DIR": str(hashed)})
+    assert rkt.images() == [IMG]
+
+
 def test_an_explicit_signature_file_is_used(rkt, server, image, tmp_path):
     url = serve(server, image)
     server.routes["/hello.aci.asc"].status = 404

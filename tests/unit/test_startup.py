@@ -56,3 +56,14 @@ def test_help_still_goes_through_click(tmp_path):
     result, packages = imported_packages("list", "--help")
     assert "click" in packages
     assert "--no-legend" in result.stdout
+
+
+def test_fetching_into_a_new_store_imports_neither_sqlalchemy_nor_click(tmp_path):
+    from rkt_core.testing.aci import build_aci, image_manifest
+
+    aci = build_aci(tmp_path / "small.aci", image_manifest("example.com/small"),
+                    files={"etc/hello": b"hi\n"})
+    result, packages = imported_packages(f"--dir={tmp_path / 'data'}", "--insecure-options=image",
+                                         "fetch", str(aci))
+    assert result.stdout.startswith("sha512-"), result.stderr
+    assert "sqlalchemy" not in packages and "click" not in packages

@@ -5,12 +5,14 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rkt_core.testing.registry import (DELETED, DOCKER_V2, KEPT_FILES, OCI_MANIFEST, TEST_REPO,
-                                       USER, PASSWORD, host_goarch, self_signed)
+                                       USER, PASSWORD, host_goarch, local_env, self_signed)
 from rkt_fetch_docker.convert import appc_os_arch
 
 pytestmark = pytest.mark.root
@@ -65,6 +67,27 @@ def test_the_rootfs_follows_the_oci_layer_rules(latest_tree):
     assert stat.S_IMODE((root / "tmp").stat().st_mode) == 0o1777
     assert os.readlink(root / "bin/sh") == "busybox"
     assert os.readlink(root / "dev/stdin") == "/proc/self/fd/0"
+
+
+MODULES_OF_RKT = """
+import json, sys
+sys.argv = ["rkt", *sys.argv[1:]]
+from rkt_core.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_a_fetch_into_a_new_store_imports_neither_sqlalchemy_nor_click(images, tmp_path):
+    done = subprocess.run([sys.executable, "-c", MODULES_OF_RKT, f"--dir={tmp_path}",
+                           "--insecure-options=image,http", "fetch", ref_of(images)],
+                          capture_output=True, text=True, check=True, env=local_env())
+    key, packages = done.stdout.splitlines()
+    assert key.startswith("sha512-"), done.stderr
+    assert {"sqlalchemy", "click"}.isdisjoint(json.loads(packages))
 
 
 def test_the_appc_manifest(rkt, images):

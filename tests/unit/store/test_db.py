@@ -7,8 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
-
 from rkt_core.store import db, schema
 
 
@@ -19,8 +17,7 @@ def test_new_database_uses_a_rollback_journal_full_sync_at_current_version(tmp_p
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("SELECT version FROM version").fetchone()[0] == db.SCHEMA_VERSION
     with database.write() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
-    database.close()
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert os.stat(database.path).st_mode & 0o777 == 0o640
     assert os.stat(database.dir).st_mode & 0o022 == 0
 
@@ -47,8 +44,27 @@ def test_schema_does_not_import_db():
     assert out.stdout.strip() == "False"
 
 
-def test_opening_an_existing_store_does_not_import_sqlalchemy(tmp_path):
-    db.Database(str(tmp_path)).close()
+def _tables(path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def test_a_new_database_has_the_tables_sqlalchemy_makes_from_the_schema(tmp_path):
+    made_here = db.Database(str(tmp_path / "here")).path
+    by_sqlalchemy = tmp_path / "by-sqlalchemy.sqlite3"
+    engine = schema.engine(str(by_sqlalchemy), db.configure_connection)
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn)
+    engine.dispose()
+    assert _tables(made_here) == _tables(by_sqlalchemy)
+    assert [name for kind, name, *_ in _tables(made_here) if kind == "table"] == \
+        ["aciinfo", "remote", "version"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_creating_or_writing_a_store_does_not_import_sqlalchemy(tmp_path, existing):
+    if existing:
+        db.Database(str(tmp_path))
     code = ("import sys; from rkt_core.store.db import Database; d = Database(sys.argv[1]); "
             "d.execute_write('UPDATE version SET version = version'); "
             "print('sqlalchemy' in sys.modules)")
@@ -57,20 +73,41 @@ def test_opening_an_existing_store_does_not_import_sqlalchemy(tmp_path):
     assert out.strip() == "False"
 
 
+def _insert_image(conn, key="k") -> None:
+    conn.execute("INSERT INTO aciinfo VALUES (?, 'n', '{}', 1, 1, 0, 1, 0)", (key,))
+
+
 def test_write_rolls_back_on_error(tmp_path):
     database = db.Database(str(tmp_path))
     with pytest.raises(RuntimeError):
         with database.write() as conn:
-            conn.execute(schema.aciinfo.insert().values(blobkey="k", name="n", labels="{}", importtime=1,
-                                                    lastused=1, latest=False, size=1, treestoresize=0))
+            _insert_image(conn)
             raise RuntimeError("crash in the middle")
     with database.read() as conn:
         assert conn.execute("SELECT * FROM aciinfo").fetchall() == []
 
 
-def test_older_schema_is_backed_up_then_migrated(tmp_path, monkeypatch):
+def test_write_commits(tmp_path):
     database = db.Database(str(tmp_path))
-    database.close()
+    with database.write() as conn:
+        _insert_image(conn)
+    with db.Database(str(tmp_path)).read() as conn:
+        assert [row[0] for row in conn.execute("SELECT blobkey FROM aciinfo")] == ["k"]
+
+
+def test_a_failed_statement_leaves_the_transaction_undone(tmp_path):
+    database = db.Database(str(tmp_path))
+    with database.write() as conn:
+        _insert_image(conn)
+    with pytest.raises(sqlite3.IntegrityError):
+        with database.write() as conn:
+            _insert_image(conn)
+    with database.read() as conn:
+        assert conn.execute("SELECT count(*) FROM aciinfo").fetchone()[0] == 1
+
+
+def test_older_schema_is_backed_up_then_migrated(tmp_path, monkeypatch):
+    db.Database(str(tmp_path))
 
     def add_column(conn):
         conn.exec_driver_sql("ALTER TABLE aciinfo ADD COLUMN note TEXT")
@@ -78,9 +115,9 @@ def test_older_schema_is_backed_up_then_migrated(tmp_path, monkeypatch):
     monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 1)
     monkeypatch.setitem(schema.MIGRATIONS, db.SCHEMA_VERSION, add_column)
     migrated = db.Database(str(tmp_path))
-    with migrated.write() as conn:
-        assert conn.execute(select(schema.version_table.c.version)).scalar_one() == db.SCHEMA_VERSION
-        columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(aciinfo)")]
+    with migrated.read() as conn:
+        assert conn.execute("SELECT version FROM version").fetchone()[0] == db.SCHEMA_VERSION
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(aciinfo)")]
     assert "note" in columns
     backups = list((tmp_path / "db-backups").iterdir())
     assert len(backups) == 1
@@ -89,7 +126,7 @@ def test_older_schema_is_backed_up_then_migrated(tmp_path, monkeypatch):
 
 
 def test_missing_migration_is_an_error_and_changes_nothing(tmp_path, monkeypatch):
-    db.Database(str(tmp_path)).close()
+    db.Database(str(tmp_path))
     monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 1)
     with pytest.raises(db.StoreDatabaseError, match="no migration"):
         db.Database(str(tmp_path))
@@ -98,7 +135,7 @@ def test_missing_migration_is_an_error_and_changes_nothing(tmp_path, monkeypatch
 
 
 def test_newer_schema_is_refused(tmp_path):
-    db.Database(str(tmp_path)).close()
+    db.Database(str(tmp_path))
     with sqlite3.connect(tmp_path / "db" / db.DB_FILE) as conn:
         conn.execute("UPDATE version SET version = 99")
     with pytest.raises(db.StoreDatabaseError, match="schema version 99, newer"):
@@ -113,7 +150,7 @@ def test_only_five_backups_are_kept(tmp_path):
 
 
 def test_read_only_readers_never_write(tmp_path):
-    db.Database(str(tmp_path)).close()
+    db.Database(str(tmp_path))
     before = sorted(os.listdir(tmp_path / "db"))
     reader = db.Database(str(tmp_path), read_only=True)
     with reader.read() as conn:
@@ -122,7 +159,7 @@ def test_read_only_readers_never_write(tmp_path):
         reader.execute_write("UPDATE aciinfo SET latest = 1")
     with pytest.raises(db.StoreDatabaseError, match="read-only for this user"):
         with reader.write() as conn:
-            conn.execute(schema.aciinfo.update().values(latest=True))
+            conn.execute("UPDATE aciinfo SET latest = 1")
     assert sorted(os.listdir(tmp_path / "db")) == before
 
 
@@ -172,7 +209,7 @@ def _with_a_blob(cas):
     (lambda path: path.write_bytes(b"not a database at all" * 100), "not an SQLite database"),
 ])
 def test_a_damaged_database_of_a_store_with_images_is_refused(tmp_path, damage, reason):
-    db.Database(str(tmp_path)).close()
+    db.Database(str(tmp_path))
     blob = _with_a_blob(tmp_path)
     path = tmp_path / "db" / db.DB_FILE
     damage(path)
@@ -187,7 +224,7 @@ def test_a_damaged_database_of_a_store_with_images_is_refused(tmp_path, damage, 
 
 
 def test_a_corrupted_page_is_reported_on_read(tmp_path):
-    db.Database(str(tmp_path)).close()
+    db.Database(str(tmp_path))
     path = tmp_path / "db" / db.DB_FILE
     data = path.read_bytes()
     path.write_bytes(data[:100] + b"\xff" * (len(data) - 100))

@@ -80,12 +80,9 @@ def test_lookups_by_prefix_and_name(store, tmp_path):
 
 
 def test_ambiguous_prefix(store):
-    from rkt_core.store import schema
-
     with store.db.write() as conn:
         for key in ("sha512-aa11" + "0" * 60, "sha512-aa22" + "0" * 60):
-            conn.execute(schema.aciinfo.insert().values(blobkey=key, name="x", labels="{}", importtime=1,
-                                                    lastused=1, latest=False, size=1, treestoresize=0))
+            conn.execute("INSERT INTO aciinfo VALUES (?, 'x', '{}', 1, 1, 0, 1, 0)", (key,))
     with pytest.raises(RktError, match="ambiguous image ID"):
         store.resolve("sha512-aa")
     assert store.resolve("sha512-aa2") == "sha512-aa22" + "0" * 60
