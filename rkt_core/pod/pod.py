@@ -35,6 +35,7 @@ EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
     "embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
 STATE_DIRS = (EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE)
 MOST_DIRS = (PREPARE, PREPARED, RUN, EXITED_GARBAGE)
+READ_SIZE = 1 << 16  # bytes read from a pod file at once
 
 # The state names rkt prints.
 S_EMBRYO, S_PREPARING, S_ABORTED_PREPARE, S_PREPARED = "embryo", "preparing", "aborted prepare", "prepared"
@@ -133,10 +134,11 @@ class Pod:
         return removed
 
     @classmethod
-    def open(cls, data_dir: str, pod_uuid: str) -> "Pod":
-        """The pod with this exact uuid, wherever it is; NotFoundError if it is nowhere."""
-        for state_dir in STATE_DIRS:
-            path = os.path.join(pods_dir(data_dir, state_dir), pod_uuid)
+    def open(cls, data_dir: str, pod_uuid: str, first: str = "") -> "Pod":
+        """The pod with this exact uuid, wherever it is (looked for in the state directory
+        ``first`` first, where it was seen); NotFoundError if it is nowhere."""
+        for state_dir in (first, *STATE_DIRS) if first else STATE_DIRS:
+            path = os.path.join(data_dir, "pods", state_dir, pod_uuid)
             try:
                 lock = FileLock(path, directory=True)
             except (FileNotFoundError, NotADirectoryError):
@@ -161,9 +163,9 @@ class Pod:
     def walk(cls, data_dir: str, state_dirs: tuple[str, ...] = MOST_DIRS) -> Iterator["Pod"]:
         """Every pod in the given state directories (each handle must be closed by the caller);
         pods that vanish while walking are skipped."""
-        for _state_dir, pod_uuid in _list(data_dir, state_dirs):
+        for state_dir, pod_uuid in _list(data_dir, state_dirs):
             try:
-                yield cls.open(data_dir, pod_uuid)
+                yield cls.open(data_dir, pod_uuid, first=state_dir)
             except NotFoundError:
                 continue
 
@@ -290,8 +292,13 @@ class Pod:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        with open(fd, "rb") as f:
-            return f.read()
+        try:  # os.read, not a buffered file: pod files are small, and list reads hundreds
+            chunks = []
+            while chunk := os.read(fd, READ_SIZE):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_text(self, *parts: str) -> str | None:
         """The stripped content of a pod file, or None if it does not exist."""
