@@ -8,12 +8,14 @@ images' names, IDs and labels. In those it refuses what ``PodManifest.from_json`
 the same message, found in the same order; a document that is not a JSON object, or is nested
 too deep, is refused as a whole, as there. What a listing does not show (each app's ``app``,
 ``mounts`` and ``annotations``; the pod's volumes, isolators, annotations and ports) is not
-checked. ``tests/hostile/test_fuzz_manifests.py`` holds the two readers to the same answers.
+checked. ``tests/hostile/test_pod_listing.py`` holds the two readers to the same answers. The
+checks of names, IDs, labels and versions remember what they accepted: pods share images.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from ..errors import ImageError
 
@@ -47,7 +49,7 @@ class ListedApp:
 def read_apps(data: bytes) -> list[ListedApp]:
     """The apps of the pod manifest ``data``; ImageError where ``PodManifest.from_json`` would
     refuse the document or one of the fields read."""
-    fields = _fields(_load(data), ("acVersion", "acKind", "apps"), "pod manifest")
+    fields = _fields(_load(data), _POD_FIELDS, "pod manifest")
     version = _str(fields.get("acVersion", ""), "pod manifest acVersion")
     kind = _str(fields.get("acKind", ""), "pod manifest acKind")
     apps = [_app(item, f"apps[{i}]")
@@ -107,10 +109,10 @@ def _depth(value: object) -> int:
 
 
 def _app(data: object, what: str) -> ListedApp:
-    fields = _fields(data, ("name", "image"), what)
+    fields = _fields(data, _APP_FIELDS, what)
     name = _check_ac_name(_str(fields.get("name", ""), f"{what} name"), "app name")
-    what = f"app {_quote(name)}"
-    image = _fields(fields.get("image", {}), ("name", "id", "labels"), f"{what} image")
+    what = f'app "{name}"'  # _quote(name): a valid ACName has nothing to escape
+    image = _fields(fields.get("image", {}), _IMAGE_FIELDS, f"{what} image")
     image_name, image_id = image.get("name"), image.get("id")
     if image_name is not None:
         _str(image_name, f"{what} image name")
@@ -130,9 +132,15 @@ def _labels(data: object, what: str) -> dict[str, str]:
         return {}
     pairs = []
     for i, item in enumerate(_list(data, what)):
-        fields = _fields(item, ("name", "value"), f"{what}[{i}]")
+        fields = _fields(item, _LABEL_FIELDS, f"{what}[{i}]")
         pairs.append((_str(fields.get("name", ""), f"{what}[{i}].name"),
                       _str(fields.get("value", ""), f"{what}[{i}].value")))
+    _check_labels(tuple(pairs))
+    return dict(pairs)
+
+
+@lru_cache(maxsize=None)
+def _check_labels(pairs: tuple[tuple[str, str], ...]) -> None:
     labels = {}
     for name, value in pairs:
         _check_ac_identifier(name, "label name")
@@ -150,17 +158,26 @@ def _labels(data: object, what: str) -> dict[str, str]:
         if arch is not None and arch not in _VALID_OS_ARCH[os_name]:
             raise ImageError(f"invalid arch label {_quote(arch)} for os {_quote(os_name)}: must "
                              f"be one of {', '.join(_VALID_OS_ARCH[os_name])}")
-    return labels
 
 
 # --- Go's decoding of a struct and the appc checks, as rkt_core.appc words their errors ------
 
-def _fields(obj: object, fields: tuple[str, ...], what: str) -> dict[str, object]:
-    """The ``fields`` of a JSON object decoded like a Go struct: keys match case-insensitively,
-    ``null`` counts as absent, a later duplicate wins."""
+def _struct(*fields: str) -> dict[str, str]:
+    """The fields of a Go struct, by their lower-case names."""
+    return {name.lower(): name for name in fields}
+
+
+_POD_FIELDS = _struct("acVersion", "acKind", "apps")
+_APP_FIELDS = _struct("name", "image")
+_IMAGE_FIELDS = _struct("name", "id", "labels")
+_LABEL_FIELDS = _struct("name", "value")
+
+
+def _fields(obj: object, canonical: dict[str, str], what: str) -> dict[str, object]:
+    """The fields (``_struct``) of a JSON object decoded like a Go struct: keys match
+    case-insensitively, ``null`` counts as absent, a later duplicate wins."""
     if not isinstance(obj, dict):
         raise ImageError(f"invalid {what}: must be a JSON object")
-    canonical = {name.lower(): name for name in fields}
     picked = {}
     for key, value in obj.items():
         name = canonical.get(key.lower())
@@ -213,6 +230,7 @@ def _check_chars(value: str, what: str, chars: frozenset, edges: str, allowed: s
                          f"lowercase letter or digit")
 
 
+@lru_cache(maxsize=None)
 def _check_ac_name(value: str, what: str) -> str:
     _check_chars(value, what, _AC_NAME_CHARS, "-", "-")
     if len(value) > MAX_AC_NAME:
@@ -225,6 +243,7 @@ def _check_ac_identifier(value: str, what: str) -> None:
     _check_chars(value, what, _AC_IDENTIFIER_CHARS, _AC_IDENTIFIER_EDGES, "-._~/")
 
 
+@lru_cache(maxsize=None)
 def _check_image_name(value: str, what: str = "image name") -> None:
     _check_ac_identifier(value, what)
     for segment in value.split("/"):
@@ -233,6 +252,7 @@ def _check_image_name(value: str, what: str = "image name") -> None:
                              f"segments are not allowed")
 
 
+@lru_cache(maxsize=None)
 def _check_image_id(value: str, what: str = "image ID") -> None:
     parts = value.split("-")
     if len(parts) != 2:
@@ -247,6 +267,7 @@ def _check_image_id(value: str, what: str = "image ID") -> None:
                          f"or NUL")
 
 
+@lru_cache(maxsize=None)
 def _check_semver(value: str, what: str = "acVersion") -> None:
     """Refuse what go-semver cannot parse (signs and leading zeros allowed), or zero."""
     parts = value.split(".", 2)
