@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator  # not typing: list and status do without it
 
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
