@@ -75,7 +75,7 @@ def _load(data: bytes) -> dict:
     except UnicodeDecodeError as err:
         raise ImageError(f"invalid {what}: not UTF-8 text ({err.reason} at byte {err.start})")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as err:
         raise ImageError(f"invalid {what}: not valid JSON: {err.msg} at line {err.lineno}, "
                          f"column {err.colno}")
@@ -93,6 +93,9 @@ def _load(data: bytes) -> dict:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads makes one a call
 
 
 def _depth(value: object) -> int:
