@@ -282,7 +282,7 @@ class Pod:
         """A pod file as (path, dir_fd): relative to the pod's descriptor while it is open, so
         that reads follow the pod when another process moves it to another state."""
         if self.lock.fd >= 0:
-            return os.path.join(*parts), self.lock.fd
+            return "/".join(parts), self.lock.fd
         return self.file(*parts), None
 
     def read_bytes(self, *parts: str) -> bytes | None:
