@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from .config import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG, Config, load_config
 from .insecure import Insecure
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (for `rkt list`)
 if TYPE_CHECKING:
     from .plugins import Plugins
     from .store.imagestore import ImageStore

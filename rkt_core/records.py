@@ -14,7 +14,9 @@ instead. :func:`fields` and :func:`replace` work like their ``dataclasses`` name
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (for `rkt list`)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Missing:

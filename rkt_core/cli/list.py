@@ -6,6 +6,7 @@ import sys
 import time
 
 from ..errors import NotFoundError, RktError, describe
+from ..pod.listing import ListedApp, read_apps
 from ..pod.pod import Pod
 from .declare import Choice, command, option
 from .main import get_context
@@ -13,10 +14,10 @@ from .output import full_time, humanize_time, print_json, print_table
 from .pods import format_networks
 
 
-def image_name(pod: Pod, app) -> str:
+def image_name(pod: Pod, app: ListedApp) -> str:
     """``name:version`` of an app's image: from the pod manifest, else from the image manifest
     kept in the pod (``appsinfo/<app>/manifest``)."""
-    name, labels = app.image.name, app.image.labels
+    name, labels = app.image_name, app.labels
     if not name:
         from ..appc import ImageManifest
 
@@ -29,13 +30,12 @@ def image_name(pod: Pod, app) -> str:
     return f"{name}:{version}" if version else name
 
 
-def pod_manifest(pod: Pod):
-    """The pod manifest, or None while the pod has none (embryo, early preparing); read once,
-    so that a pod deleted meanwhile gives an error rather than half an answer."""
-    from ..appc import PodManifest
-
+def pod_apps(pod: Pod) -> list[ListedApp]:
+    """The apps of the pod manifest, none while the pod has no manifest (embryo, early
+    preparing); read once, so that a pod deleted meanwhile gives an error rather than half an
+    answer."""
     data = pod.manifest_json()
-    return None if data is None else PodManifest.from_json(data)
+    return [] if data is None else read_apps(data)
 
 
 def pod_json(pod: Pod) -> dict:
@@ -43,9 +43,8 @@ def pod_json(pod: Pod) -> dict:
     state = pod.state
     codes = pod.app_exit_codes()
     apps = []
-    manifest = pod_manifest(pod)
-    for ra in manifest.apps if manifest else ():
-        app = {"name": ra.name, "image_id": ra.image.id or "",
+    for ra in pod_apps(pod):
+        app = {"name": ra.name, "image_id": ra.image_id or "",
                "state": "running" if state == "running" else "exited" if ra.name in codes else "unknown"}
         if ra.name in codes:
             app["exit_code"] = codes[ra.name]
@@ -98,15 +97,14 @@ def _rows(pod: Pod, full: bool, now: float) -> list[list[str]]:
     def when(t):
         return "" if not t else full_time(t) if full else humanize_time(t, now)
 
-    manifest = pod_manifest(pod)
+    apps = pod_apps(pod)
     first = [pod.uuid if full else pod.uuid[:8], pod.state, when(pod.created_at),
              when(pod.started_at), format_networks(pod.networks())]
-    apps = manifest.apps if manifest else []
     if not apps:
         return [[first[0], "-", "-"] + (["-"] if full else []) + first[1:]]
     rows = []
     for ra in apps:
-        image = [image_name(pod, ra)] + ([(ra.image.id or "")[:19]] if full else [])
+        image = [image_name(pod, ra)] + ([(ra.image_id or "")[:19]] if full else [])
         uuid, rest = (first[0], first[1:]) if not rows else ("", ["", "", "", ""])
         rows.append([uuid, ra.name] + image + rest)
     return rows

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import sys
-from typing import Iterable, Sequence
+import time
+from collections.abc import Iterable, Sequence  # not typing: list and status do without it
 
 TAB_WIDTH = 8
 
@@ -64,7 +64,7 @@ _MAGNITUDES = [  # (below, format, divisor) as go-humanize's Time
 
 def humanize_time(when: float, now: float | None = None) -> str:
     """``now``, ``5 minutes ago``, ``2 days from now``: relative times as rkt prints them."""
-    now = _dt.datetime.now().timestamp() if now is None else now
+    now = time.time() if now is None else now
     delta, label = (now - when, "ago") if when <= now else (when - now, "from now")
     for below, fmt, divisor in _MAGNITUDES:
         if delta < below:
@@ -76,7 +76,9 @@ def humanize_time(when: float, now: float | None = None) -> str:
 
 def full_time(when: float) -> str:
     """Go's ``2006-01-02 15:04:05.999 -0700 MST`` layout in local time, as ``--full`` prints."""
-    t = _dt.datetime.fromtimestamp(when).astimezone()
+    from datetime import datetime  # here: `rkt list` without --full does without it
+
+    t = datetime.fromtimestamp(when).astimezone()
     millis = f"{t.microsecond // 1000:03d}".rstrip("0")
     seconds = t.strftime("%Y-%m-%d %H:%M:%S") + (f".{millis}" if millis else "")
     return f"{seconds} {t.strftime('%z')} {t.tzname()}"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator  # not typing: list and status do without it
 
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
@@ -41,6 +41,7 @@ EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
     "embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
 STATE_DIRS = (EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE)
 MOST_DIRS = (PREPARE, PREPARED, RUN, EXITED_GARBAGE)
+READ_SIZE = 1 << 16  # bytes read from a pod file at once
 
 # The state names rkt prints.
 S_EMBRYO, S_PREPARING, S_ABORTED_PREPARE, S_PREPARED = "embryo", "preparing", "aborted prepare", "prepared"
@@ -139,10 +140,11 @@ class Pod:
         return removed
 
     @classmethod
-    def open(cls, data_dir: str, pod_uuid: str) -> "Pod":
-        """The pod with this exact uuid, wherever it is; NotFoundError if it is nowhere."""
-        for state_dir in STATE_DIRS:
-            path = os.path.join(pods_dir(data_dir, state_dir), pod_uuid)
+    def open(cls, data_dir: str, pod_uuid: str, first: str = "") -> "Pod":
+        """The pod with this exact uuid, wherever it is (looked for in the state directory
+        ``first`` first, where it was seen); NotFoundError if it is nowhere."""
+        for state_dir in (first, *STATE_DIRS) if first else STATE_DIRS:
+            path = os.path.join(data_dir, "pods", state_dir, pod_uuid)
             try:
                 lock = FileLock(path, directory=True)
             except (FileNotFoundError, NotADirectoryError):
@@ -167,9 +169,9 @@ class Pod:
     def walk(cls, data_dir: str, state_dirs: tuple[str, ...] = MOST_DIRS) -> Iterator["Pod"]:
         """Every pod in the given state directories (each handle must be closed by the caller);
         pods that vanish while walking are skipped."""
-        for _state_dir, pod_uuid in _list(data_dir, state_dirs):
+        for state_dir, pod_uuid in _list(data_dir, state_dirs):
             try:
-                yield cls.open(data_dir, pod_uuid)
+                yield cls.open(data_dir, pod_uuid, first=state_dir)
             except NotFoundError:
                 continue
 
@@ -288,7 +290,7 @@ class Pod:
         """A pod file as (path, dir_fd): relative to the pod's descriptor while it is open, so
         that reads follow the pod when another process moves it to another state."""
         if self.lock.fd >= 0:
-            return os.path.join(*parts), self.lock.fd
+            return "/".join(parts), self.lock.fd
         return self.file(*parts), None
 
     def read_bytes(self, *parts: str) -> bytes | None:
@@ -298,8 +300,13 @@ class Pod:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        with open(fd, "rb") as f:
-            return f.read()
+        try:  # os.read, not a buffered file: pod files are small, and list reads hundreds
+            chunks = []
+            while chunk := os.read(fd, READ_SIZE):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_text(self, *parts: str) -> str | None:
         """The stripped content of a pod file, or None if it does not exist."""
