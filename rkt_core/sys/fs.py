@@ -29,10 +29,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     Written to a temp file in the same directory, renamed over ``path``; when ``durable`` the
     file is fsynced before the rename and the directory after it.
     """
-    import tempfile  # here: it imports shutil, random, bz2 and lzma, which readers need not
-
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    fd, tmp = _new_temp_file(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -49,6 +47,18 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
         raise
     if durable:
         fsync_dir(directory)
+
+
+def _new_temp_file(directory: str) -> tuple[int, str]:
+    """A new file ``.tmp-*`` in ``directory``, open for writing, mode 0600 (what
+    ``tempfile.mkstemp`` does, without importing ``tempfile``: shutil, random, bz2, lzma)."""
+    while True:
+        path = os.path.join(directory, ".tmp-" + os.urandom(6).hex())
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def makedirs(path: str, mode: int = 0o755) -> None:
