@@ -8,17 +8,8 @@
 - ``netns``: pinned network namespaces (``/run/netns``);
 - ``spawn``: fork a process that must exec, with its set-up errors reported to the parent;
 - ``activation``: the sockets systemd passed (socket activation, ``LISTEN_FDS``).
-
-Each is imported when first used (``activation`` alone costs ``socket``; ``libc``, ``ctypes``).
 """
 
-import importlib
+from ..sys import activation, libc, mount, netns, ns, proc, scoped, spawn
 
 __all__ = ["activation", "libc", "mount", "netns", "ns", "proc", "scoped", "spawn"]
-
-
-def __getattr__(name: str):
-    """The wrapper module ``name``, imported on first use."""
-    if name in __all__:
-        return importlib.import_module(f"rkt_core.sys.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
