@@ -190,7 +190,7 @@ class Plugins:
         proxy = pytypes.ModuleType(f"rkt plugin {name}")
         names = dir(plugin)
         if isinstance(plugin, pytypes.ModuleType):  # skip what pluggy would not take anyway
-            names = [n for n in names if isinstance(vars(plugin)[n], _HOOKABLE)]
+            names = [n for n in names if isinstance(vars(plugin).get(n), _HOOKABLE)]
         for attr in names:
             opts = self._pm.parse_hookimpl_opts(plugin, attr)
             if opts is None:
