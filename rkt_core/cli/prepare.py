@@ -17,6 +17,6 @@ def prepare(quiet: bool, **params) -> None:  # noqa: ARG001 (rkt's flag)
     options = build_prepare_options(params)
     with prepare_pod(ctx, options) as pod:
         if params["private_users"]:  # the user namespace itself is set up at run time
-            write_atomic(pod.file("private-users-requested"), b"")
+            write_atomic(pod.file("private-users-requested"), b"", durable=False)
         pod.to_prepared()
         print(pod.uuid, flush=True)

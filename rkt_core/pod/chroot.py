@@ -30,7 +30,7 @@ ENTERED_NAMESPACES = ("uts", "ipc", "net", "mnt")  # joined by enter when not th
 
 def write_pid(pod, pid: int) -> None:
     """Record the pod's pid (``pid``): the pod has started."""
-    write_atomic(pod.file("pid"), str(pid).encode())
+    write_atomic(pod.file("pid"), str(pid).encode(), durable=False)
 
 
 def write_exit_status(pod, app: str, code: int) -> None:
@@ -38,7 +38,7 @@ def write_exit_status(pod, app: str, code: int) -> None:
     shows."""
     status_dir = pod.file("stage1", "rootfs", "rkt", "status")
     os.makedirs(status_dir, mode=0o755, exist_ok=True)
-    write_atomic(os.path.join(status_dir, app), str(code).encode())
+    write_atomic(os.path.join(status_dir, app), str(code).encode(), durable=False)
 
 
 def run_app(pod, app: AppRuntime, options: RunOptions, namespaces: int = 0,

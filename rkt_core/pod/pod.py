@@ -14,7 +14,13 @@ whether someone holds an exclusive flock on it:
     garbage/            deleting             garbage
     ==================  ===================  ===============
 
-Every transition is an atomic rename(2) followed by an fsync of the target directory. The lock is
+Every transition is an atomic rename(2) followed by an fsync of the target directory. The pod's
+own files are written atomically (temp file, rename: never seen half-written) but made durable
+only where the pod must outlive a crash: as a whole, by one syncfs(2), before it becomes prepared.
+A pod that a crash leaves in ``prepare/`` is an aborted prepare (``gc`` removes it), and one left
+in ``run/`` is exited, and its files (pid, exit statuses) describe processes the crash ended:
+``list`` and ``status`` show such a pod however little of it reached the disk, and ``gc`` removes
+it. The lock is
 taken on an O_DIRECTORY descriptor, which follows the directory through renames; a running pod
 keeps it open in the processes that live as long as the pod (``RKT_LOCK_FD``), so the kernel drops
 it exactly when the pod dies.
@@ -28,7 +34,7 @@ from typing import Iterator
 
 from ..crashpoints import crash_point
 from ..errors import NotFoundError, RktError
-from ..sys.fs import fsync_dir
+from ..sys.fs import fsync_dir, syncfs
 from ..sys.lock import FileLock, LockBusyError
 
 EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
@@ -223,8 +229,10 @@ class Pod:
         self.locked_by_me = False
 
     def to_prepared(self) -> None:
-        """preparing -> prepared: rename into ``prepared/`` and release the lock."""
+        """preparing -> prepared: make the pod's files durable, rename it into ``prepared/``
+        and release the lock."""
         self._expect(PREPARE, locked=True)
+        syncfs(self.path)
         self._move(PREPARED)
         self.unlock()
 

@@ -116,11 +116,11 @@ def prepare_pod(ctx, options: PrepareOptions, validate=None) -> Pod:
         crash_point("prepare.apps")
         _prepare_volumes(ctx, pod, manifest)
         os.makedirs(pod.file("stage1"), exist_ok=True)
-        write_atomic(pod.file("stage1", "flavor"), flavor.encode())
+        write_atomic(pod.file("stage1", "flavor"), flavor.encode(), durable=False)
         if use_overlay:
-            write_atomic(pod.file("overlay-prepared"), b"")
-        write_atomic(pod.file("pod"), manifest.to_json().encode(), mode=0o640)
-        write_atomic(pod.file("pod-created"), b"")
+            write_atomic(pod.file("overlay-prepared"), b"", durable=False)
+        write_atomic(pod.file("pod"), manifest.to_json().encode(), mode=0o640, durable=False)
+        write_atomic(pod.file("pod-created"), b"", durable=False)
     except BaseException:
         pod.unlock()
         pod.close()
@@ -345,8 +345,9 @@ def _prepare_apps(ctx, pod: Pod, manifest: PodManifest, keys: list[str], use_ove
         tree = _rendered_tree(ctx, trees, key)
         info_dir = pod.file("appsinfo", ra.name)
         os.makedirs(info_dir, mode=0o750)
-        write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640)
-        write_atomic(os.path.join(info_dir, "treeStoreID"), tree.encode(), mode=0o640)
+        write_atomic(os.path.join(info_dir, "manifest"), ctx.store.manifest_json(key), mode=0o640,
+                     durable=False)
+        write_atomic(os.path.join(info_dir, "treeStoreID"), tree.encode(), mode=0o640, durable=False)
         rootfs = pod.file(*STAGE2, ra.name, "rootfs")
         if use_overlay:
             os.makedirs(rootfs, mode=0o755)
@@ -369,14 +370,14 @@ def _prepare_stage1_image(ctx, pod: Pod, key: str, use_overlay: bool) -> None:
     tree = _rendered_tree(ctx, trees, key)
     rootfs = pod.file("stage1", "rootfs")
     os.makedirs(rootfs, mode=0o755, exist_ok=True)
-    write_atomic(pod.file("stage1", "manifest"), ctx.store.manifest_json(key), mode=0o640)
-    write_atomic(pod.file(STAGE1_ID), key.encode(), mode=0o640)
+    write_atomic(pod.file("stage1", "manifest"), ctx.store.manifest_json(key), mode=0o640, durable=False)
+    write_atomic(pod.file(STAGE1_ID), key.encode(), mode=0o640, durable=False)
     if use_overlay:
         os.mkdir(pod.file(*WORK_DIR), 0o700)
         os.chmod(rootfs, os.stat(trees.rootfs(tree)).st_mode & 0o7777)
     else:
         _copy_tree(os.path.join(trees.rootfs(tree), "."), rootfs)
-    write_atomic(pod.file("stage1TreeStoreID"), tree.encode(), mode=0o640)
+    write_atomic(pod.file("stage1TreeStoreID"), tree.encode(), mode=0o640, durable=False)
     ctx.store.mark_used(key)
 
 

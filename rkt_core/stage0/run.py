@@ -137,7 +137,8 @@ def run_pod(ctx, pod: Pod, options: RunOptions, net_given: bool = False) -> int:
         view = PodView(pod)
         if options.mds_register:
             options = replace(options, metadata_url=register_pod(ctx, view, options))
-            write_atomic(pod.file(METADATA_URL_FILE), options.metadata_url.encode(), mode=0o600)
+            write_atomic(pod.file(METADATA_URL_FILE), options.metadata_url.encode(), mode=0o600,
+                         durable=False)
         ctx.plugins.notify("rkt_before_stage1", pod=view, flavor=flavor, options=options)
         with stage1_image.mounted(ctx, pod, apps=True):
             code = stage1.run(view, options)

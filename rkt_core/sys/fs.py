@@ -26,11 +26,12 @@ def rename_durable(src: str, dst: str) -> None:
 def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; never follows a symlink at ``path``.
 
-    Written to a temp file in the same directory, renamed over ``path``; when ``durable`` the
-    file is fsynced before the rename and the directory after it.
+    Written to a temp file in the same directory, renamed over ``path``: a reader sees the old
+    content or the new, never part of it. When ``durable`` the file is fsynced before the rename
+    and the directory after it, so that the new content also survives a crash.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _new_temp_file(directory)
+    fd, tmp = _create_temp(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -49,16 +50,17 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
         fsync_dir(directory)
 
 
-def _new_temp_file(directory: str) -> tuple[int, str]:
-    """A new file ``.tmp-*`` in ``directory``, open for writing, mode 0600 (what
-    ``tempfile.mkstemp`` does, without importing ``tempfile``: shutil, random, bz2, lzma)."""
-    while True:
+def _create_temp(directory: str) -> tuple[int, str]:
+    """A new, empty, private file ``.tmp-<random>`` in ``directory``, as (fd, path): what
+    ``tempfile.mkstemp`` does, without importing tempfile (shutil, random, bz2, lzma)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
         path = os.path.join(directory, ".tmp-" + os.urandom(6).hex())
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
             return os.open(path, flags, 0o600), path
         except FileExistsError:
             continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
 
 
 def makedirs(path: str, mode: int = 0o755) -> None:

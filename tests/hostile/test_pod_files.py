@@ -53,6 +53,13 @@ def spoil_wrong_types(pod: Path) -> None:
     (pod / "pod").write_text('{"acKind": "PodManifest", "acVersion": "0.7.4", "apps": 7}')
 
 
+def spoil_by_crash(pod: Path) -> None:
+    """What a crash can leave of a running pod: its files are not fsynced one by one (only a
+    prepared pod is made durable), so their names may be on disk without their contents."""
+    for name in ("pod", "appsinfo/app/manifest"):
+        (pod / name).write_bytes(b"")
+
+
 def spoil_net_info(pod: Path) -> None:
     (pod / "net-info.json").write_text('{"not": "a list"}')
 
@@ -62,6 +69,7 @@ BAD_PODS = {
     "app named ../../x": (spoil_app_name, True),
     "manifest nested 50,000 deep": (spoil_deep_nesting, True),
     "manifest of wrong types": (spoil_wrong_types, True),
+    "files a crash left empty": (spoil_by_crash, True),
     "net-info that is not a list": (spoil_net_info, False),
 }
 
@@ -119,3 +127,15 @@ def test_status_of_a_pod_with_a_bad_manifest_is_a_clear_error(rkt, figures):
     result = rkt("status", "--format=json", bad)
     figures.add("pod files", trials=2)
     assert_clear_error(result, "nested deeper than")
+
+
+def test_gc_removes_a_pod_a_crash_left_empty(rkt, figures):
+    good, _ = make_pod(rkt.data_dir)
+    bad, bad_path = make_pod(rkt.data_dir)
+    spoil_by_crash(bad_path)
+    for _ in range(2):  # the first marks exited pods as garbage, the second removes them
+        result = rkt("gc", "--grace-period=0s")
+        assert result.returncode == 0, result.stderr
+    figures.add("pod files", trials=2)
+    assert not any((rkt.data_dir / "pods").glob(f"*/{bad}"))
+    assert not any((rkt.data_dir / "pods").glob(f"*/{good}"))

@@ -33,6 +33,27 @@ def test_lifecycle_states(tmp_path):
     assert reopened.gc_marked_at is not None
 
 
+def test_a_pod_is_made_durable_before_it_becomes_prepared(tmp_path, monkeypatch):
+    # Its files are written without fsync while it is prepared; one syncfs covers them, and it
+    # must come before the rename that makes the pod prepared (a crash after the rename must
+    # find every file whole).
+    import rkt_core.pod.pod as pod_module
+
+    synced = []
+
+    def syncfs(path):
+        synced.append((path, sorted(os.listdir(path))))
+
+    monkeypatch.setattr(pod_module, "syncfs", syncfs)
+    pod = Pod.create(str(tmp_path))
+    with open(pod.file("pod"), "w") as f:
+        f.write("{}")
+    preparing = pod.path
+    pod.to_prepared()
+    assert synced == [(preparing, ["pod"])]
+    assert pod.state == "prepared" and not os.path.exists(preparing)
+
+
 def test_a_handle_reads_the_pod_after_another_process_moved_it(tmp_path):
     pod = Pod.create(str(tmp_path))
     with open(pod.file("pod"), "w") as f:

@@ -115,7 +115,7 @@ def keep(start: Callable[[], None], channel, lock_fd: int, pid_file: str) -> Non
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     signal.set_wakeup_fd(wake_w)
     proc.set_parent_death_signal(signal.SIGTERM)  # rkt run dies: the pod shuts down
-    write_atomic(pid_file, str(pid).encode())
+    write_atomic(pid_file, str(pid).encode(), durable=False)
     channel.sock.close()  # rkt run's spawn returns: the pod runs
     pidfd = os.pidfd_open(pid)
     _detach(keep_fds=(lock_fd, pidfd, wake_r, wake_w))

@@ -84,11 +84,12 @@ class NspawnStage1:
         if options.interactive and len(apps) != 1:
             raise RktError("--interactive is only supported for pods with exactly one app")
         found = cgroups.hierarchies()
-        write_atomic(pod.file(CGROUPS_FILE), json.dumps([h.__dict__ for h in found]).encode())
+        write_atomic(pod.file(CGROUPS_FILE), json.dumps([h.__dict__ for h in found]).encode(),
+                     durable=False)
         systemd = next((h for h in found if h.systemd), None)
         if systemd is not None:  # the pod's cgroup, as rkt's stage1 recorded it (before pid)
             own = os.path.join(systemd.own, f"rkt-{pod.uuid}").lstrip("/")
-            write_atomic(pod.file(SUBCGROUP_FILE), own.encode())
+            write_atomic(pod.file(SUBCGROUP_FILE), own.encode(), durable=False)
         rootfs.build(pod, [a.name for a in apps])
         os.makedirs(pod.file(CGROUP_VIEW), mode=0o700, exist_ok=True)
         shift = self._private_users(pod, options)
@@ -119,7 +120,7 @@ class NspawnStage1:
         if not options.private_users:
             return ""
         value = f"{random.randint(1, 0x7FFF) << 16}:{nspawn.PRIVATE_USERS_COUNT}"
-        write_atomic(pod.file(PRIVATE_USERS_FILE), value.encode())
+        write_atomic(pod.file(PRIVATE_USERS_FILE), value.encode(), durable=False)
         return value
 
     @staticmethod
@@ -147,7 +148,7 @@ class NspawnStage1:
         missing = [a.name for a in apps if a.name not in codes]
         for name in missing:
             code = nspawn_code if nspawn_code > 128 else STOPPED
-            write_atomic(os.path.join(status_dir, name), str(code).encode())
+            write_atomic(os.path.join(status_dir, name), str(code).encode(), durable=False)
             codes[name] = code
         try:
             first = os.readlink(pod.file("stage1", "rootfs", "rkt", "first-failure"))
