@@ -6,11 +6,11 @@ from .errors import AppcError
 from .identifiers import quote
 from .namevalues import NameValues
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+_RFC3339 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
 
 
 def _check_date(name: str, value: str) -> None:
-    if _RFC3339.fullmatch(value):
+    if re.fullmatch(_RFC3339, value):
         from datetime import datetime  # here: few annotations are dates
 
         try:

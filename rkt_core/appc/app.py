@@ -10,7 +10,7 @@ from .identifiers import quote, validate_ac_name
 from .isolators import Isolator, isolators_from_json
 
 EVENT_HANDLER_NAMES = ("pre-start", "post-stop")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_ENV_NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 
 
 def _list_from_json(data: object, what: str, decode) -> list:
@@ -65,7 +65,7 @@ class EnvironmentVariable:
 
     def validate(self) -> None:
         """Check the name is a shell-style identifier."""
-        if not isinstance(self.name, str) or not _ENV_NAME.fullmatch(self.name):
+        if not isinstance(self.name, str) or not re.fullmatch(_ENV_NAME, self.name):
             raise AppcError(f"invalid environment variable name {quote(self.name)}: must be a "
                             f"letter or _ followed by letters, digits or _")
         if not isinstance(self.value, str):

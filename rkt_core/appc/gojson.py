@@ -18,7 +18,7 @@ MAX_DEPTH = 100  # arrays and objects inside each other; appc documents need a h
 
 _GO_STRING_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                       "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_PYTHON_ONLY_ESCAPES = re.compile(r"\\(?:\\|b|f)")
+_PYTHON_ONLY_ESCAPES = r"\\(?:\\|b|f)"
 
 
 class RawFloat(float):
@@ -141,16 +141,16 @@ def _json_type(value: object) -> str:
     return "an object"
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = "[\ud800-\udfff]"
 
 
 def _encode_string(text: str) -> str:
     # Like Go, write U+FFFD for what is not valid Unicode (an unpaired surrogate from a \ud800).
-    text = _SURROGATE.sub("\ufffd", text)
+    text = re.sub(_SURROGATE, "\ufffd", text)
     encoded = json.dumps(text, ensure_ascii=False)
     # Python writes \b and \f where Go writes \u0008 and \u000c.
-    encoded = _PYTHON_ONLY_ESCAPES.sub(
-        lambda m: {"\\b": "\\u0008", "\\f": "\\u000c"}.get(m.group(0), m.group(0)), encoded)
+    encoded = re.sub(_PYTHON_ONLY_ESCAPES, lambda m: {"\\b": "\\u0008", "\\f": "\\u000c"}.get(
+        m.group(0), m.group(0)), encoded)
     for char, escape in _GO_STRING_ESCAPES.items():
         encoded = encoded.replace(char, escape)
     return encoded

@@ -10,12 +10,14 @@ import re
 
 from .errors import AppcError
 
-_AC_IDENTIFIER_BAD_CHAR = re.compile(r"[^a-z0-9\-._~/]")
+# The patterns of this package are strings, compiled on first use (re caches them): none is
+# compiled at import.
+_AC_IDENTIFIER_BAD_CHAR = r"[^a-z0-9\-._~/]"
 _AC_IDENTIFIER_EDGE_CHARS = "-._~/"
-_AC_NAME_BAD_CHAR = re.compile(r"[^a-z0-9\-]")
-_AC_NAME_BAD_EDGES = re.compile(r"^-+|-+\Z")
-_HEX32 = re.compile(r"[0-9a-fA-F]{32}\Z")
-_INT64 = re.compile(r"[+-]?[0-9]+\Z")
+_AC_NAME_BAD_CHAR = r"[^a-z0-9\-]"
+_AC_NAME_BAD_EDGES = r"^-+|-+\Z"
+_HEX32 = r"[0-9a-fA-F]{32}\Z"
+_INT64 = r"[+-]?[0-9]+\Z"
 MAX_AC_NAME = 255  # bytes in a file name (NAME_MAX)
 
 
@@ -24,12 +26,12 @@ def quote(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def _check(value: str, what: str, bad_char: re.Pattern, edge_chars: str, allowed: str) -> str:
+def _check(value: str, what: str, bad_char: str, edge_chars: str, allowed: str) -> str:
     if not isinstance(value, str):
         raise AppcError(f"invalid {what} {quote(value)}: must be a string")
     if value == "":
         raise AppcError(f"invalid {what}: must not be empty")
-    if bad_char.search(value):
+    if re.search(bad_char, value):
         raise AppcError(f"invalid {what} {quote(value)}: only lowercase letters, digits "
                         f"and {allowed} are allowed")
     if value[0] in edge_chars or value[-1] in edge_chars:
@@ -73,7 +75,7 @@ def validate_image_name(value: str, what: str = "image name") -> str:
 
 def sanitize_ac_name(value: str) -> str:
     """Turn ``value`` into an ACName: lowercase, other characters become ``-``, edges trimmed."""
-    name = _AC_NAME_BAD_EDGES.sub("", _AC_NAME_BAD_CHAR.sub("-", value.lower()))
+    name = re.sub(_AC_NAME_BAD_EDGES, "", re.sub(_AC_NAME_BAD_CHAR, "-", value.lower()))
     if name == "":
         raise AppcError(f"cannot make an app name from {quote(value)}: "
                         f"it has no lowercase letter or digit")
@@ -90,7 +92,7 @@ def parse_uuid(value: str) -> str:
     if not isinstance(value, str):
         raise AppcError(f"invalid UUID {quote(value)}: must be a string")
     digits = value.replace("-", "")
-    if not _HEX32.match(digits):
+    if not re.match(_HEX32, digits):
         raise AppcError(f"invalid UUID {quote(value)}: expected 32 hexadecimal digits")
     digits = digits.lower()
     if digits == "0" * 32:
@@ -129,7 +131,7 @@ def parse_semver(value: str, what: str = "acVersion") -> str:
         patch, _, metadata = parts[2].partition("+")
         patch, _, prerelease = patch.partition("-")
         for text in (parts[0], parts[1], patch):
-            if _INT64.match(text) and -(1 << 63) <= int(text) < (1 << 63):
+            if re.match(_INT64, text) and -(1 << 63) <= int(text) < (1 << 63):
                 numbers.append(int(text))
     if len(numbers) != 3:
         raise AppcError(f"invalid {what} {quote(value)}: must be a version such as 0.7.4 "

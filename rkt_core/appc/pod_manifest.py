@@ -17,7 +17,7 @@ from .labels import Labels
 POD_MANIFEST_KIND = "PodManifest"
 EMPTY_VOLUME_DEFAULT_MODE = "0755"
 PATH_MAX = 4096
-_OCTAL = re.compile(r"[0-7]+")
+_OCTAL = r"[0-7]+"
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -83,7 +83,7 @@ class Volume:
         if self.kind == "empty":
             if self.source:
                 raise AppcError(f"invalid {what}: an empty volume takes no source")
-            if not isinstance(self.mode, str) or not _OCTAL.fullmatch(self.mode):
+            if not isinstance(self.mode, str) or not re.fullmatch(_OCTAL, self.mode):
                 raise AppcError(f"invalid {what}: mode {quote(self.mode)} must be an octal "
                                 f"string such as \"0755\"")
             for key in ("uid", "gid"):

@@ -19,9 +19,9 @@ DECIMAL_SI = "DecimalSI"
 BINARY_SI = "BinarySI"
 DECIMAL_EXPONENT = "DecimalExponent"
 
-_SPLIT = re.compile(r"([+-]?[0-9.]+)([eEimkKMGTP]*[-+]?[0-9]*)")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
-_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)")
+_SPLIT = r"([+-]?[0-9.]+)([eEimkKMGTP]*[-+]?[0-9]*)"
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_EXPONENT = r"[eE]([+-]?[0-9]+)"
 _DECIMAL_SUFFIXES = {"m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL_BY_EXPONENT = {exponent: suffix for suffix, exponent in _DECIMAL_SUFFIXES.items()}
@@ -80,7 +80,7 @@ def _suffix(suffix: str) -> tuple[int, int, str] | None:
         return 10, _DECIMAL_SUFFIXES[suffix], DECIMAL_SI
     if suffix in _BINARY_SUFFIXES:
         return 2, _BINARY_SUFFIXES[suffix], BINARY_SI
-    match = _EXPONENT.fullmatch(suffix)
+    match = re.fullmatch(_EXPONENT, suffix)
     if match and -(2**63) <= int(match.group(1)) < 2**63:
         return 10, int(match.group(1)), DECIMAL_EXPONENT
     return None
@@ -92,8 +92,8 @@ def parse_quantity(text: str | int | float) -> Quantity:
         raise AppcError(f"invalid quantity {quote(text)}: must be a string or a number")
     # A JSON number keeps the text it was written as (gojson.RawFloat), like Go's raw message.
     stripped = str(getattr(text, "text", text)).strip()
-    match = _SPLIT.fullmatch(stripped)
-    if not match or not _NUMBER.fullmatch(match.group(1)):
+    match = re.fullmatch(_SPLIT, stripped)
+    if not match or not re.fullmatch(_NUMBER, match.group(1)):
         raise AppcError(f"invalid quantity {quote(text)}: must be a number with an optional "
                         f"suffix, such as 500m, 64Mi or 1G")
     number, suffix = match.groups()

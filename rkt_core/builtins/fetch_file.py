@@ -8,7 +8,6 @@ is not imported again.
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlparse
 
 from ..errors import NotFoundError, RktError
 from ..hookspecs import hookimpl
@@ -25,6 +24,8 @@ def rkt_fetchers():
 
 def _path_of(ref: str) -> str:
     if ref.startswith("file://"):
+        from urllib.parse import unquote, urlparse  # here: most images are given by name or path
+
         return unquote(urlparse(ref).path)
     return ref
 

@@ -7,8 +7,6 @@ store's cached copy reused while it is fresh).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 from ..hookspecs import hookimpl
 from ..types import FetchedImage, Fetcher, FetchRequest
 
@@ -23,6 +21,8 @@ def rkt_fetchers():
 
 def signature_url(url: str) -> str:
     """``.../x.aci`` -> ``.../x.aci.asc`` (the path's ``.aci`` suffix replaced; query kept)."""
+    from urllib.parse import urlsplit, urlunsplit  # here: a run of a stored image needs neither
+
     parts = urlsplit(url)
     path = parts.path.removesuffix(".aci") + ".aci.asc"
     return urlunsplit(parts._replace(path=path))

@@ -23,7 +23,6 @@ and a failure keeps the records (and the pod) for the next try.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -241,6 +240,8 @@ def is_word(text: str) -> bool:
 
 
 def _check_ip(text: str, flag: str) -> None:
+    import ipaddress  # here: only --dns and --hosts-entry name addresses
+
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -41,11 +41,11 @@ from ..records import dataclass
 
 TRUSTED_IMAGES_DIR = os.path.join(DEFAULT_SYSTEM_CONFIG, "stage1-images")
 KINDS = ("name", "path", "url", "hash", "from-dir", "image")  # the --stage1-KIND flags
-RKT_IMAGE_NAME = re.compile(r"^coreos\.com/rkt/stage1-([a-z0-9-]+)(:.*)?$")
-RKT_IMAGE_FILE = re.compile(r"^stage1-([a-z0-9-]+)\.aci$")
+RKT_IMAGE_NAME = r"^coreos\.com/rkt/stage1-([a-z0-9-]+)(:.*)?$"
+RKT_IMAGE_FILE = r"^stage1-([a-z0-9-]+)\.aci$"
 FLAVOR_OF_RKT_IMAGE = {"coreos": "nspawn", "src": "nspawn", "host": "nspawn"}  # else same name
 WORK_DIR = ("stage1", "overlay-work")
-_TREE_ID = re.compile(r"^deps-sha512-[0-9a-f]{64}$")
+_TREE_ID = r"^deps-sha512-[0-9a-f]{64}$"
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def choose(ctx, request: Stage1Request) -> Stage1:
 def flavor_meant_by(name: str) -> str:
     """The flavor rkt's image name ``coreos.com/rkt/stage1-fly[:VERSION]`` (or file name
     ``stage1-fly.aci``) stands for; "" for other names."""
-    match = RKT_IMAGE_NAME.match(name) or RKT_IMAGE_FILE.match(os.path.basename(name))
+    match = re.match(RKT_IMAGE_NAME, name) or re.match(RKT_IMAGE_FILE, os.path.basename(name))
     if not match:
         return ""
     return FLAVOR_OF_RKT_IMAGE.get(match.group(1), match.group(1))
@@ -228,7 +228,7 @@ def _configured(ctx) -> Stage1:
 def tree_id(pod) -> str:
     """The tree of the pod's stage1 image (``stage1TreeStoreID``), "" if it has none."""
     tree = pod.read_text("stage1TreeStoreID") or ""
-    if tree and not _TREE_ID.match(tree):
+    if tree and not re.match(_TREE_ID, tree):
         raise RktError(f'pod "{pod.uuid}": malformed stage1TreeStoreID')
     return tree
 

@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
@@ -162,6 +161,8 @@ class ImageStore:
         """A new file in ``cas/tmp``, open and exclusively flocked so that ``image gc`` leaves it
         alone (:meth:`remove_stale_temp_files`); made again if a gc removed it before the lock
         was taken."""
+        import tempfile  # here: a run that finds its image stored never makes one
+
         while True:
             fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -229,6 +229,19 @@ def _answering(answer, **opts):
     return Answers()
 
 
+def test_a_module_plugin_is_registered_by_its_functions_whatever_its_dir_says():
+    import types
+
+    module = types.ModuleType("rkt_odd")
+    module.RKT_PLUGIN_API = 1
+    module.rkt_stage1_flavors = hookimpl(lambda: [flavor("odd")])
+    module.VERSION = "1"
+    module.__dir__ = lambda: ["VERSION", "ghost", "rkt_stage1_flavors"]  # ghost: only listed
+    pm, (info,) = make(("odd", module))
+    assert info.status == OK and info.hooks == ["rkt_stage1_flavors"]
+    assert pm.stage1_flavor("odd").name == "odd"
+
+
 def test_decide_hooks_follow_pluggys_call_order():
     # Registered A (tryfirst), B, C: pluggy asks A first, then the last registered.
     pm, _ = make(("a", _answering("a", tryfirst=True)), ("b", _answering("b")),

@@ -21,12 +21,19 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
+def imported_modules(*args: str, env: dict[str, str] | None = None
+                     ) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``rkt ARGS`` in a fresh interpreter (in ``/``: ``sys.path`` does not change between
+    runs): its result and every module it imported."""
+    result = subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True,
+                            text=True, check=True, env=env, cwd="/")
+    return result, set(json.loads(result.stdout.splitlines()[-1]))
+
+
 def imported_packages(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run ``rkt ARGS`` in a fresh interpreter: its result and the top-level packages it
     imported."""
-    result = subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True,
-                            text=True, check=True)
-    modules = json.loads(result.stdout.splitlines()[-1])
+    result, modules = imported_modules(*args)
     return result, {m.split(".")[0] for m in modules}
 
 
@@ -86,3 +93,26 @@ def test_fetching_into_a_new_store_imports_neither_sqlalchemy_nor_click(tmp_path
                                          "fetch", str(aci))
     assert result.stdout.startswith("sha512-"), result.stderr
     assert "sqlalchemy" not in packages and "click" not in packages
+
+
+# What a fly run of a stored image has no use for: making temporary files (tempfile, and the
+# shutil, random, bz2 and lzma it imports), OpenSSL's hashes, running tools, URLs and IP
+# addresses, importing images, and the heavy libraries but the plugin manager (it finds the
+# flavor) and ctypes (the libc seam mounts and unshares).
+NOT_ON_A_FLY_RUN = {"tempfile", "shutil", "random", "bz2", "lzma", "hashlib", "_hashlib",
+                    "subprocess", "urllib.parse", "ipaddress", "tarfile", "zipfile",
+                    "importlib.metadata", "email", *HEAVY} - {"pluggy", "ctypes"}
+
+
+@pytest.mark.root
+def test_a_fly_run_of_a_stored_image_imports_only_what_it_uses(rkt, busybox_image, tmp_path):
+    env = {**rkt.env, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # a plugin index of its own
+    run = rkt.argv("run", "--stage1-name=fly", "example.com/busybox", "--exec", "/bin/true")[3:]
+    rkt("fetch", busybox_image, check=0)
+    imported_modules(*run, env=env)  # renders the image and writes the plugin index
+    result, modules = imported_modules(*run, env=env)
+    assert "rkt:" not in result.stderr, result.stderr
+    assert len(rkt.pods()) == 2
+    start_up = subprocess.run([sys.executable, "-c", "import sys; print(*sys.modules)"],
+                              capture_output=True, text=True, check=True, env=env, cwd="/")
+    assert (modules - set(start_up.stdout.split())) & NOT_ON_A_FLY_RUN == set()

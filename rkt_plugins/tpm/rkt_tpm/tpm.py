@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 TCTI_ENV = "RKT_TPM_TCTI"
 TOOLS_TCTI_ENV = "TPM2TOOLS_TCTI"
 DEVICES = ("/dev/tpmrm0", "/dev/tpm0")
 BANK = "sha256"
 TIMEOUT = 10  # seconds one tpm2-tools command may take: a pod never waits longer on the TPM
-_PCR_VALUE = re.compile(r"^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)\s*$", re.M)
+_PCR_VALUE = r"^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)\s*$"  # compiled when a PCR is read
 
 
 def configured() -> bool:
@@ -36,6 +35,8 @@ class Tpm:
         self.tcti = os.environ.get(TCTI_ENV, "") if tcti is None else tcti
 
     def _run(self, tool: str, *args: str) -> str:
+        import subprocess  # here: a pod on a host without a TPM never runs a tool
+
         argv = [tool, *([f"--tcti={self.tcti}"] if self.tcti else []), *args]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
@@ -56,7 +57,7 @@ class Tpm:
     def read(self, pcr: int) -> bytes:
         """The value of PCR ``pcr`` of the SHA-256 bank."""
         out = self._run("tpm2_pcrread", f"{BANK}:{pcr}")
-        for number, value in _PCR_VALUE.findall(out):
+        for number, value in re.findall(_PCR_VALUE, out, re.M):
             if int(number) == pcr:
                 return bytes.fromhex(value)
         raise TpmError(f"tpm2_pcrread did not report PCR {pcr}: {out.strip()}")
