@@ -59,20 +59,13 @@ def test_list_and_status_load_no_plugin_and_no_heavy_library(tmp_path, args):
     assert not any(p.startswith("rkt_") and p != "rkt_core" for p in packages)
 
 
-def imported_modules(*args: str) -> set[str]:
-    """The modules ``rkt ARGS`` imported, in a fresh interpreter."""
-    result = subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True,
-                            text=True, check=True)
-    return set(json.loads(result.stdout.splitlines()[-1]))
-
-
 @pytest.mark.parametrize("args", [["list"], ["list", "--format=json"]])
 def test_list_reads_pod_manifests_without_the_appc_model(tmp_path, args):
     pod = tmp_path / "pods" / "run" / "0b5c9f3e-8d1a-4c3e-9f00-3a4c1e2d5b6f"
     pod.mkdir(parents=True)
     (pod / "pod").write_text(json.dumps({"acKind": "PodManifest", "acVersion": "0.7.4", "apps": [
         {"name": "app", "image": {"name": "example.com/app", "id": "sha512-" + "ab" * 32}}]}))
-    modules = imported_modules(f"--dir={tmp_path}", *args)
+    _, modules = imported_modules(f"--dir={tmp_path}", *args)
     assert "rkt_core.pod.listing" in modules  # the pod was read
     # rkt_core.appc: 13% of a list of 200 pods; typing, datetime, signal: 12% more
     assert modules.isdisjoint({"rkt_core.appc", "typing", "datetime", "signal"})
