@@ -5,7 +5,8 @@ fails when one of its plugins does). It is a small package, one module per kind 
 that a plugin imports only what it needs and ``rkt``'s start-up stays cheap:
 
 ============================  ============================================================
-``rkt_core.plugin_api``       hook marker, hook spec kinds, records, errors, versions
+``rkt_core.plugin_api``       hook marker, hook spec kinds, records (and ``dataclass``,
+                              ``field`` to declare a plugin's own), errors, versions
 ``.stage1``                   for stage1 flavors: the pod's apps, app roots, chroot runner
 ``.pods``                     pods, read-only: found by uuid, listed
 ``.images``                   the image store, read-only: images, manifests, remotes
@@ -32,6 +33,7 @@ from ..errors import (EXIT_RKT_ERROR, ImageError, NotFoundError, PluginMissingEr
                       SignatureError, UsageError, describe)
 from ..hookspecs import PLUGIN_API
 from ..hookspecs import decide_hook, declare_hook, hookimpl, observe_hook, setup_hook
+from ..records import dataclass, field
 from ..types import (LOG_KEEPALIVE_SECONDS, FetchedImage, Fetcher, FetchRequest, Isolator,
                      LogLine, NetworkBackend,
                      NetworkRequest, PodNetworks, RemoteInfo, RunOptions, Signer, Stage1,
@@ -52,5 +54,6 @@ __all__ = [
     "Isolator", "LogLine", "NetworkBackend", "NetworkRequest", "NotFoundError",
     "PluginMissingError", "PLUGIN_API", "PodNetworks", "RemoteInfo", "RktError", "RunOptions",
     "SignatureError", "Signer", "Stage1", "Stage1Features", "Stage1Flavor", "Stage1Logs",
-    "UsageError", "Verifier", "VerifyRequest", "__version__", "describe", "hookimpl", "hookspec",
+    "UsageError", "Verifier", "VerifyRequest", "__version__", "dataclass", "describe", "field",
+    "hookimpl", "hookspec",
 ]

@@ -109,3 +109,16 @@ def test_a_fly_run_of_a_stored_image_imports_only_what_it_uses(rkt, busybox_imag
     start_up = subprocess.run([sys.executable, "-c", "import sys; print(*sys.modules)"],
                               capture_output=True, text=True, check=True, env=env, cwd="/")
     assert (modules - set(start_up.stdout.split())) & NOT_ON_A_FLY_RUN == set()
+
+
+def test_nspawn_flavor_and_cni_backend_declare_records_without_dataclasses():
+    """Their record classes are ``rkt_core.records`` ones: ``dataclasses`` compiles methods for
+    each class, 2-3.5M instructions apiece (the nspawn flavor's import was 19M, now 8M)."""
+    program = ("import sys, rkt_core.cli.run, rkt_core.stage0.run; before = set(sys.modules); "
+               "import rkt_stage1_nspawn.stage1, rkt_net_cni.plugin, rkt_net_cni.hookspecs, "
+               "rkt_net_cni.backend; print(sorted(set(sys.modules) - before))")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    added = set(json.loads(result.stdout.replace("'", '"')))
+    assert "rkt_stage1_nspawn.units" in added and "rkt_net_cni.result" in added
+    assert "dataclasses" not in added

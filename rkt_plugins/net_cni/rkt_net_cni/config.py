@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
-
-from rkt_core.plugin_api import RktError
+from rkt_core.plugin_api import RktError, dataclass
 
 NET_DIR = "net.d"
 CNI_VERSION = "1.0.0"

@@ -8,9 +8,7 @@ Disabling the providing plugin (``--disable-plugin``) takes the type away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from rkt_core.plugin_api import hookspec
+from rkt_core.plugin_api import dataclass, hookspec
 
 
 @dataclass(frozen=True)

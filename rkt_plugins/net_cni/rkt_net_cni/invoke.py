@@ -14,9 +14,8 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 
-from rkt_core.plugin_api import RktError
+from rkt_core.plugin_api import RktError, dataclass
 
 from .config import NET_DIR, check_type
 

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+
+from rkt_core.plugin_api import dataclass, field
 
 
 @dataclass(frozen=True)

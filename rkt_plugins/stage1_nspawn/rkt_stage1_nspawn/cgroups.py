@@ -18,8 +18,7 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
-
+from rkt_core.plugin_api import dataclass
 from rkt_core.plugin_api.linux import mount
 
 ROOT = "/sys/fs/cgroup"

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import re
 import signal
-from dataclasses import dataclass, field
-
+from rkt_core.plugin_api import dataclass, field
 from rkt_core.plugin_api.stage1 import AppLimits
 
 STAGE2 = "/opt/stage2"
