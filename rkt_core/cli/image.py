@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from ..crashpoints import crash_point
-from ..errors import RktError, UsageError, describe
+from ..errors import NotFoundError, RktError, UsageError, describe
 from .declare import Choice, argument, group, option
 from .main import get_context
 from .output import full_time, human_size, humanize_time, print_json, print_table
@@ -72,8 +72,11 @@ def image_list(fields, sort_fields, order, no_legend, full, fmt) -> None:
     print_table([_FIELDS[f] for f in fields], rows, legend=not no_legend)
 
 
-def remove_images(ctx, refs: list[str]) -> int:
-    """Remove images by ID or name, printing rkt's messages; return how many failed."""
+def remove_images(ctx, refs: list[str], gone_is_fine: bool = False) -> int:
+    """Remove images by ID or name, printing rkt's messages; return how many failed.
+
+    ``gone_is_fine``: the refs are keys just listed (``image gc``), and one that another command
+    removed meanwhile is skipped, not a failure."""
     from ..pod.references import prepare_lock, referenced_tree_ids
     from ..store.treestore import TreeStore
 
@@ -83,10 +86,24 @@ def remove_images(ctx, refs: list[str]) -> int:
     for ref in refs:
         try:
             key = store.resolve(ref)
-            keys[key] = store.get_info(key).name
+        except NotFoundError as e:
+            if not gone_is_fine:
+                print(f"rkt: {e}", file=sys.stderr)
+                failed += 1
+            continue
         except RktError as e:
             print(f"rkt: {e}", file=sys.stderr)
             failed += 1
+            continue
+        info = store.find_info(key)
+        if info is None:  # between the two reads
+            if gone_is_fine:
+                continue
+            print(f'rkt: image "{key}" ("{ref}") was removed by another rkt command meanwhile',
+                  file=sys.stderr)
+            failed += 1
+            continue
+        keys[key] = info.name
     trees = TreeStore(store)
     removed = []
     # No pod may pick a tree or an image while we decide what is unused and remove it.
@@ -94,6 +111,8 @@ def remove_images(ctx, refs: list[str]) -> int:
         in_use = referenced_tree_ids(ctx.data_dir)
         for key, name in keys.items():
             if store.find_info(key) is None:  # removers take this lock: none can come between
+                if gone_is_fine:
+                    continue
                 print(f'rkt: image "{key}" ("{name}") was removed by another rkt command '
                       "meanwhile", file=sys.stderr)
                 failed += 1
@@ -162,7 +181,7 @@ def image_gc(grace_period: float) -> None:
     now = time.time()
     expired = [i.key for i in store.list_images(("lastused",))
                if now - i.last_used > grace_period and i.key not in running]
-    failed = remove_images(ctx, expired) if expired else 0
+    failed = remove_images(ctx, expired, gone_is_fine=True) if expired else 0
     for path in orphans:
         key = os.path.basename(path)
         with store.lock(key).exclusive():

@@ -318,7 +318,7 @@ class ImageStore:
             with open(self.manifest_path(key), "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise self._missing(key, "manifest") from None
+            raise self._missing(key, "manifest", self.manifest_path(key)) from None
 
     def manifest(self, key: str) -> ImageManifest:
         """The parsed manifest of an image."""
@@ -334,13 +334,14 @@ class ImageStore:
         try:
             return open(self.blob_path(key), "rb")
         except FileNotFoundError:
-            raise self._missing(key, "blob") from None
+            raise self._missing(key, "blob", self.blob_path(key)) from None
 
-    def _missing(self, key: str, what: str) -> NotFoundError:
-        """The error for a file of image ``key`` that is not there: the image was removed by
-        another command after the caller found it, or, if it is still listed, the store is
-        damaged."""
-        if self.find_info(key) is None:
+    def _missing(self, key: str, what: str, path: str) -> NotFoundError:
+        """The error for a file of image ``key`` that was not at ``path``: the image was removed
+        by another command after the caller found it (and may have been fetched again since: a
+        row is added only once its files are there), or, if it is still listed without the
+        file, the store is damaged."""
+        if self.find_info(key) is None or os.path.exists(path):
             return ImageRemovedError(f'image "{key}" was removed from the store (by "rkt image '
                                      'rm" or "rkt image gc") meanwhile',
                                      hint="run the command again")
@@ -433,7 +434,8 @@ class ImageStore:
                 continue
             for sub in os.listdir(base):
                 for name in os.listdir(os.path.join(base, sub)):
-                    if name not in keys:
+                    # not a key: the temp file of an import writing the manifest right now
+                    if name.startswith(KEY_PREFIX) and name not in keys:
                         orphans.append(os.path.join(base, sub, name))
         return orphans
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from rkt_core.errors import ImageError, NotFoundError, RktError, StoreDatabaseError
-from rkt_core.store.imagestore import ImageStore, fetch_key, short_key
+from rkt_core.store.imagestore import ImageRemovedError, ImageStore, fetch_key, short_key
 from rkt_core.testing.aci import build_aci, busybox_aci, image_manifest, tar_uncompressed_sha512
 
 
@@ -96,6 +96,36 @@ def test_remove_deletes_row_then_files(store, tmp_path):
     assert not os.path.exists(store.manifest_path(info.key))
     with pytest.raises(NotFoundError):
         store.remove(info.key)
+
+
+def test_a_file_missing_only_while_another_command_removed_and_refetched_the_image(
+        store, tmp_path, monkeypatch):
+    # rm removed row and files after the reader found the row; a fetch imported the image again
+    # (files first, then the row) before the reader looked at the row again: a race, not damage.
+    info = import_file(store, small_aci(tmp_path / "a.aci"))
+    real_open = open
+
+    def open_after_removal(path, *args, **kw):
+        if path == store.manifest_path(info.key):
+            raise FileNotFoundError(path)  # the file as the reader found it: gone
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr("builtins.open", open_after_removal)
+    with pytest.raises(ImageRemovedError, match="meanwhile"):
+        store.manifest_json(info.key)
+    monkeypatch.undo()
+    os.unlink(store.manifest_path(info.key))  # listed, and the file really is not there
+    with pytest.raises(NotFoundError, match="missing from the store") as damaged:
+        store.manifest_json(info.key)
+    assert not isinstance(damaged.value, ImageRemovedError)
+
+
+def test_the_temp_file_of_an_import_in_progress_is_no_orphan(store, tmp_path):
+    info = import_file(store, small_aci(tmp_path / "a.aci"))
+    writing = os.path.join(os.path.dirname(store.manifest_path(info.key)), ".tmp-0123456789ab")
+    with open(writing, "wb"):
+        pass
+    assert store.orphan_files() == []
 
 
 def test_crash_between_blob_and_row_leaves_an_orphan_not_a_row(store, tmp_path, monkeypatch):
