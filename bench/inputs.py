@@ -60,10 +60,18 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# Set by some shells and sandboxes, not by Debian: each makes every TLS client parse a whole
+# bundle per connection instead of the system's hashed directory (a row that needs a CA of its
+# own sets it in its side's environment).
+CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def timed_environment() -> dict[str, str]:
-    """The environment of every benchmarked command: no proxies (traffic stays on 127.0.0.1)
-    and no PYTHON* variables (they would change what Python does at start-up)."""
-    return {k: v for k, v in local_env().items() if not k.startswith("PYTHON")}
+    """The environment of every benchmarked command, on both sides: no proxies (traffic stays on
+    127.0.0.1), no PYTHON* variables (they would change what Python does at start-up) and the
+    system's certificate authorities as a plain Debian system has them (no CA variables)."""
+    return {k: v for k, v in local_env().items()
+            if not k.startswith("PYTHON") and k not in CA_VARIABLES}
 
 
 @dataclass(frozen=True)
