@@ -148,6 +148,10 @@ def app_service(svc: AppService, interactive: bool) -> str:
         "[Unit]",
         f"Description={_plain(f'Application={svc.app} Image={svc.image}')}",
         "DefaultDependencies=false",
+        # The pod's shutdown stops the app before it unmounts the app's root: an app whose
+        # start was still queued then never starts (it would find its root gone: status 203).
+        "Conflicts=shutdown.target",
+        "Before=shutdown.target",
         # One reaper per outcome: systemd passes the exit status (MONITOR_*) only to a unit
         # that one unit triggers once.
         f"OnSuccess={reaper_file(svc.app, True)}",

@@ -409,6 +409,20 @@ def test_sigterm_to_rkt_run_stops_the_pod(rkt, image):
     assert rkt.status(uuid)["app-busybox"] == str(128 + signal.SIGTERM)
 
 
+def test_stop_records_the_status_the_app_exits_with(rkt, image):
+    """rkt stop: the pod's shutdown stops each app through its unit, before unmounting its
+    root, so the app's own answer to SIGTERM is its recorded status (a shutdown that left
+    apps to the final kill recorded 143 for all, and one that raced an app's start left it
+    203: its root unmounted under the queued start)."""
+    pod = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
+                    "trap 'exit 7' TERM; echo trapping; while true; do sleep 1; done")
+    uuid = pod.uuid
+    wait_for(lambda: "trapping" in pod.stdout, what="the app to set its trap")
+    assert rkt("stop", uuid).returncode == 0
+    assert pod.wait() == 7
+    assert rkt.status(uuid)["app-busybox"] == "7"
+
+
 def test_force_stop_leaves_no_process(rkt, image):
     pod = rkt.start(image, "--exec", "/bin/sh", "--", "-c",
                     "trap '' TERM; while true; do sleep 1; done")
