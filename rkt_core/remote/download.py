@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Callable
 
 from .httpclient import HttpClient, HttpError, reason
 from ..records import dataclass
+from ..sys.proc import prompt_signals
 
 CHUNK = 64 * 1024
 BROKEN = -1  # HttpError.status of a transfer that broke off (resumable)
@@ -125,14 +126,15 @@ class Transfer:
         received = self.start
         try:
             # Raw reads return what arrived before a connection broke, so all of it is kept.
-            while chunk := self.response.raw.read(CHUNK, decode_content=False):
-                if received + len(chunk) > limit:
-                    raise HttpError(f"{what}: {url} is larger than {limit} bytes",
-                                    status=TOO_LARGE)
-                f.write(chunk)
-                received += len(chunk)
-                if bar:
-                    bar.update(len(chunk))
+            with prompt_signals():
+                while chunk := self.response.raw.read(CHUNK, decode_content=False):
+                    if received + len(chunk) > limit:
+                        raise HttpError(f"{what}: {url} is larger than {limit} bytes",
+                                        status=TOO_LARGE)
+                    f.write(chunk)
+                    received += len(chunk)
+                    if bar:
+                        bar.update(len(chunk))
         except HttpError:
             raise
         except Exception as e:  # urllib3 ProtocolError, timeouts, resets

@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 from .. import __version__
 from ..errors import RktError
 from ..records import dataclass, field
+from ..sys.proc import prompt_signals
 
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0
@@ -132,10 +133,11 @@ def read_body(response: Any, limit: int, what: str) -> bytes:
         raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
     body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > limit:
-                raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
+        with prompt_signals():
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
     except requests.RequestException as e:
         raise HttpError(f"{what}: reading {response.url}: {reason(e)}") from None
     return bytes(body)
@@ -204,9 +206,11 @@ class HttpClient:
                 hop_headers.update(self._auth_headers(current))
             self.options.log(f"http: {method} {current}")
             try:
-                response = self.session.request(
-                    method, current, headers=hop_headers, stream=True, allow_redirects=False,
-                    verify=self.verify, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                with prompt_signals():
+                    response = self.session.request(
+                        method, current, headers=hop_headers, stream=True,
+                        allow_redirects=False, verify=self.verify,
+                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             except requests.exceptions.SSLError as e:
                 untrusted = isinstance(_innermost(e), ssl.SSLCertVerificationError)
                 raise HttpError(f"{what}: TLS error talking to {urlsplit(current).netloc}: "

@@ -8,8 +8,6 @@ import sys
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-from .libc import call
-
 # Signals ``rkt run`` and ``rkt enter`` pass on to the process they wait for.
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -17,7 +15,10 @@ _SI_KERNEL = 0x80  # si_code of a signal the kernel raised (a terminal's ^C), no
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 
+
 def _prctl(option: int, value: int, what: str) -> None:
+    from .libc import call  # ctypes: only for a process that makes a prctl
+
     call("prctl", option, value, 0, 0, 0, what=f"cannot {what}")
 
 
@@ -117,6 +118,41 @@ def blocked_signals(signals: Iterable[int]) -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_WAKE_INTERVAL = 0.5  # seconds between the wake-ups of :func:`prompt_signals`
+
+
+def _wake(_signum, _frame) -> None:
+    """SIGALRM's handler while :func:`prompt_signals` runs: the interruption is the point."""
+
+
+@contextmanager
+def prompt_signals() -> Iterator[None]:
+    """Around blocking waits (network reads): a signal Python handles (Ctrl-C's
+    KeyboardInterrupt) takes effect within half a second even when it lands just before a wait.
+
+    Python runs a signal's handler between bytecodes; a signal that arrives after the last check
+    and before the process sleeps in the kernel interrupts nothing, and the call sleeps on (a
+    network read: up to its timeout). A timer's SIGALRM interrupts such a wait every
+    :data:`_WAKE_INTERVAL`; Python then runs the pending handlers and, if none raises, resumes
+    the wait (PEP 475). Only in the main thread; an inner block leaves the outer's timer. The
+    SIGALRM handler stays installed afterwards: a wake-up still in flight when the timer stops
+    must not kill the process.
+    """
+    if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+        yield  # an outer block's timer runs (or someone else's: leave it alone)
+        return
+    try:
+        signal.signal(signal.SIGALRM, _wake)
+    except ValueError:  # not the main thread: its signals are not ours to handle
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, _WAKE_INTERVAL, _WAKE_INTERVAL)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def restore_default_signals() -> None:

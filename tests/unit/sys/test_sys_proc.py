@@ -2,6 +2,9 @@
 
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -124,6 +127,58 @@ def test_restore_default_signals_in_a_child():
         os.waitpid(pid, 0)
     os.close(read)
 
+
+
+# A ^C that lands just before a blocking wait starts: the main thread blocks SIGINT, so the
+# kernel hands it to another thread, whose C handler only flags it for the main thread, which
+# sleeps on in recv() with no timeout. prompt_signals' timer must wake it to raise.
+MISSED_CTRL_C = """
+import os, signal, socket, sys, threading, time
+from contextlib import nullcontext
+from rkt_core.sys.proc import prompt_signals
+
+quiet, _peer = socket.socketpair()  # nothing ever arrives
+main = threading.get_native_id()
+
+def interrupt():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # the timer wakes the main thread
+    while open(f"/proc/self/task/{main}/stat").read().rsplit(")", 1)[1].split()[0] != "S":
+        time.sleep(0.01)  # until the main thread sleeps in recv()
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+try:
+    with prompt_signals() if sys.argv[1] == "prompt" else nullcontext():
+        quiet.recv(1)
+except KeyboardInterrupt:
+    print("interrupted", signal.getitimer(signal.ITIMER_REAL))
+"""
+
+
+def test_prompt_signals_wakes_a_wait_a_signal_missed():
+    result = subprocess.run([sys.executable, "-c", MISSED_CTRL_C, "prompt"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout == "interrupted (0.0, 0.0)\n", result.stderr  # and the timer stopped
+
+
+def test_prompt_signals_nests_and_stays_out_of_other_threads():
+    with proc.prompt_signals():
+        outer = signal.getitimer(signal.ITIMER_REAL)
+        with proc.prompt_signals():
+            pass
+        assert outer[1] > 0 and signal.getitimer(signal.ITIMER_REAL)[1] == outer[1]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    seen = []
+
+    def in_thread():
+        with proc.prompt_signals():
+            seen.append(signal.getitimer(signal.ITIMER_REAL))
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert seen == [(0.0, 0.0)]
 
 
 def test_close_in_background_closes_our_copies_and_the_last_reference():
