@@ -90,11 +90,12 @@ def test_fetching_into_a_new_store_imports_neither_sqlalchemy_nor_click(tmp_path
 
 # What a fly run of a stored image has no use for: making temporary files (tempfile, and the
 # shutil, random, bz2 and lzma it imports), OpenSSL's hashes, running tools, URLs and IP
-# addresses, importing images, and the heavy libraries but the plugin manager (it finds the
-# flavor) and ctypes (the libc seam mounts and unshares).
+# addresses, importing images, stdlib dataclasses (records are rkt_core.records ones, the
+# plugins' included), and the heavy libraries but the plugin manager (it finds the flavor) and
+# ctypes (the libc seam mounts and unshares).
 NOT_ON_A_FLY_RUN = {"tempfile", "shutil", "random", "bz2", "lzma", "hashlib", "_hashlib",
                     "subprocess", "urllib.parse", "ipaddress", "tarfile", "zipfile",
-                    "importlib.metadata", "email", *HEAVY} - {"pluggy", "ctypes"}
+                    "importlib.metadata", "email", "dataclasses", *HEAVY} - {"pluggy", "ctypes"}
 
 
 @pytest.mark.root

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import dataclass
+from rkt_core.plugin_api import dataclass
 
 DIRECTORY = "api-service"
 FILE = "events"
