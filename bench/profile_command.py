@@ -24,6 +24,16 @@ import tempfile
 from collections import defaultdict
 
 RKT = os.path.join(os.path.dirname(sys.executable), "rkt")
+# sys.path as the console script has it: the plugin index is kept per sys.path.
+PROFILED = """
+import sys
+sys.path[0] = BIN_DIR
+from rkt_core.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+"""
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)")
 
 
@@ -58,9 +68,14 @@ def main(args: list[str]) -> int:
         print(f"  {micros / 1000:7.1f} ms  {name}")
     if fresh:
         shutil.rmtree(fresh, ignore_errors=True)
-    with tempfile.NamedTemporaryFile(suffix=".prof") as out:
-        subprocess.run([sys.executable, "-P", "-m", "cProfile", "-o", out.name, RKT, *args], env=env,
-                       stdout=subprocess.DEVNULL)
+    with tempfile.NamedTemporaryFile(suffix=".prof") as out, \
+            tempfile.NamedTemporaryFile("w", suffix=".py") as runner:
+        # The console script leaves with os._exit, before cProfile could write its figures:
+        # profile the function it calls instead.
+        runner.write(PROFILED.replace("BIN_DIR", repr(os.path.dirname(RKT))))
+        runner.flush()
+        subprocess.run([sys.executable, "-P", "-m", "cProfile", "-o", out.name, runner.name,
+                        *args], env=env, stdout=subprocess.DEVNULL)
         print("\ncProfile, by cumulative time:")
         pstats.Stats(out.name).sort_stats("cumulative").print_stats(30)
     return 0
