@@ -169,11 +169,15 @@ class Response:
     """A streamed response: ``status_code``, ``headers``, ``url`` (of the last hop); read its
     body with :meth:`read` or :meth:`iter_content`, then :meth:`close` it (or use it as a
     context manager), which hands its connection back for the next request when the body was
-    read to the end."""
+    read to the end (to ``keep``).
 
-    def __init__(self, client: "HttpClient", key: tuple, connection: http.client.HTTPConnection,
-                 response: http.client.HTTPResponse, url: str):
-        self._client, self._key, self._connection, self._response = client, key, connection, response
+    Made once a request was sent on ``connection``: waits for the status line and headers.
+    """
+
+    def __init__(self, connection: http.client.HTTPConnection,
+                 keep: Callable[[http.client.HTTPConnection], None], url: str):
+        self._connection, self._keep = connection, keep
+        self._response = response = connection.getresponse()
         self.status_code = response.status
         self.headers = Headers(response.msg)
         self.url = url
@@ -209,7 +213,7 @@ class Response:
         complete = self._complete()
         self._response.close()
         if complete:
-            self._client._idle.setdefault(self._key, []).append(connection)
+            self._keep(connection)
         else:
             connection.close()
 
@@ -322,7 +326,7 @@ class HttpClient:
             if proxy:  # the proxy is told the whole URL
                 target = f"http://{parts.netloc}{target}"
                 headers.update(proxy.headers)
-        idle = self._idle.get(key, [])
+        idle = self._idle.setdefault(key, [])
         while True:
             reused = bool(idle)
             connection = idle.pop() if reused else self._connect(*key)
@@ -331,7 +335,7 @@ class HttpClient:
                 continue
             try:
                 connection.request(method, target, headers=headers)
-                return Response(self, key, connection, connection.getresponse(), url)
+                return Response(connection, idle.append, url)
             except ConnectionError:
                 connection.close()
                 if not reused:
