@@ -309,3 +309,11 @@ def test_a_refused_connection_and_a_bad_answer_are_http_errors(scripted, client)
         client.request("GET", server.base + "/junk", what="junk")
     with pytest.raises(HttpError, match="no host"):
         client.request("GET", "http:///x")
+
+
+def test_a_missing_ca_bundle_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with HttpClient(HttpOptions()) as client:
+        with pytest.raises(HttpError, match="cannot read the CA certificates .*missing.pem") as e:
+            client.request("GET", "https://127.0.0.1:1/")
+    assert "REQUESTS_CA_BUNDLE" in e.value.hint
