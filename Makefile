@@ -56,8 +56,9 @@ bench:
 	rm -rf build $(PLUGINS:%=%build)  # stale build trees would go into the wheels
 	$(BENCH_VENV)/bin/pip wheel --quiet --no-deps --wheel-dir $(BENCH_VENV)/wheels . $(PLUGINS)
 	rm -rf build $(PLUGINS:%=%build)
-	# cryptography: the harness's HTTPS server (rkt_core.testing) makes its certificates with it
-	$(BENCH_VENV)/bin/pip install --quiet $(BENCH_VENV)/wheels/*.whl cryptography
+	# cryptography: the harness's HTTPS server (rkt_core.testing) makes its certificates with it;
+	# requests: the harness loads the test registry with it (rkt does not use it)
+	$(BENCH_VENV)/bin/pip install --quiet $(BENCH_VENV)/wheels/*.whl cryptography requests
 	$(BENCH_VENV)/bin/python bench/bench.py
 
 clean:

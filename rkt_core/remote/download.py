@@ -125,9 +125,9 @@ class Transfer:
         bar = progress(self.total, self.start) if progress else None
         received = self.start
         try:
-            # Raw reads return what arrived before a connection broke, so all of it is kept.
+            # Reads return what arrived before a connection broke, so all of it is kept.
             with prompt_signals():
-                while chunk := self.response.raw.read(CHUNK, decode_content=False):
+                while chunk := self.response.read(CHUNK):
                     if received + len(chunk) > limit:
                         raise HttpError(f"{what}: {url} is larger than {limit} bytes",
                                         status=TOO_LARGE)
@@ -137,7 +137,7 @@ class Transfer:
                         bar.update(len(chunk))
         except HttpError:
             raise
-        except Exception as e:  # urllib3 ProtocolError, timeouts, resets
+        except Exception as e:  # a body cut short, timeouts, resets
             f.flush()
             raise HttpError(f"{what}: the download of {url} broke off at byte {received}: "
                             f"{reason(e)}", hint="run the command again to resume it",

@@ -1,8 +1,7 @@
-"""HTTP(S) for fetching: TLS checked against the system CAs, redirects followed by hand, per-host
-credentials from ``auth.d``.
+"""HTTP(S) for fetching, on ``http.client``: TLS checked against the system CAs, redirects
+followed by hand, per-host credentials from ``auth.d``, connections kept alive.
 
-``requests`` is imported only when a client is made, so commands that never touch the network
-never load it. Redirects are followed here rather than by requests, so that every hop is checked:
+Redirects are followed here, so that every hop is checked:
 
 - at most :data:`MAX_REDIRECTS` hops, and a URL seen twice is a loop;
 - a hop from https to plain http is refused unless ``--insecure-options=http``;
@@ -12,26 +11,35 @@ never load it. Redirects are followed here rather than by requests, so that ever
   host and port of the URL it was given for, never to a host a redirect leads to.
 
 Bodies read whole are capped (:func:`read_body`); large ones are streamed into files by
-:mod:`.download`.
+:mod:`.download`. Bodies are taken as sent (``Accept-Encoding: identity``, nothing decoded).
+A body that ends before its ``Content-Length`` or its last chunk is an error once the bytes
+that arrived were read. A connection whose response was read to the end serves the next
+request to the same scheme, host and port (a registry fetch makes many); one the server closed
+meanwhile is replaced.
 
 Certificates are checked against ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE`` when set (the
-tests point these at the CA they made), else against the system's CAs, not requests' own copy of
-Mozilla's: its hashed directory (``/etc/ssl/certs``, or ``SSL_CERT_DIR``) when it has one, which
-OpenSSL reads on demand, else its bundle file (``/etc/ssl/certs/ca-certificates.crt``).
-``~/.netrc`` is never read. ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` are honoured.
+tests point these at the CA they made), else against the system's CAs: its hashed directory
+(``/etc/ssl/certs``, or ``SSL_CERT_DIR``) when it has one, which OpenSSL reads on demand, else
+its bundle file (``/etc/ssl/certs/ca-certificates.crt``). Host names are checked and sent
+(SNI). ``--insecure-options=tls`` checks nothing. Proxies come from the environment
+(:mod:`.proxies`); ``~/.netrc`` is never read.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import select
 import ssl
-from typing import Any, Callable
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator
+from urllib.parse import quote, urljoin, urlsplit
 
 from .. import __version__
 from ..errors import RktError
 from ..records import dataclass, field
 from ..sys.proc import prompt_signals
+from .proxies import proxy_for
 
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0
@@ -98,25 +106,16 @@ def _is_hashed_dir(path: str) -> bool:
         return False
 
 
-def _innermost(error: BaseException) -> BaseException:
-    """The innermost cause of a requests/urllib3 exception."""
-    seen = set()
-    while True:
-        inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else None
-        inner = inner or getattr(error, "reason", None) or error.__cause__ or error.__context__
-        if not isinstance(inner, BaseException) or id(inner) in seen:
-            return error
-        seen.add(id(inner))
-        error = inner
-
-
 def reason(error: BaseException) -> str:
-    """The innermost readable cause of a requests/urllib3 exception."""
-    error = _innermost(error)
-    text = str(error)
+    """A short readable cause of a connection, TLS or protocol error."""
     if isinstance(error, ssl.SSLCertVerificationError):
-        text = f"certificate verify failed: {error.verify_message}"
-    return text or type(error).__name__
+        return f"certificate verify failed: {error.verify_message}"
+    return str(error) or type(error).__name__
+
+
+# What a failed request or body read raises: socket and TLS errors (OSError), broken HTTP
+# (HTTPException), bad host names or header values (ValueError, UnicodeError included).
+NETWORK_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -126,8 +125,6 @@ def _origin(url: str) -> tuple[str, str]:
 
 def read_body(response: Any, limit: int, what: str) -> bytes:
     """The whole body of a streamed ``response``, refusing more than ``limit`` bytes."""
-    import requests
-
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
@@ -138,31 +135,121 @@ def read_body(response: Any, limit: int, what: str) -> bytes:
                 body += chunk
                 if len(body) > limit:
                     raise HttpError(f"{what}: {response.url} is larger than {limit} bytes")
-    except requests.RequestException as e:
+    except NETWORK_ERRORS as e:
         raise HttpError(f"{what}: reading {response.url}: {reason(e)}") from None
     return bytes(body)
 
 
-def _no_netrc(request):
-    """A no-op requests auth: with one set, requests never reads ``~/.netrc``."""
-    return request
+class Headers(Mapping):
+    """Response headers by name, any case; a header sent more than once has its values joined
+    with ", "."""
+
+    def __init__(self, message: http.client.HTTPMessage):
+        self._fields: dict[str, tuple[str, str]] = {}  # lower-case name -> (name, value)
+        for name, value in message.items():
+            key = name.lower()
+            if key in self._fields:
+                name, value = self._fields[key][0], f"{self._fields[key][1]}, {value}"
+            self._fields[key] = (name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._fields.values())
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+class Response:
+    """A streamed response: ``status_code``, ``headers``, ``url`` (of the last hop); read its
+    body with :meth:`read` or :meth:`iter_content`, then :meth:`close` it (or use it as a
+    context manager), which hands its connection back for the next request when the body was
+    read to the end (to ``keep``).
+
+    Made once a request was sent on ``connection``: waits for the status line and headers.
+    """
+
+    def __init__(self, connection: http.client.HTTPConnection,
+                 keep: Callable[[http.client.HTTPConnection], None], url: str):
+        self._connection, self._keep = connection, keep
+        self._response = response = connection.getresponse()
+        self.status_code = response.status
+        self.headers = Headers(response.msg)
+        self.url = url
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the body as they arrive, b"" at its end; a body cut short
+        raises ``http.client.IncompleteRead`` once what arrived was returned."""
+        data = self._response.read1(size)
+        if not data and size and self._response.length:
+            raise http.client.IncompleteRead(b"", self._response.length)
+        return data
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+        """The body in pieces of at most ``chunk_size`` bytes."""
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def _complete(self) -> bool:
+        """Whether the body was read to its end and the server keeps the connection open."""
+        response = self._response
+        if response.will_close:
+            return False
+        if response.chunked:
+            return response.fp is None  # the last chunk was read
+        return response.length == 0
+
+    def close(self) -> None:
+        """Release the connection: kept for the next request if the body was read to its end,
+        else closed."""
+        if self._connection is None:
+            return
+        connection, self._connection = self._connection, None
+        complete = self._complete()
+        self._response.close()
+        if complete:
+            self._keep(connection)
+        else:
+            connection.close()
+
+    def __enter__(self) -> "Response":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (or has bytes no request
+    asked for)."""
+    sock = connection.sock
+    return sock is None or bool(select.select([sock], [], [], 0)[0])
+
+
+def _target(parts) -> str:
+    """The request target of a URL: its path and query, quoted where they must be."""
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return quote(target, safe="!#$%&'()*+,/:;=?@[]~")
+
+
+def _ascii_host(host: str) -> str:
+    return host if host.isascii() else host.encode("idna").decode("ascii")
 
 
 class HttpClient:
-    """A requests session with rkt's policy; use as a context manager or call :meth:`close`."""
+    """HTTP(S) requests with rkt's policy, connections kept per scheme, host and port; use as
+    a context manager or call :meth:`close`."""
 
     def __init__(self, options: HttpOptions):
-        import requests
-
         self.options = options
-        self.session = requests.Session()
-        self.session.auth = _no_netrc
-        self.session.headers["User-Agent"] = f"rkt-python/{__version__}"
-        self.verify = ca_bundle() if options.verify_tls else False
-        if not options.verify_tls:  # the user asked for it: no warning per request
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.user_agent = f"rkt-python/{__version__}"
+        self._tls: ssl.SSLContext | None = None
+        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
 
     def __enter__(self) -> "HttpClient":
         return self
@@ -171,20 +258,96 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connections."""
-        self.session.close()
+        """Close the idle connections (responses still open close theirs)."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
 
     def _auth_headers(self, url: str) -> dict[str, str]:
         parts = urlsplit(url)
         auth = self.options.auth.get(parts.netloc) or self.options.auth.get(parts.hostname or "")
         return auth.headers() if auth is not None else {}
 
+    def _tls_context(self) -> ssl.SSLContext:
+        """The TLS settings of every https connection, made on first use."""
+        if self._tls is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols(["http/1.1"])
+            if not self.options.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            else:
+                where = ca_bundle()
+                try:
+                    if where is True:
+                        context.load_default_certs()
+                    elif os.path.isdir(where):
+                        context.load_verify_locations(capath=where)
+                    else:
+                        context.load_verify_locations(cafile=where)
+                except (OSError, ssl.SSLError) as e:
+                    raise HttpError(f"cannot read the CA certificates {where}: {reason(e)}",
+                                    hint="check REQUESTS_CA_BUNDLE or SSL_CERT_FILE") from None
+            self._tls = context
+        return self._tls
+
+    def _connect(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+        """A new connection to ``host``, through the proxy of the environment if any."""
+        proxy = proxy_for(scheme, host, port)
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                proxy.host if proxy else host, proxy.port if proxy else port,
+                timeout=CONNECT_TIMEOUT, context=self._tls_context())
+            if proxy:
+                connection.set_tunnel(host, port, headers=proxy.headers)
+        else:
+            connection = http.client.HTTPConnection(
+                proxy.host if proxy else host, proxy.port if proxy else port,
+                timeout=CONNECT_TIMEOUT)
+        connection.connect()
+        connection.sock.settimeout(READ_TIMEOUT)
+        return connection
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> Response:
+        """One request (no redirects), on a kept-alive connection when there is one: if that
+        turns out closed by the server, once more on a new connection."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise http.client.InvalidURL(f"no host in {url}")
+        host = _ascii_host(parts.hostname)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        key = (parts.scheme, host, port)
+        target = _target(parts)
+        headers = {"User-Agent": self.user_agent, "Accept": "*/*", **headers}
+        if parts.scheme == "http":
+            proxy = proxy_for("http", host, port)
+            if proxy:  # the proxy is told the whole URL
+                target = f"http://{parts.netloc}{target}"
+                headers.update(proxy.headers)
+        idle = self._idle.setdefault(key, [])
+        while True:
+            reused = bool(idle)
+            connection = idle.pop() if reused else self._connect(*key)
+            if reused and _dropped(connection):
+                connection.close()
+                continue
+            try:
+                connection.request(method, target, headers=headers)
+                return Response(connection, idle.append, url)
+            except ConnectionError:
+                connection.close()
+                if not reused:
+                    raise
+            except BaseException:
+                connection.close()
+                raise
+
     def request(self, method: str, url: str, headers: dict[str, str] | None = None,
-                what: str = "") -> Any:
+                what: str = "") -> Response:
         """Send a request, following redirects by the rules above; returns the streamed final
         response (the caller closes it). Connection and TLS failures raise :class:`HttpError`."""
-        import requests
-
         what = what or url
         origin = _origin(url)
         seen: list[str] = []
@@ -207,17 +370,14 @@ class HttpClient:
             self.options.log(f"http: {method} {current}")
             try:
                 with prompt_signals():
-                    response = self.session.request(
-                        method, current, headers=hop_headers, stream=True,
-                        allow_redirects=False, verify=self.verify,
-                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            except requests.exceptions.SSLError as e:
-                untrusted = isinstance(_innermost(e), ssl.SSLCertVerificationError)
+                    response = self._send(method, current, hop_headers)
+            except ssl.SSLError as e:
+                untrusted = isinstance(e, ssl.SSLCertVerificationError)
                 raise HttpError(f"{what}: TLS error talking to {urlsplit(current).netloc}: "
                                 f"{reason(e)}",
                                 hint=("if you trust this server, skip TLS verification with "
                                       "--insecure-options=tls") if untrusted else None) from None
-            except requests.RequestException as e:
+            except NETWORK_ERRORS as e:
                 raise HttpError(f"{what}: {reason(e)}") from None
             if response.status_code not in _REDIRECTS or "Location" not in response.headers:
                 return response

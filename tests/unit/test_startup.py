@@ -88,6 +88,45 @@ def test_fetching_into_a_new_store_imports_neither_sqlalchemy_nor_click(tmp_path
     assert "sqlalchemy" not in packages and "click" not in packages
 
 
+def _without_proxies() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items()
+            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+
+
+def test_an_https_fetch_uses_http_client_not_requests(tmp_path):
+    from rkt_core.testing.aci import build_aci, image_manifest
+    from rkt_core.testing.httpserver import TestCA, TestServer
+
+    aci = build_aci(tmp_path / "small.aci", image_manifest("example.com/small"),
+                    files={"etc/hello": b"hi\n"})
+    ca = TestCA(tmp_path / "ca")
+    with TestServer(ca=ca) as server:
+        server.add("/small.aci", aci.read_bytes())
+        result, modules = imported_modules(
+            f"--dir={tmp_path / 'data'}", "--insecure-options=image", "fetch",
+            server.url("/small.aci"),
+            env={**_without_proxies(), "REQUESTS_CA_BUNDLE": str(ca.ca_path)})
+    assert result.stdout.startswith("sha512-"), result.stderr
+    assert "http.client" in modules and "ssl" in modules
+    assert {m.split(".")[0] for m in modules}.isdisjoint({"requests", "urllib3"})
+
+
+def test_a_docker_fetch_uses_http_client_not_requests(tmp_path):
+    from rkt_core.testing.httpserver import TestServer
+
+    with TestServer() as server:
+        server.add("/v2/", b"{}")
+        result, modules = imported_modules(
+            f"--dir={tmp_path / 'data'}", "--insecure-options=image,http", "fetch",
+            f"docker://{server.host}:{server.port}/app:latest", env=_without_proxies())
+        assert [r.path for r in server.requests][-1] == "/v2/app/manifests/latest"
+    assert "rkt: " in result.stderr  # no such manifest: the requests were made all the same
+    assert "http.client" in modules and "rkt_fetch_docker.client" in modules
+    assert {m.split(".")[0] for m in modules}.isdisjoint({"requests", "urllib3"})
+
+
 # What a fly run of a stored image has no use for: making temporary files (tempfile, and the
 # shutil, random, bz2 and lzma it imports), OpenSSL's hashes, running tools, URLs and IP
 # addresses, importing images, stdlib dataclasses (records are rkt_core.records ones, the

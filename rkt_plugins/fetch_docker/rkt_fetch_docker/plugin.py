@@ -1,5 +1,5 @@
-"""Entry point of the docker fetcher (``fetch-docker``); the implementation, and ``requests`` with
-it, is imported only when a ``docker://`` image is fetched."""
+"""Entry point of the docker fetcher (``fetch-docker``); the implementation, and the HTTP client
+with it, is imported only when a ``docker://`` image is fetched."""
 
 from rkt_core.plugin_api import Fetcher, hookimpl
 

@@ -18,18 +18,17 @@ DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 
 
 class Body:
-    """What ``request(headers)`` returns: a whole-blob 200 response, as ``requests`` shapes it
-    (the cache reads ``status_code``, ``headers``, ``url``, ``raw.read`` and closes it)."""
+    """What ``request(headers)`` returns: a whole-blob 200 response, as the HTTP client shapes
+    it (the cache reads ``status_code``, ``headers``, ``url``, ``read`` and closes it)."""
 
     url = "https://registry.test/v2/repo/blobs/" + DIGEST
 
     def __init__(self, data: bytes, status: int = 200, headers: dict | None = None):
-        self.raw = self
         self._data = data
         self.status_code = status
         self.headers = headers or {}
 
-    def read(self, size, decode_content=False):
+    def read(self, size):
         chunk, self._data = self._data[:size], self._data[size:]
         return chunk
 
