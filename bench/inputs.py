@@ -24,7 +24,8 @@ from pathlib import Path
 from rkt_core.testing.aci import build_aci, busybox_rootfs, image_manifest
 from rkt_core.testing.gpg import GpgSigner
 from rkt_core.testing.httpserver import TestCA, TestServer
-from rkt_core.testing.registry import TEST_REPO, Registry, build_test_image, local_env
+from rkt_core.testing.registry import TEST_REPO, Registry, build_test_image
+from rkt_core.testing.runner import local_env
 
 BUSYBOX = "example.com/busybox:1.0"
 DEBIAN = "example.com/debian:1.0"

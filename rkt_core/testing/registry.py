@@ -48,6 +48,7 @@ import requests
 
 from ..sys import proc
 from .aci import BUSYBOX
+from .runner import local_env
 
 USER, PASSWORD = "testuser", "testpassword"
 TEST_REPO = "test/busybox"
@@ -83,14 +84,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-def local_env() -> dict[str, str]:
-    """The environment without proxy settings, so that traffic to 127.0.0.1 stays local."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
 
 
 def _die_with_parent() -> None:

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from rkt_core.testing.runner import local_env
+
 HEAVY = ("requests", "urllib3", "sqlalchemy", "pyroute2", "pluggy", "stevedore", "gnupg",
          "cryptography", "ctypes")
 
@@ -88,13 +90,6 @@ def test_fetching_into_a_new_store_imports_neither_sqlalchemy_nor_click(tmp_path
     assert "sqlalchemy" not in packages and "click" not in packages
 
 
-def _without_proxies() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items()
-            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
-
-
 def test_an_https_fetch_uses_http_client_not_requests(tmp_path):
     from rkt_core.testing.aci import build_aci, image_manifest
     from rkt_core.testing.httpserver import TestCA, TestServer
@@ -107,7 +102,7 @@ def test_an_https_fetch_uses_http_client_not_requests(tmp_path):
         result, modules = imported_modules(
             f"--dir={tmp_path / 'data'}", "--insecure-options=image", "fetch",
             server.url("/small.aci"),
-            env={**_without_proxies(), "REQUESTS_CA_BUNDLE": str(ca.ca_path)})
+            env={**local_env(), "REQUESTS_CA_BUNDLE": str(ca.ca_path)})
     assert result.stdout.startswith("sha512-"), result.stderr
     assert "http.client" in modules and "ssl" in modules
     assert {m.split(".")[0] for m in modules}.isdisjoint({"requests", "urllib3"})
@@ -120,7 +115,7 @@ def test_a_docker_fetch_uses_http_client_not_requests(tmp_path):
         server.add("/v2/", b"{}")
         result, modules = imported_modules(
             f"--dir={tmp_path / 'data'}", "--insecure-options=image,http", "fetch",
-            f"docker://{server.host}:{server.port}/app:latest", env=_without_proxies())
+            f"docker://{server.host}:{server.port}/app:latest", env=local_env())
         assert [r.path for r in server.requests][-1] == "/v2/app/manifests/latest"
     assert "rkt: " in result.stderr  # no such manifest: the requests were made all the same
     assert "http.client" in modules and "rkt_fetch_docker.client" in modules
