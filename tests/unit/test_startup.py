@@ -157,3 +157,22 @@ def test_nspawn_flavor_and_cni_backend_declare_records_without_dataclasses():
     added = set(json.loads(result.stdout.replace("'", '"')))
     assert "rkt_stage1_nspawn.units" in added and "rkt_net_cni.result" in added
     assert "dataclasses" not in added
+
+
+def test_the_console_script_collects_garbage_rarely():
+    """``console()`` raises the collector's threshold before the command runs: importing what a
+    run needs then triggers no collection (with Python's threshold: more than ten)."""
+    program = ("import gc, sys\n"
+               "from rkt_core.cli import main\n"
+               "def command():\n"
+               "    before = gc.get_stats()[0]['collections']\n"
+               "    import rkt_core.cli.run, rkt_core.stage0.run, rkt_core.plugins\n"
+               "    print(gc.get_threshold()[0], gc.get_stats()[0]['collections'] - before)\n"
+               "    sys.exit(0)\n"
+               "main.main = command\n"
+               "main.console()\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True, cwd="/")
+    threshold, collections = map(int, result.stdout.split())
+    assert threshold == 50_000
+    assert collections <= 1
