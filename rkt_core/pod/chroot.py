@@ -50,7 +50,8 @@ def run_app(pod, app: AppRuntime, options: RunOptions, namespaces: int = 0,
     parent = os.getpid()
     with proc.blocked_signals(proc.FORWARDED):
         pid, fds = spawn(lambda channel: stage2.start_app(app, options, parent, channel,
-                                                          namespaces, hostname))
+                                                          namespaces, hostname),
+                         fds=bool(app.post_stop))
         try:
             write_pid(pod, pid)
             code = proc.wait_forwarding(pid)

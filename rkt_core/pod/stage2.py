@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from typing import NoReturn
 
 from ..errors import RktError
@@ -43,14 +42,17 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
               namespaces: int = 0, hostname: str = "") -> NoReturn:
     """Run in the child of ``rkt run`` (pid ``parent``): set the app's root up in a new mount
     namespace (and the other ``namespaces``, ``CLONE_NEW*`` flags; ``hostname`` is set in a new
-    UTS namespace), run its pre-start handler, send the app's namespace fds and root fd to the
-    parent, and exec the app, keeping the pod's lock fd open in it and passing it its sockets
+    UTS namespace), run its pre-start handler, send the app's mount namespace fd and root fd to
+    the parent if it has a post-stop handler (spawn it with ``fds=bool(app.post_stop)``), and
+    exec the app, keeping the pod's lock fd open in it and passing it its sockets
     (``options.sockets``) as systemd would."""
     proc.set_parent_death_signal(signal.SIGKILL)  # until exec: rkt dying aborts the start
     _check_parent(parent)
     proc.set_dumpable(False)
     ns.unshare(ns.CLONE_NEWNS | namespaces)
     if hostname and namespaces & ns.CLONE_NEWUTS:
+        import socket
+
         socket.sethostname(hostname)
     root = mount_root(app, options)
     if app.pre_start:
@@ -63,7 +65,8 @@ def start_app(app: AppRuntime, options: RunOptions, parent: int, channel: Channe
     sockets = [s for s in options.sockets if s.app == app.name]
     keep += activation.pass_sockets([s.fd for s in sockets], [s.port for s in sockets], main.env,
                                     keep)
-    channel.send_fds([ns.open_ns("mnt"), root])
+    if app.post_stop:  # run in the app's namespace once the app exited
+        channel.send_fds([ns.open_ns("mnt"), root])
     os.set_inheritable(options.lock_fd, True)
     proc.set_parent_death_signal(0)  # from now on the app outlives rkt, as the pod lock does
     _check_parent(parent)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import stat
 
 from ..errors import RktError
@@ -38,6 +37,8 @@ class ListenSocket:
         """``tcp`` or ``udp`` for IP sockets of those types, else ""."""
         if not self.port:
             return ""
+        import socket
+
         return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(self.type, "")
 
 
@@ -51,6 +52,8 @@ def listen_sockets(environ: dict[str, str] | None = None) -> list[ListenSocket]:
         return []
     if not count.isdigit():
         raise RktError(f'LISTEN_FDS="{count}" is not a number of descriptors')
+    import socket  # only when sockets were passed: a run without imports none
+
     names = (values["LISTEN_FDNAMES"] or "").split(":")
     found = []
     for i in range(int(count)):
@@ -72,8 +75,10 @@ def listen_sockets(environ: dict[str, str] | None = None) -> list[ListenSocket]:
     return found
 
 
-def _ip_address(sock: socket.socket) -> tuple[int, str]:
+def _ip_address(sock) -> tuple[int, str]:
     """The local port and address of an IP socket; (0, "") for others."""
+    import socket
+
     if sock.family == socket.AF_INET:
         host, port = sock.getsockname()[:2]
         return port, f"{host}:{port}"

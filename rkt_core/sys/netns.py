@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 import struct
 
 from . import mount, ns
@@ -38,6 +37,8 @@ def _share_dir(directory: str) -> None:
 
 def set_link_up(name: str) -> None:
     """Bring the interface ``name`` of this process's network namespace up."""
+    import socket  # not at import: a host-network pod makes no namespace
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         request = struct.pack("16sH22x", name.encode(), 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]

@@ -116,7 +116,7 @@ def keep(start: Callable[[], None], channel, lock_fd: int, pid_file: str) -> Non
     signal.set_wakeup_fd(wake_w)
     proc.set_parent_death_signal(signal.SIGTERM)  # rkt run dies: the pod shuts down
     write_atomic(pid_file, str(pid).encode(), durable=False)
-    channel.sock.close()  # rkt run's spawn returns: the pod runs
+    channel.close()  # rkt run's spawn returns: the pod runs
     pidfd = os.pidfd_open(pid)
     _detach(keep_fds=(lock_fd, pidfd, wake_r, wake_w))
     poller = select.poll()

@@ -84,7 +84,8 @@ def test_stop_of_a_pod_without_pid_that_is_not_running_returns(pod):
 # --- the set-up channel -----------------------------------------------------------------------
 
 
-def test_spawn_reports_set_up_errors_and_reaps_the_child():
+@pytest.mark.parametrize("fds", [False, True])  # a pipe; a socket pair
+def test_spawn_reports_set_up_errors_and_reaps_the_child(fds):
     def child(channel):
         raise RktError("no luck")
 
@@ -92,7 +93,7 @@ def test_spawn_reports_set_up_errors_and_reaps_the_child():
     pid = os.fork()
     if pid == 0:
         try:
-            spawn(child)
+            spawn(child, fds=fds)
         except RktError as e:
             try:
                 os.waitpid(-1, os.WNOHANG)
@@ -110,7 +111,7 @@ def test_spawn_returns_after_exec_with_the_descriptors_sent():
         channel.send_fds([write])
         os.execv("/bin/true", ["true"])
 
-    pid, fds = spawn(child)
+    pid, fds = spawn(child, fds=True)
     os.close(write)
     assert len(fds) == 1
     os.write(fds[0], b"x")  # the pipe's write end, passed back
@@ -118,6 +119,44 @@ def test_spawn_returns_after_exec_with_the_descriptors_sent():
     assert os.waitpid(pid, 0)[1] == 0
     for fd in (read, *fds):
         os.close(fd)
+
+
+def test_spawn_reports_a_message_longer_than_a_pipe_write_whole():
+    message = "x" * 200_000  # several atomic pipe writes, several reads
+
+    def child(channel):
+        raise RktError(message)
+
+    with pytest.raises(RktError) as raised:
+        spawn(child)
+    assert raised.value.message == message
+
+
+def test_descriptors_need_a_channel_made_for_them():
+    read, write = os.pipe()
+    try:
+        with pytest.raises(RktError, match="made without fds=True"):
+            spawn(lambda channel: channel.send_fds([write]))
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.parametrize("fds", [False, True])
+def test_a_child_that_closes_its_channel_counts_as_started(fds):
+    read, write = os.pipe()
+
+    def child(channel):
+        channel.close()
+        os.read(read, 1)  # still running after spawn returned: until told
+        os._exit(5)
+
+    pid, received = spawn(child, fds=fds)
+    assert received == []
+    os.write(write, b"x")
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 5
+    os.close(read)
+    os.close(write)
 
 
 def test_spawn_describes_os_errors():

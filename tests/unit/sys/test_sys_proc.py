@@ -188,3 +188,12 @@ def test_close_in_background_closes_our_copies_and_the_last_reference():
         os.fstat(write)  # our copy is gone at once
     assert os.read(read, 1) == b""  # and the detached process dropped the last one: EOF
     os.close(read)
+
+
+def test_close_in_background_forks_nothing_for_nothing(monkeypatch):
+    def no_fork():
+        raise AssertionError("forked with no descriptor to close")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    proc.close_in_background([])
+    proc.close_in_background([-1])
