@@ -120,6 +120,9 @@ def test_a_docker_fetch_uses_http_client_not_requests(tmp_path):
     assert "rkt: " in result.stderr  # no such manifest: the requests were made all the same
     assert "http.client" in modules and "rkt_fetch_docker.client" in modules
     assert {m.split(".")[0] for m in modules}.isdisjoint({"requests", "urllib3"})
+    # the plugin's records are rkt_core.records ones; uname is read without `platform`
+    assert "rkt_fetch_docker.manifest" in modules
+    assert modules.isdisjoint({"dataclasses", "platform"})
 
 
 # What a fly run of a stored image has no use for: making temporary files (tempfile, and the

@@ -8,15 +8,17 @@ commas and broke on both. Scheme and parameter names are case-insensitive (lower
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from rkt_core.plugin_api import dataclass, field
+
+# Compiled on first use (re caches them): most fetches meet no challenge.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
-_SCHEME = re.compile(rf"[\s,]*({_TOKEN})")
-_PARAM = re.compile(rf"\s*({_TOKEN})\s*=\s*({_TOKEN}|{_QUOTED})\s*(,?)")
-_TOKEN68 = re.compile(r"\s+([A-Za-z0-9\-._~+/]+=*)\s*(?:,|\Z)")
-_ESCAPE = re.compile(r"\\(.)")
-_SEPARATOR = re.compile(r"\s*(?:,|\Z)")
+_SCHEME = rf"[\s,]*({_TOKEN})"
+_PARAM = rf"\s*({_TOKEN})\s*=\s*({_TOKEN}|{_QUOTED})\s*(,?)"
+_TOKEN68 = r"\s+([A-Za-z0-9\-._~+/]+=*)\s*(?:,|\Z)"
+_ESCAPE = r"\\(.)"
+_SEPARATOR = r"\s*(?:,|\Z)"
 
 
 @dataclass(frozen=True)
@@ -30,30 +32,32 @@ class Challenge:
 
 def _unquote(value: str) -> str:
     if value.startswith('"'):
-        return _ESCAPE.sub(r"\1", value[1:-1])
+        return re.sub(_ESCAPE, r"\1", value[1:-1])
     return value
 
 
 def parse_challenges(header: str) -> list[Challenge]:
     """All challenges of a ``WWW-Authenticate`` value (several headers joined with ``,`` too).
     What cannot be parsed ends the list."""
+    scheme_re, param_re, token68_re, separator_re = map(
+        re.compile, (_SCHEME, _PARAM, _TOKEN68, _SEPARATOR))
     challenges = []
     pos = 0
-    while match := _SCHEME.match(header, pos):
+    while match := scheme_re.match(header, pos):
         scheme, pos = match.group(1).lower(), match.end()
         params: dict[str, str] = {}
         separated = False  # a comma (or the end) follows: another challenge may come
-        token68 = _TOKEN68.match(header, pos)
-        if token68 and not _PARAM.match(header, pos):
+        token68 = token68_re.match(header, pos)
+        if token68 and not param_re.match(header, pos):
             params[""] = token68.group(1)
             pos, separated = token68.end(), True
         else:
-            while param := _PARAM.match(header, pos):
+            while param := param_re.match(header, pos):
                 params.setdefault(param.group(1).lower(), _unquote(param.group(2)))
                 pos, separated = param.end(), bool(param.group(3))
                 if not separated:
                     break
         challenges.append(Challenge(scheme, params))
-        if not (separated or _SEPARATOR.match(header, pos)):
+        if not (separated or separator_re.match(header, pos)):
             break
     return challenges

@@ -20,11 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import platform
+import os
 import re
-from dataclasses import dataclass, field
 
-from rkt_core.plugin_api import ImageError
+from rkt_core.plugin_api import ImageError, dataclass, field
 
 from .client import MAX_CONFIG_BYTES, Registry
 from .digest import check, check_bytes, digest_of, parse_digest
@@ -50,8 +49,8 @@ LAYER_TYPES = ("application/vnd.docker.image.rootfs.diff.tar.gzip",
 # Each layer is a file open while squashing; docker itself stops at 125 (moby's layer depth).
 MAX_LAYERS = 500
 
-_V1_ID = re.compile(r"[a-f0-9]{64}\Z")
-# platform.machine() -> (GOARCH, variant), the names registries use.
+_V1_ID = r"[a-f0-9]{64}\Z"  # compiled on first use: schema1 only
+# uname's machine -> (GOARCH, variant), the names registries use.
 _GOARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "v8"),
            "arm64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
            "i386": ("386", ""), "i686": ("386", ""), "ppc64le": ("ppc64le", ""),
@@ -93,8 +92,9 @@ class Image:
 
 def host_platform() -> tuple[str, str, str]:
     """This machine as registries name platforms: (os, architecture, variant)."""
-    arch, variant = _GOARCH.get(platform.machine(), (platform.machine().lower(), ""))
-    return platform.system().lower(), arch, variant
+    system = os.uname()  # what platform.system() and machine() read, without its import
+    arch, variant = _GOARCH.get(system.machine, (system.machine.lower(), ""))
+    return system.sysname.lower(), arch, variant
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def _schema1(doc: dict, ref: DockerRef, digest: str, what: str) -> Image:
         if not isinstance(compat, str):
             raise ImageError(f"{what}: history[{i}] has no v1Compatibility")
         v1 = _json_object(compat.encode(), f"{what}: history[{i}]")
-        if not isinstance(v1.get("id"), str) or not _V1_ID.match(v1["id"]):
+        if not isinstance(v1.get("id"), str) or not re.match(_V1_ID, v1["id"]):
             raise ImageError(f"{what}: history[{i}] has an invalid layer id {v1.get('id')!r}")
         if entries and entries[-1][1]["id"] == v1["id"]:
             continue  # old registries repeat a layer: consecutive duplicates collapse

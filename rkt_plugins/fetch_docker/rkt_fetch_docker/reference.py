@@ -11,9 +11,8 @@ empty segment ever reaches a registry URL or a file name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from rkt_core.plugin_api import ImageError, UsageError
+from rkt_core.plugin_api import ImageError, UsageError, dataclass
 
 from .digest import parse_digest
 
