@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 
 from ..crashpoints import crash_point
@@ -234,11 +231,15 @@ def _write_tree(ctx, ref: str, target: str, rootfs_only: bool, overwrite: bool, 
         crash_point("extract.rendered")
         if os.path.lexists(target):
             if os.path.isdir(target) and not os.path.islink(target):
+                import shutil
+
                 shutil.rmtree(target)
             else:
                 os.unlink(target)
         os.rename(work, target)
     except BaseException:
+        import shutil
+
         shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
@@ -251,8 +252,12 @@ WORK_PREFIX = ".rkt-extract-"
 def _new_work_dir(parent: str) -> tuple[str, int]:
     """A new hidden directory beside the target to render into, and a descriptor holding its
     flock for as long as it is in use (made again if a cleanup took it before the lock)."""
-    while True:
-        work = tempfile.mkdtemp(dir=parent, prefix=WORK_PREFIX)
+    while True:  # named as write_atomic names its files: tempfile's import costs more
+        work = os.path.join(parent, WORK_PREFIX + os.urandom(6).hex())
+        try:
+            os.mkdir(work, 0o700)
+        except FileExistsError:
+            continue
         fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink:
@@ -278,6 +283,8 @@ def _remove_abandoned_work_dirs(parent: str) -> None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a render in progress
+            import shutil
+
             shutil.rmtree(path, ignore_errors=True)
         finally:
             os.close(fd)
@@ -333,6 +340,8 @@ def image_export(image_ref, output, overwrite) -> None:
 
 def _replace_file(blob, output: str) -> None:
     """Write ``blob`` to a temp file beside ``output`` (resolved) and rename it over."""
+    import tempfile
+
     from ..sys.fs import fsync_dir
 
     target = os.path.realpath(output)
@@ -401,6 +410,8 @@ def image_cat_manifest(image_ref, pretty_print) -> None:
 @argument("images", nargs=-1, required=True)
 def image_verify(images) -> None:
     """Verify the stored blob and the rendered tree of image(s); rebuild a modified tree."""
+    import hashlib
+
     from ..pod.references import prepare_lock
     from ..store.treestore import TreeStore, TreeVerificationError
 

@@ -17,7 +17,6 @@ import os
 import stat
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from ..access import check_not_shared
 from ..appc import AppcError, ImageManifest
@@ -30,7 +29,10 @@ from ..types import RemoteInfo
 from . import db
 from ..records import dataclass, field
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (for `rkt image list`)
 if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterator
+
     from .aci import Limits
 
 KEY_PREFIX = "sha512-"

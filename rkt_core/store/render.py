@@ -26,13 +26,16 @@ import hashlib
 import os
 import posixpath
 import tarfile
-from typing import Callable
 
 from ..errors import ImageError
 from .aci import CHUNK, TAR_ERRORS, CappedTarInfo, clean_name
 from .extract import ScopedExtractor
 from .readahead import ReadAhead
 from ..records import dataclass, field
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import
+if TYPE_CHECKING:
+    from typing import Callable
 
 ROOTFS = "rootfs"
 PREFIX = ROOTFS + "/"

@@ -73,6 +73,13 @@ def test_list_reads_pod_manifests_without_the_appc_model(tmp_path, args):
     assert modules.isdisjoint({"rkt_core.appc", "typing", "datetime", "signal"})
 
 
+def test_image_list_imports_nothing_for_other_image_commands(tmp_path):
+    _, modules = imported_modules(f"--dir={tmp_path}", "image", "list")
+    assert "rkt_core.store.imagestore" in modules
+    # OpenSSL's hashlib, shutil (with bz2 and lzma) and tempfile: a sixth of the command
+    assert modules.isdisjoint({"_hashlib", "shutil", "tempfile"})
+
+
 def test_help_still_goes_through_click(tmp_path):
     result, packages = imported_packages("list", "--help")
     assert "click" in packages
