@@ -52,7 +52,7 @@ def listen_sockets(environ: dict[str, str] | None = None) -> list[ListenSocket]:
         return []
     if not count.isdigit():
         raise RktError(f'LISTEN_FDS="{count}" is not a number of descriptors')
-    import socket  # only when sockets were passed: a run without imports none
+    import socket  # only when sockets were passed: most runs never import it
 
     names = (values["LISTEN_FDNAMES"] or "").split(":")
     found = []
