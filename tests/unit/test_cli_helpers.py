@@ -64,3 +64,8 @@ def test_image_argument_classification(tmp_path, monkeypatch):
     assert classify("plainfile").kind == "path"
     assert classify("example.com/app:1.0").kind == "name"
     assert classify("example.com/app:1.0").scheme == "appc"
+    assert classify("Docker://busybox").scheme == "docker"
+    assert classify("git+ssh.x-y://host/x").scheme == "git+ssh.x-y"
+    for not_a_url in ("1docker://x", "://x", "a/b://c", "do_cker://x", "dock er://x",
+                      "docker:/x", "\u017f://x"):  # not ASCII: the long s
+        assert classify(not_a_url).kind != "url", not_a_url
