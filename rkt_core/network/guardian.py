@@ -23,6 +23,12 @@ Then one of two things happens:
 
 It holds the lock while tearing down, so ``rkt gc`` leaves the pod alone meanwhile; gc tears
 down again anyway (idempotently), which covers a guardian that was killed itself.
+
+A flavor that knows when every app of the pod has exited, with none of their processes left,
+may say so (:func:`release_early`, ``plugin_api.stage1.release_networks``): ``rkt run`` tells
+the guardian, which tears the networks down at once, while the rest of the pod (its init,
+shutting down) still holds the lock, so that neither gc nor rm touches it meanwhile. What is
+still up then is released as above once the pod is gone.
 """
 
 from __future__ import annotations
@@ -37,7 +43,19 @@ import sys
 from ..errors import NotFoundError
 from ..sys.lock import FileLock, LockBusyError
 
-_EXITING, _DONE, _BUSY = b"x", b"D", b"B"
+_EXITING, _DONE, _BUSY, _RELEASE = b"x", b"D", b"B", b"r"
+
+# This process's guardians, by pod uuid (for release_early).
+_GUARDIANS: dict[str, Guardian] = {}
+
+
+def release_early(uuid: str) -> None:
+    """Have the networks of pod ``uuid`` released now: every app of it has exited and none of
+    their processes is left (what else of the pod is left, its init, needs no network). A no-op
+    for a pod this process set no networks up for."""
+    guardian = _GUARDIANS.get(uuid)
+    if guardian is not None:
+        guardian.release()
 
 
 class Guardian:
@@ -67,11 +85,23 @@ class Guardian:
         os.close(pod_fd)
         os.waitpid(pid, 0)
         self.sock = ours
+        self.released = False
+        _GUARDIANS[pod.uuid] = self
+
+    def release(self) -> None:
+        """Ask for the early release (once); the guardian does it while ``rkt run`` goes on."""
+        if not self.released:
+            self.released = True
+            try:
+                self.sock.sendall(_RELEASE)
+            except OSError:
+                pass  # the guardian is gone: finish() copes
 
     def finish(self, ctx, pod) -> None:
         """``rkt run`` is done with the pod: drop its hold on the pod's lock and have the
         networks released now, unless pod processes are still alive (then the guardian
         releases them when those exit). Returns once the guardian has answered."""
+        _GUARDIANS.pop(pod.uuid, None)
         _drop_hold(pod)
         reply = b""
         try:
@@ -122,8 +152,6 @@ def _teardown_if_unlocked(ctx, data_dir: str, uuid: str) -> None:
 
 def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> None:
     """The guardian's life (never returns normally: the caller exits)."""
-    from .. import network
-    from ..pod.pod import Pod
     from ..sys import proc
 
     # Objects inherited from rkt run may own descriptors closed below: never finalize them.
@@ -143,10 +171,20 @@ def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> N
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     warnings: list[str] = []
     ctx.warn = warnings.append  # reported to rkt run, which prints them
-    try:
-        told = sock.recv(1) == _EXITING
-    except OSError:
-        told = False
+    told = False
+    while True:
+        try:
+            message = sock.recv(1)
+        except OSError:
+            break
+        if message != _RELEASE:
+            told = message == _EXITING
+            break
+        # Without the lock (see the module docs). What fails now is tried again, and only
+        # then reported, once the pod is gone.
+        ctx.warn = lambda message: None
+        _teardown(ctx, data_dir, uuid)
+        ctx.warn = warnings.append
     try:
         fcntl.flock(pod_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -156,16 +194,25 @@ def _guard(ctx, data_dir: str, uuid: str, pod_fd: int, sock: socket.socket) -> N
         told = False
         fcntl.flock(pod_fd, fcntl.LOCK_EX)
     # Holding the lock: the pod has no process left, and gc waits for us.
+    _teardown(ctx, data_dir, uuid)
+    os.close(pod_fd)  # the pod reads as exited from now on: before rkt run hears of it
+    if told:
+        _send(sock, _DONE + "".join(w + "\n" for w in warnings).encode())
+
+
+def _teardown(ctx, data_dir: str, uuid: str) -> None:
+    """Release the pod's networks (what is released already is left alone); failures go to
+    ``ctx.warn``."""
+    from .. import network
+    from ..pod.pod import Pod
+
     try:
         with Pod.open(data_dir, uuid) as pod:
             network.teardown(ctx, pod)
     except NotFoundError:
         pass  # the pod is gone: gc deleted it (and its networks) first
     except Exception as e:  # noqa: BLE001 - report what we can; gc retries
-        warnings.append(f'networking: pod "{uuid}": teardown failed: {e}')
-    os.close(pod_fd)  # the pod reads as exited from now on: before rkt run hears of it
-    if told:
-        _send(sock, _DONE + "".join(w + "\n" for w in warnings).encode())
+        ctx.warn(f'networking: pod "{uuid}": teardown failed: {e}')
 
 
 def _send(sock: socket.socket, data: bytes) -> None:

@@ -7,9 +7,10 @@
 - ``proc``: prctl settings, pidfd-style process handles, signal forwarding, exit statuses;
 - ``netns``: pinned network namespaces (``/run/netns``);
 - ``spawn``: fork a process that must exec, with its set-up errors reported to the parent;
-- ``activation``: the sockets systemd passed (socket activation, ``LISTEN_FDS``).
+- ``activation``: the sockets systemd passed (socket activation, ``LISTEN_FDS``);
+- ``watch``: a pollable wait for names to appear in a directory (inotify).
 """
 
-from ..sys import activation, libc, mount, netns, ns, proc, scoped, spawn
+from ..sys import activation, libc, mount, netns, ns, proc, scoped, spawn, watch
 
-__all__ = ["activation", "libc", "mount", "netns", "ns", "proc", "scoped", "spawn"]
+__all__ = ["activation", "libc", "mount", "netns", "ns", "proc", "scoped", "spawn", "watch"]

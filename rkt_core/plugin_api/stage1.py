@@ -16,7 +16,9 @@ app's root comes from an untrusted image, so it is only ever touched through an 
 - :mod:`chroot` (``run_app``, ``enter_app``, ``signal_app``, ``write_pid``,
   ``write_exit_status``): a whole chroot-style flavor's run, enter and stop in a few calls.
 
-:func:`flavor_settings` gives a flavor its settings from the ``stage1`` configuration.
+:func:`flavor_settings` gives a flavor its settings from the ``stage1`` configuration;
+:func:`release_networks` lets a flavor that knows when all apps are gone have the pod's networks
+released while the rest of the pod is still shutting down.
 
 A flavor records the pod's pid (:func:`~rkt_core.pod.chroot.write_pid`) once the pod started and
 each app's exit status (:func:`~rkt_core.pod.chroot.write_exit_status`) when it ends. A flavor
@@ -43,6 +45,16 @@ def app_runtimes(pod: PodView) -> list[AppRuntime]:
     return _app_runtimes(pod.data_dir, pod.path, pod.manifest())
 
 
+def release_networks(pod: PodView) -> None:
+    """Release the pod's contained networks now, from ``run``, once every app of the pod has
+    exited and none of their processes is left (what else is left of the pod, its init shutting
+    down, needs no network); else they are released once the pod's last process is gone. A
+    no-op for a pod without contained networks."""
+    from ..network.guardian import release_early
+
+    release_early(pod.uuid)
+
+
 def flavor_settings(flavor: str) -> dict:
     """The settings of ``flavor`` in the running command's ``stage1`` configuration
     (``stage1.d/*.json``: ``{"rktKind": "stage1", "rktVersion": "v1", "flavors": {"kvm":
@@ -61,6 +73,7 @@ __all__ = [
     "AppLimits", "AppRuntime", "LogLine", "PodView", "Process", "RunOptions", "Stage1",
     "Stage1Features", "Stage1Flavor", "Stage1Logs", "VolumeMount", "app_limits", "app_rootfs",
     "app_runtimes", "bind_name_service", "chroot", "exec_in", "flavor_settings", "mount_root",
-    "mount_step", "path_exists", "process", "process_environment", "resolve_account", "resolve_directory",
-    "resolve_executable", "resolve_user", "run_handler", "shared_volume", "start_app",
+    "mount_step", "path_exists", "process", "process_environment", "release_networks",
+    "resolve_account", "resolve_directory", "resolve_executable", "resolve_user", "run_handler",
+    "shared_volume", "start_app",
 ]

@@ -1,4 +1,5 @@
-"""The C library, for the Linux calls Python 3.11 lacks (mount, unshare, setns, prctl, syncfs).
+"""The C library, for the Linux calls Python 3.11 lacks (mount, unshare, setns, prctl, syncfs,
+inotify).
 
 This is the one place ``rkt_core`` reaches libc: the modules of :mod:`rkt_core.sys` go through
 :func:`call`, which turns a failure into an ``OSError`` carrying errno. Unit tests fake the
@@ -19,6 +20,8 @@ _ARGTYPES = {
     "setns": (ctypes.c_int, ctypes.c_int),
     "prctl": (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong),
     "syncfs": (ctypes.c_int,),
+    "inotify_init1": (ctypes.c_int,),
+    "inotify_add_watch": (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32),
 }
 
 _libc: Any = None  # the C library, loaded on first use; unit tests replace it with a fake

@@ -26,6 +26,8 @@ class Recording:
 
     def teardown(self, pod, context):
         if os.path.exists(pod.file("fail-teardown")):
+            with open(pod.file("failed-teardowns"), "a") as f:
+                f.write(f"{os.getpid()}\n")
             raise RuntimeError("plugin broke")
         with open(pod.file("teardowns"), "a") as f:
             f.write(f"{os.getpid()}\n")
@@ -109,6 +111,50 @@ def test_a_process_still_holding_the_pod_delays_the_teardown(pod):
     wait_for(lambda: _teardowns(pod), what="the teardown")
     wait_for(lambda: pod.state == "exited", what="the pod to exit")
     assert not network.needs_teardown(pod)
+
+
+def test_an_early_release_tears_down_while_the_pod_still_runs(pod):
+    """A flavor says every app is gone (release_networks) while the pod's init still holds the
+    lock: the networks go at once; finish then finds nothing left and the pod exits."""
+    from rkt_core.plugin_api.stage1 import release_networks
+    from rkt_core.pod.view import PodView
+
+    ctx = Ctx()
+    guardian = Guardian(ctx, pod)
+    init = subprocess.Popen(["sleep", "60"], pass_fds=(pod.lock.fd,))  # shutting down
+    try:
+        release_networks(PodView(pod))
+        wait_for(lambda: _teardowns(pod), what="the early teardown")
+        assert not network.needs_teardown(pod)
+        assert pod.state == "running"  # the lock is still held: gc and rm stay away
+        release_networks(PodView(pod))  # asked once only
+    finally:
+        init.kill()
+        init.wait()
+    guardian.finish(ctx, pod)
+    assert len(_teardowns(pod)) == 1 and ctx.warnings == []
+    assert pod.state == "exited"
+
+
+def test_a_failed_early_release_is_retried_and_reported_once_the_pod_is_gone(pod):
+    open(pod.file("fail-teardown"), "w").close()
+    ctx = Ctx()
+    guardian = Guardian(ctx, pod)
+    guardian.release()
+    guardian.release()
+    wait_for(lambda: os.path.exists(pod.file("failed-teardowns")), what="the early teardown")
+    os.unlink(pod.file("fail-teardown"))  # the plugin works again by the end of the pod
+    guardian.finish(ctx, pod)
+    assert len(_teardowns(pod)) == 1 and ctx.warnings == []
+    assert len(open(_pod_file(pod, "failed-teardowns")).read().split()) == 1  # asked once
+    assert not network.needs_teardown(pod)
+
+
+def test_releasing_a_pod_without_a_guardian_does_nothing(pod):
+    from rkt_core.network.guardian import release_early
+
+    release_early(pod.uuid)  # host networking: no guardian, nothing to release
+    assert _teardowns(pod) == [] and network.needs_teardown(pod)
 
 
 def test_rkt_run_killed_or_exec_ed(pod, tmp_path):

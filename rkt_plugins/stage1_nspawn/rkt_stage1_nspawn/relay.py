@@ -16,6 +16,7 @@ import errno
 import os
 import select
 import socket
+from typing import Callable
 
 from rkt_core.plugin_api.linux import ns
 
@@ -116,10 +117,13 @@ class Relay:
                 self.targets[fd] = (target, JournalStream(apps[unit], PRIORITY[target],
                                                           pod_init))
 
-    def pump(self, until_fd: int) -> None:
-        """Copy until ``until_fd`` (a pidfd of nspawn) is readable, then drain what is left."""
+    def pump(self, until_fd: int, also: dict[int, Callable[[], bool]] | None = None) -> None:
+        """Copy until ``until_fd`` (a pidfd of nspawn) is readable, then drain what is left.
+        ``also`` maps more descriptors to what to call when they are readable; a call that
+        returns True is the last for its descriptor."""
+        also = dict(also or {})
         poller = select.poll()
-        for fd in self.targets:
+        for fd in [*self.targets, *also]:
             poller.register(fd, select.POLLIN)
         poller.register(until_fd, select.POLLIN)
         while True:
@@ -129,6 +133,10 @@ class Relay:
             for fd, _ in events:
                 if fd == until_fd:
                     done = True
+                elif fd in also:
+                    if also[fd]():
+                        poller.unregister(fd)
+                        del also[fd]
                 else:
                     self._copy(fd)
             if waiting:

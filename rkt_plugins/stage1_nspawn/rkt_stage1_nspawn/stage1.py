@@ -20,9 +20,9 @@ import time
 
 from rkt_core.plugin_api import NotFoundError, RktError, RunOptions, Stage1Features
 from rkt_core.plugin_api.fs import write_atomic
-from rkt_core.plugin_api.linux import activation, mount, ns, proc, spawn
+from rkt_core.plugin_api.linux import activation, mount, ns, proc, spawn, watch
 from rkt_core.plugin_api.stage1 import (CAPABILITIES, LINUX_ISOLATORS, AppRuntime, app_limits,
-                                        app_runtimes)
+                                        app_runtimes, release_networks)
 
 from . import apps as app_roots
 from . import cgroups, keeper, nspawn, rootfs, units, userns
@@ -97,6 +97,10 @@ class NspawnStage1:
             pod, [units.unit_name(a.name) for a in apps])
         relay = Relay(fifos, {units.unit_name(a.name): a.name for a in apps},
                       lambda: pod_init(nspawn_pid) if nspawn_pid > 0 else None)
+        # An app's status is recorded once its unit stopped, its processes gone: when all apps
+        # have one, the pod's networks are released while the pod's systemd shuts down.
+        exited = watch.DirectoryWatch(pod.file("stage1", "rootfs", "rkt", "status"),
+                                      [a.name for a in apps]) if options.netns else None
         nspawn_pid = -1
         forwarder = _Forwarder()  # from before the pod reads as running (its pid is written)
         old = {sig: signal.signal(sig, forwarder) for sig in keeper.FORWARDED}
@@ -105,11 +109,13 @@ class NspawnStage1:
                 lambda: _start(pod, apps, options, found, shift), channel, options.lock_fd,
                 pod.file("pid")))
             nspawn_pid = pod.pid or -1
-            status = self._supervise(pid, relay, forwarder)
+            status = self._supervise(pid, relay, forwarder, pod, exited)
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             relay.close()
+            if exited is not None:
+                exited.close()
             cgroups.remove(found, pod.uuid)
         return self._exit_status(pod, apps, proc.exit_code(status))
 
@@ -124,13 +130,21 @@ class NspawnStage1:
         return value
 
     @staticmethod
-    def _supervise(pid: int, relay: Relay, forwarder: _Forwarder) -> int:
-        """Relay output until the keeper (``pid``) exits, passing on the signals rkt run gets;
-        return its wait status (nspawn's)."""
+    def _supervise(pid: int, relay: Relay, forwarder: _Forwarder, pod,
+                   exited: watch.DirectoryWatch | None) -> int:
+        """Relay output until the keeper (``pid``) exits, passing on the signals rkt run gets,
+        and release the networks once every app recorded its exit (``exited``); return the
+        keeper's wait status (nspawn's)."""
+        def all_exited() -> bool:
+            if not exited.has_all():
+                return False
+            release_networks(pod)
+            return True
+
         pidfd = os.pidfd_open(pid)
         forwarder.attach(pidfd)
         try:
-            relay.pump(pidfd)
+            relay.pump(pidfd, {exited.fileno(): all_exited} if exited is not None else None)
             _, status = os.waitpid(pid, 0)
         finally:
             forwarder.attach(None)
