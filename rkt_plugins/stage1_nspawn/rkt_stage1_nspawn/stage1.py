@@ -97,10 +97,7 @@ class NspawnStage1:
             pod, [units.unit_name(a.name) for a in apps])
         relay = Relay(fifos, {units.unit_name(a.name): a.name for a in apps},
                       lambda: pod_init(nspawn_pid) if nspawn_pid > 0 else None)
-        # An app's status is recorded once its unit stopped, its processes gone: when all apps
-        # have one, the pod's networks are released while the pod's systemd shuts down.
-        exited = watch.DirectoryWatch(pod.file("stage1", "rootfs", "rkt", "status"),
-                                      [a.name for a in apps]) if options.netns else None
+        exited = _watch_statuses(pod, apps) if options.netns else None
         nspawn_pid = -1
         forwarder = _Forwarder()  # from before the pod reads as running (its pid is written)
         old = {sig: signal.signal(sig, forwarder) for sig in keeper.FORWARDED}
@@ -271,6 +268,18 @@ def nspawn_process(pod, wait: float = 0) -> int | None:
 
 
 # --- the process that becomes nspawn -----------------------------------------------------------
+
+
+def _watch_statuses(pod, apps: list[AppRuntime]) -> watch.DirectoryWatch | None:
+    """A watch of the apps' exit statuses. A reaper records one once its app's unit stopped,
+    no process of the app left: when all apps have one, the pod's networks can go while the
+    pod's systemd shuts down. None when inotify is refused (its limits): the networks then go
+    after the pod, as they would without it."""
+    try:
+        return watch.DirectoryWatch(pod.file("stage1", "rootfs", "rkt", "status"),
+                                    [a.name for a in apps])
+    except OSError:
+        return None
 
 
 def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups.Hierarchy],

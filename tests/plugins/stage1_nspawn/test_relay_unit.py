@@ -26,3 +26,17 @@ def test_pump_calls_what_it_watches_until_told_it_is_done(tmp_path):
     assert calls == [False, True]  # not called again once it said it was done
     os.close(end_r)
     os.close(end_w)
+
+
+def test_without_a_status_watch_the_networks_wait_for_the_pod(tmp_path):
+    """inotify refused (here: no such directory): no early release, and no error."""
+    from types import SimpleNamespace
+
+    from rkt_stage1_nspawn.stage1 import _watch_statuses
+
+    pod = SimpleNamespace(file=lambda *parts: str(tmp_path.joinpath("missing", *parts)))
+    assert _watch_statuses(pod, [SimpleNamespace(name="app")]) is None
+    (tmp_path / "stage1" / "rootfs" / "rkt" / "status").mkdir(parents=True)
+    pod = SimpleNamespace(file=lambda *parts: str(tmp_path.joinpath(*parts)))
+    with _watch_statuses(pod, [SimpleNamespace(name="app")]) as watch:
+        assert not watch.has_all()
