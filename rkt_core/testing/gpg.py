@@ -40,9 +40,14 @@ class GpgSigner:
         self.home = Path(tempfile.mkdtemp(prefix="gpg-", dir=parent))
         self._owned_tmp = parent is None
         self.uid = uid
+        # An expired key is made two days ago and used an hour later. gpg's faked clock runs on
+        # from where each process sets it: using it at the very time the key was made failed
+        # whenever the key generation itself took longer ("created in the future").
         self._faked_time = int(time.time()) - 2 * _DAY if expired else None
         self._gpg("--passphrase", "", "--quick-gen-key", uid, algorithm, "sign",
                   "1d" if expired else "never")
+        if expired:
+            self._faked_time += 3600
         listing = self._gpg("--with-colons", "--list-keys", uid).stdout.decode()
         self.fingerprint = next(line.split(":")[9] for line in listing.splitlines()
                                 if line.startswith("fpr:"))
@@ -50,7 +55,7 @@ class GpgSigner:
     def _gpg(self, *args: str) -> subprocess.CompletedProcess:
         cmd = ["gpg", "--homedir", str(self.home), "--batch", "--yes", "--pinentry-mode", "loopback"]
         if self._faked_time is not None:
-            cmd += ["--faked-system-time", str(self._faked_time + 60)]
+            cmd += ["--faked-system-time", str(self._faked_time)]
         return subprocess.run([*cmd, *args], check=True, capture_output=True)
 
     def export_public(self) -> bytes:
