@@ -43,9 +43,12 @@ class Channel:
             self._sock.close()
         else:
             os.close(self._fd)
+        self._fd = -1  # a later fail() must not write to whatever reuses the number
 
     def fail(self, message: str) -> None:
-        """Report the error that ends the child."""
+        """Report the error that ends the child (nothing once the channel is closed)."""
+        if self._fd < 0:
+            return
         report = memoryview(_FAILED + message.encode("utf-8", "replace"))
         while report:
             report = report[os.write(self._fd, report):]

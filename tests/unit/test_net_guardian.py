@@ -150,6 +150,17 @@ def test_a_failed_early_release_is_retried_and_reported_once_the_pod_is_gone(pod
     assert not network.needs_teardown(pod)
 
 
+def test_a_release_asked_of_a_dead_guardian_is_left_to_finish(pod):
+    ctx = Ctx()
+    guardian = Guardian(ctx, pod)
+    (holder,) = _holders(pod.path)  # the guardian
+    os.kill(holder, signal.SIGKILL)
+    wait_for(lambda: not _holders(pod.path), what="the guardian to die")
+    guardian.release()  # its socket is closed: no error
+    guardian.finish(ctx, pod)  # rkt run tears down itself
+    assert len(_teardowns(pod)) == 1 and int(_teardowns(pod)[0]) == os.getpid()
+
+
 def test_releasing_a_pod_without_a_guardian_does_nothing(pod):
     from rkt_core.network.guardian import release_early
 

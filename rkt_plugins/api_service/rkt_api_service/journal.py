@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+
 from rkt_core.plugin_api import dataclass
 
 DIRECTORY = "api-service"

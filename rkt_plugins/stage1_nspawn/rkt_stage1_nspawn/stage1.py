@@ -267,9 +267,6 @@ def nspawn_process(pod, wait: float = 0) -> int | None:
     return pidfd
 
 
-# --- the process that becomes nspawn -----------------------------------------------------------
-
-
 def _watch_statuses(pod, apps: list[AppRuntime]) -> watch.DirectoryWatch | None:
     """A watch of the apps' exit statuses. A reaper records one once its app's unit stopped,
     no process of the app left: when all apps have one, the pod's networks can go while the
@@ -280,6 +277,9 @@ def _watch_statuses(pod, apps: list[AppRuntime]) -> watch.DirectoryWatch | None:
                                     [a.name for a in apps])
     except OSError:
         return None
+
+
+# --- the process that becomes nspawn -----------------------------------------------------------
 
 
 def _start(pod, apps: list[AppRuntime], options: RunOptions, found: list[cgroups.Hierarchy],

@@ -159,6 +159,23 @@ def test_a_child_that_closes_its_channel_counts_as_started(fds):
     os.close(write)
 
 
+def test_a_closed_channel_reports_nothing_even_where_its_number_is_reused():
+    read, write = os.pipe()
+
+    def child(channel):
+        number = channel.fileno()
+        channel.close()
+        os.dup2(write, number)  # something else gets the channel's number
+        os.close(write)
+        raise RktError("after the start")  # reported through the channel: must not be
+
+    pid, _ = spawn(child)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 254
+    os.close(write)
+    assert os.read(read, 100) == b""  # the pipe got no report
+    os.close(read)
+
+
 def test_spawn_describes_os_errors():
     with pytest.raises(RktError, match="No such file or directory: /nonexistent"):
         spawn(lambda channel: os.open("/nonexistent", os.O_RDONLY))
